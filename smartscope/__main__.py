@@ -1,0 +1,5 @@
+import sys
+
+from smartscope.cli import main
+
+sys.exit(main())

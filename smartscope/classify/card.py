@@ -1,0 +1,96 @@
+"""The model card: the JSON file that travels with a ``.tflite`` model and describes it.
+
+A model bundle is a folder holding ``model.tflite`` and ``model_card.json`` (this schema). Training
+writes it; ``smartscope.classify`` reads it and checks it against the model before use.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from smartscope.errors import ModelBundleError
+
+CARD_FILE = "model_card.json"
+MODEL_FILE = "model.tflite"
+CARD_VERSION = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InputSpec(_Frozen):
+    size_px: int = Field(64, description="side of the square model input, px")
+    channels: int = 1
+    crop_um: float = Field(description="physical side of a crop before resampling, um")
+    normalisation: str = Field(description="name of the preprocessing (vision.preprocess)")
+    value_range: tuple[float, float] = (-1.0, 1.0)
+
+
+class Quantisation(_Frozen):
+    input_dtype: str = "int8"
+    input_scale: float | None = None
+    input_zero_point: int | None = None
+    output_dtype: str = "int8"
+    output_scale: float | None = None
+    output_zero_point: int | None = None
+
+
+class ModelCard(_Frozen):
+    """Describes a model bundle. Unknown fields are refused, so a typo is an error."""
+
+    card_version: int = CARD_VERSION
+    name: str
+    classes: tuple[str, ...] = Field(min_length=2, description="class names, in output order")
+    input: InputSpec
+    quantisation: Quantisation = Quantisation()
+    created: str | None = Field(None, description="ISO 8601 time of export")
+    method: str = Field("sgan", description="sgan, supervised-only, or transfer")
+    seed: int | None = None
+    training: dict[str, Any] = Field(
+        default_factory=dict,
+        description="data summary: label counts per class, unlabelled count, split, data hashes",
+    )
+    scores: dict[str, Any] = Field(
+        default_factory=dict, description="test / validation metrics, baselines"
+    )
+    notes: list[str] = Field(default_factory=list, description="limitations, in plain words")
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / CARD_FILE
+        path.write_text(self.to_json() + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ModelCard:
+        """Read a card file (or the card inside a bundle folder).
+
+        Raises
+        ------
+        ModelBundleError
+            If the file is missing, not JSON, or does not follow the schema.
+        """
+        path = Path(path)
+        if path.is_dir():
+            path = path / CARD_FILE
+        if not path.is_file():
+            raise ModelBundleError(
+                f"{path}: model card not found; a bundle folder must hold {MODEL_FILE} and {CARD_FILE}"
+            )
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ModelBundleError(f"{path}: not valid JSON ({e}); re-export the bundle") from e
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            raise ModelBundleError(f"{path}: field '{loc}': {err['msg']}") from e
