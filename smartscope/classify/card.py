@@ -82,7 +82,8 @@ class ModelCard(_Frozen):
             path = path / CARD_FILE
         if not path.is_file():
             raise ModelBundleError(
-                f"{path}: model card not found; a bundle folder must hold {MODEL_FILE} and {CARD_FILE}"
+                f"{path}: model card not found; a bundle folder must hold {MODEL_FILE} "
+                f"and {CARD_FILE}"
             )
         try:
             data = json.loads(path.read_text())
