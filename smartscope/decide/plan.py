@@ -1,0 +1,363 @@
+"""The planner: screening one frame at a time, triggers, and each trigger's follow-up program.
+
+Pure logic, no microscope: it is fed ``Frame`` observations (what was imaged, when, which cells
+were found) and answers with a ``Step``: the next ``FrameRequest``s, the decisions to record, and
+whether the run is over. The acquisition hook turns requests into pycromanager events.
+
+Follow-up programs run a trigger's actions in order (see ``smartscope.protocol.actions``).
+Timing: a screening time point starts ``interval_s`` after the previous one started (at once if
+that moment has passed, e.g. after a follow-up); ``change_interval`` frames are ``interval_s``
+after the previous frame. Times are seconds since the acquisition started (image timestamps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from smartscope.decide.geometry import NO_LIMITS, UPRIGHT, Limits, check_target, pixel_to_stage
+from smartscope.decide.requests import FOLLOW, SCREEN, FrameRequest
+from smartscope.decide.triggers import Cell, TriggerTracker, condition_holds
+from smartscope.errors import ProtocolError
+from smartscope.protocol import (
+    Burst,
+    CameraOrientation,
+    CentreOnCell,
+    ChangeInterval,
+    Position,
+    Protocol,
+    ReturnToScreening,
+    Screening,
+    SetChannel,
+    Stop,
+    Trigger,
+    ZStack,
+)
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """Everything the planner needs, resolved (positions have z, limits are merged)."""
+
+    screening: Screening
+    positions: tuple[Position, ...]
+    triggers: tuple[Trigger, ...] = ()
+    objective_group: str = "Objective"
+    channel_group: str = "Channel"
+    objective_offsets_um: Mapping[str, float] = field(default_factory=dict)
+    orientation: CameraOrientation = UPRIGHT
+    limits: Limits = NO_LIMITS
+
+    @classmethod
+    def from_protocol(
+        cls, protocol: Protocol, positions: Sequence[Position], stage_limits: Limits = NO_LIMITS
+    ) -> PlanSettings:
+        """Settings from a protocol; ``positions`` are the screening positions with z filled in
+        and ``stage_limits`` the stage's own travel (used where the protocol gives none)."""
+        m = protocol.microscope
+        lim = m.stage_limits
+        return cls(
+            screening=protocol.screening,
+            positions=tuple(positions),
+            triggers=protocol.triggers,
+            objective_group=m.objective_group,
+            channel_group=m.channel_group,
+            objective_offsets_um={k: v.parfocal_z_offset_um for k, v in m.objectives.items()},
+            orientation=m.camera,
+            limits=Limits.merge(Limits(lim.x_um, lim.y_um, lim.z_um), stage_limits),
+        )
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One acquired image as the planner sees it."""
+
+    request: FrameRequest
+    index: int
+    time_s: float
+    shape: tuple[int, int]
+    pixel_size_um: float
+    cells: tuple[Cell, ...] | None = None
+
+
+@dataclass
+class Step:
+    """The planner's answer to a frame."""
+
+    requests: list[FrameRequest] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    done: bool = False
+
+
+@dataclass
+class _FollowUp:
+    id: int
+    trigger: Trigger
+    origin: FrameRequest
+    state: FrameRequest  # template: objective, channel, exposure, x, y, z of follow-up frames
+    trigger_frame: Frame
+    matched: list[Cell]
+    step: int = 0
+    started: bool = False
+    frames: int = 0
+    absent: int = 0
+    last_time_s: float = 0.0
+    present: bool | None = None
+
+
+class Planner:
+    """Closed-loop acquisition logic (see module docstring). Not thread-safe: one hook feeds it."""
+
+    def __init__(self, settings: PlanSettings) -> None:
+        self.s = settings
+        for i, pos in enumerate(settings.positions):
+            why = check_target(settings.limits, pos.x_um, pos.y_um, pos.z_um)
+            if why is not None:
+                raise ProtocolError(
+                    f"field 'screening.positions[{i}]': {why}; move the position inside the "
+                    "stage limits or change microscope.stage_limits"
+                )
+        self._tracker = TriggerTracker(settings.triggers)
+        self._t = 0
+        self._p = 0
+        self._tp_start_s: float | None = None
+        self._follow: _FollowUp | None = None
+        self._n_followups = 0
+        self._follow_time = 0
+        self._outstanding = 0
+        self._done = False
+        self.triggers_fired = 0
+
+    # --- public ---------------------------------------------------------------------------------
+
+    @property
+    def in_followup(self) -> bool:
+        return self._follow is not None
+
+    def start(self) -> Step:
+        """The first screening request."""
+        return self._emit([self._screen_request(None)])
+
+    def on_frame(self, frame: Frame) -> Step:
+        """Feed one acquired frame; returns what to do next."""
+        if self._done:
+            return Step(done=True)
+        self._outstanding = max(0, self._outstanding - 1)
+        f = self._follow
+        if f is not None and frame.request.mode == FOLLOW and frame.request.classify:
+            f.present = None if frame.cells is None else condition_holds(f.trigger, frame.cells)
+            f.last_time_s = frame.time_s
+        if self._outstanding > 0:
+            return Step()
+        if f is None:
+            return self._after_screen(frame)
+        return self._advance(frame, Step())
+
+    def abandon(self, time_s: float, reason: str) -> Step:
+        """After a hook failure: drop any follow-up and go on screening (or end)."""
+        step = Step()
+        self._outstanding = 0
+        if self._follow is not None:
+            step.decisions.append(self._decision("abandoned", self._follow, time_s, reason=reason))
+            self._follow = None
+        return self._next_screen(step)
+
+    # --- screening ------------------------------------------------------------------------------
+
+    def _screen_request(self, min_start_s: float | None) -> FrameRequest:
+        pos = self.s.positions[self._p]
+        sc = self.s.screening
+        return FrameRequest(
+            mode=SCREEN, time_index=self._t, position=self._p,
+            position_name=pos.name or f"pos{self._p}", objective=sc.objective,
+            channel_group=self.s.channel_group, channel=sc.channel, exposure_ms=sc.exposure_ms,
+            x_um=pos.x_um, y_um=pos.y_um, z_um=pos.z_um, min_start_time_s=min_start_s,
+        )
+
+    def _after_screen(self, frame: Frame) -> Step:
+        req = frame.request
+        if req.mode == SCREEN and req.position == 0:
+            self._tp_start_s = frame.time_s
+        fired = None
+        if req.mode == SCREEN and frame.cells is not None:
+            fired = self._tracker.update(req.position, frame.time_s, frame.cells)
+        if fired is None:
+            return self._next_screen(Step())
+        trig, matched = fired
+        self.triggers_fired += 1
+        self._n_followups += 1
+        f = _FollowUp(id=self._n_followups, trigger=trig, origin=req,
+                      state=replace(req, mode=FOLLOW, trigger=trig.name,
+                                    followup=self._n_followups, min_start_time_s=None),
+                      trigger_frame=frame, matched=matched)
+        self._follow = f
+        d = self._decision("trigger", f, frame.time_s, frame=frame.index)
+        d["cells"] = [self._cell_record(c, frame) for c in matched]
+        d["actions"] = [a.model_dump(mode="json") for a in trig.program()]
+        step = Step(decisions=[d])
+        return self._advance(frame, step)
+
+    def _next_screen(self, step: Step) -> Step:
+        self._p += 1
+        min_start = None
+        if self._p >= len(self.s.positions):
+            self._p = 0
+            self._t += 1
+            sc = self.s.screening
+            start = (self._tp_start_s or 0.0) + sc.interval_s
+            if (sc.n_timepoints is not None and self._t >= sc.n_timepoints) or (
+                sc.duration_s is not None and start >= sc.duration_s
+            ):
+                self._done = True
+                step.decisions.append({"event": "screening_done", "time_points": self._t})
+                step.done = True
+                return step
+            min_start = start
+        step.requests.extend(self._emit([self._screen_request(min_start)]).requests)
+        return step
+
+    def _emit(self, requests: list[FrameRequest]) -> Step:
+        self._outstanding += len(requests)
+        return Step(requests=requests)
+
+    # --- follow-up ------------------------------------------------------------------------------
+
+    def _advance(self, frame: Frame, step: Step) -> Step:
+        f = self._follow
+        assert f is not None
+        program = f.trigger.program()
+        while True:
+            action = program[f.step]
+            if isinstance(action, CentreOnCell):
+                why = self._centre(f, action, step)
+                if why is not None:
+                    step.decisions.append(self._decision("refused", f, frame.time_s, reason=why))
+                    self._follow = None
+                    return self._next_screen(step)
+            elif isinstance(action, SetChannel):
+                f.state = replace(
+                    f.state, channel_group=action.group or self.s.channel_group,
+                    channel=action.preset,
+                    exposure_ms=action.exposure_ms or f.state.exposure_ms,
+                )
+            elif isinstance(action, ChangeInterval):
+                if self._interval_frame(f, action, frame, step):
+                    return step
+            elif isinstance(action, ZStack | Burst):
+                if not f.started:
+                    reqs, why = self._stack_or_burst(f, action, frame.time_s)
+                    if why is None:
+                        f.started = True
+                        step.requests.extend(self._emit(reqs).requests)
+                        return step
+                    step.decisions.append(
+                        self._decision("refused", f, frame.time_s, action=action.type, reason=why))
+            elif isinstance(action, Stop):
+                step.decisions.append(self._decision("stop", f, frame.time_s))
+                self._follow = None
+                self._done = True
+                step.done = True
+                return step
+            elif isinstance(action, ReturnToScreening):
+                step.decisions.append(self._decision("return", f, frame.time_s))
+                self._follow = None
+                return self._next_screen(step)
+            f.step += 1
+            f.started = False
+            f.frames = 0
+            f.absent = 0
+
+    def _centre(self, f: _FollowUp, action: CentreOnCell, step: Step) -> str | None:
+        frame, cells = f.trigger_frame, f.matched
+        if action.cell == "largest":
+            cell = max(cells, key=lambda c: c.area_um2)
+        elif action.cell == "nearest_centre":
+            cy, cx = (frame.shape[0] - 1) / 2, (frame.shape[1] - 1) / 2
+            cell = min(cells, key=lambda c: (c.y - cy) ** 2 + (c.x - cx) ** 2)
+        else:
+            cell = cells[0]
+        x, y = pixel_to_stage(cell.y, cell.x, shape=frame.shape, pixel_size_um=frame.pixel_size_um,
+                              stage_x_um=f.state.x_um, stage_y_um=f.state.y_um,
+                              orientation=self.s.orientation)
+        objective = action.objective or f.state.objective
+        z = f.state.z_um
+        if z is not None:
+            off = self.s.objective_offsets_um
+            z = z + off.get(objective, 0.0) - off.get(f.state.objective, 0.0)
+        why = check_target(self.s.limits, x, y, z)
+        target = {"objective": objective, "x_um": x, "y_um": y, "z_um": z,
+                  "cell": {"y_px": cell.y, "x_px": cell.x}}
+        if step.decisions and step.decisions[-1].get("event") == "trigger":
+            step.decisions[-1]["target"] = target
+            step.decisions[-1]["refused"] = why
+        if why is None:
+            f.state = replace(f.state, objective=objective, x_um=x, y_um=y, z_um=z)
+        return why
+
+    def _interval_frame(
+        self, f: _FollowUp, action: ChangeInterval, frame: Frame, step: Step
+    ) -> bool:
+        """Run one change_interval time point; False once the action is over."""
+        if f.started:
+            f.frames += 1
+            f.absent = 0 if f.present in (True, None) else f.absent + 1
+            over = f.frames >= action.max_frames or (
+                action.while_phase_persists
+                and f.frames >= action.min_frames
+                and f.absent >= action.absent_frames
+            )
+            if over:
+                reason = "max_frames" if f.frames >= action.max_frames else "phase_absent"
+                step.decisions.append(self._decision(
+                    "interval_end", f, frame.time_s, frames=f.frames, reason=reason))
+                return False
+        start = None if not f.started else f.last_time_s + action.interval_s
+        f.started = True
+        self._follow_time += 1
+        main = replace(f.state, time_index=self._follow_time, min_start_time_s=start,
+                       classify=True, action=action.type, z_index=0)
+        reqs = [main]
+        for extra in action.extra_channels:
+            reqs.append(replace(main, classify=False, channel=extra.preset,
+                                channel_group=extra.group or self.s.channel_group,
+                                exposure_ms=extra.exposure_ms or main.exposure_ms,
+                                min_start_time_s=None))
+        step.requests.extend(self._emit(reqs).requests)
+        return True
+
+    def _stack_or_burst(
+        self, f: _FollowUp, action: ZStack | Burst, now_s: float
+    ) -> tuple[list[FrameRequest], str | None]:
+        reqs: list[FrameRequest] = []
+        if isinstance(action, ZStack):
+            if f.state.z_um is None:
+                return [], "the focus position is unknown, so a z-stack cannot be centred"
+            self._follow_time += 1
+            for j, dz in enumerate(action.offsets_um()):
+                z = f.state.z_um + dz
+                why = check_target(self.s.limits, None, None, z)
+                if why is not None:
+                    return [], why
+                reqs.append(replace(f.state, time_index=self._follow_time, z_um=z, z_index=j,
+                                    classify=False, action=action.type, min_start_time_s=None))
+            return reqs, None
+        for i in range(action.n_frames):
+            self._follow_time += 1
+            start = now_s + i * action.interval_s if action.interval_s > 0 else None
+            reqs.append(replace(f.state, time_index=self._follow_time, z_index=0, classify=False,
+                                action=action.type, min_start_time_s=start))
+        return reqs, None
+
+    # --- records --------------------------------------------------------------------------------
+
+    def _cell_record(self, cell: Cell, frame: Frame) -> dict[str, Any]:
+        x, y = pixel_to_stage(cell.y, cell.x, shape=frame.shape, pixel_size_um=frame.pixel_size_um,
+                              stage_x_um=frame.request.x_um, stage_y_um=frame.request.y_um,
+                              orientation=self.s.orientation)
+        return {"y_px": round(cell.y, 2), "x_px": round(cell.x, 2), "x_um": round(x, 3),
+                "y_um": round(y, 3), "phase": cell.phase, "confidence": round(cell.confidence, 4)}
+
+    def _decision(self, event: str, f: _FollowUp, time_s: float, **extra: Any) -> dict[str, Any]:
+        return {"event": event, "time_s": round(time_s, 4), "position": f.origin.position_name,
+                "trigger": f.trigger.name, "followup": f.id, **extra}

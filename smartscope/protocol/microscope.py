@@ -1,0 +1,104 @@
+"""The ``microscope`` section: which microscope, objectives, camera orientation, stage limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from smartscope.protocol._base import Frozen, resolve_path
+
+DEFAULT_BRIDGE_PORT = 4827
+"""Pycro-Manager's default bridge port in the Micro-Manager app."""
+
+
+class ObjectiveSpec(Frozen):
+    """What smartscope needs to know about one objective preset."""
+
+    parfocal_z_offset_um: float = Field(
+        0.0,
+        description="focus of this objective relative to the reference objective, um; switching "
+        "A -> B moves z by offset(B) - offset(A)",
+    )
+    pixel_size_um: float | None = Field(
+        None, gt=0, description="overrides the microscope's pixel-size calibration, um/px"
+    )
+
+
+class CameraOrientation(Frozen):
+    """How image axes map onto stage axes (applied before scaling by the pixel size).
+
+    With the defaults, image +x (column) is stage +x and image +y (row) is stage +y.
+    Flips apply first, then a counter-clockwise rotation.
+    """
+
+    flip_x: bool = False
+    flip_y: bool = False
+    rotation_deg: Literal[0, 90, 180, 270] = 0
+
+
+class StageLimits(Frozen):
+    """Safe travel, um; a None axis uses the stage's own limits (when the stage reports them)."""
+
+    x_um: tuple[float, float] | None = None
+    y_um: tuple[float, float] | None = None
+    z_um: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StageLimits:
+        for name in ("x_um", "y_um", "z_um"):
+            lim = getattr(self, name)
+            if lim is not None and not lim[0] < lim[1]:
+                raise ValueError(f"{name} must be [low, high] with low < high, got {list(lim)}")
+        return self
+
+
+class _MicroscopeBase(Frozen):
+    objective_group: str = Field("Objective", description="config group of the objective turret")
+    channel_group: str = Field("Channel", description="config group of channels / modalities")
+    objectives: dict[str, ObjectiveSpec] = Field(
+        default_factory=dict,
+        description="per objective preset: parfocal z offset and optional pixel size override",
+    )
+    camera: CameraOrientation = CameraOrientation()
+    stage_limits: StageLimits = StageLimits()
+
+
+class SimulatedMicroscope(_MicroscopeBase):
+    """The simulated microscope (a real MMCore with Python devices and a virtual sample)."""
+
+    type: Literal["simulated"] = "simulated"
+    seed: int = Field(0, description="seed of the virtual sample and camera noise")
+    n_cells: int = Field(300, ge=1, le=20000, description="cells on the virtual slide")
+    time_scale: float = Field(
+        60.0, gt=0, description="simulated seconds per real second (cell cycle runs faster)"
+    )
+    sensor_px: int = Field(1024, ge=64, le=4096, description="camera sensor side, px")
+
+
+class MicroManagerMicroscope(_MicroscopeBase):
+    """The running Micro-Manager app, through Pycro-Manager's bridge (Java backend)."""
+
+    type: Literal["micromanager"] = "micromanager"
+    port: int = Field(DEFAULT_BRIDGE_PORT, ge=1, le=65535, description="bridge port")
+    timeout_s: float = Field(5.0, gt=0, description="how long to wait for the bridge, s")
+
+
+class HeadlessMicroscope(_MicroscopeBase):
+    """Micro-Manager without its GUI: pycromanager's Python backend on a pymmcore core."""
+
+    type: Literal["headless"] = "headless"
+    mm_dir: Path = Field(description="Micro-Manager installation folder (device adapters)")
+    config_file: Path = Field(description="hardware configuration file (.cfg)")
+
+    @field_validator("mm_dir", "config_file", mode="after")
+    @classmethod
+    def _relative_to_file(cls, v: Path, info: ValidationInfo) -> Path:
+        return resolve_path(v, info)
+
+
+Microscope = Annotated[
+    SimulatedMicroscope | MicroManagerMicroscope | HeadlessMicroscope,
+    Field(discriminator="type"),
+]

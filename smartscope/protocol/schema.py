@@ -1,0 +1,173 @@
+"""The protocol schema: ``Protocol`` and its screening, model, trigger and output parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from smartscope.protocol._base import Frozen, resolve_path
+from smartscope.protocol.actions import Action, ReturnToScreening, Stop
+from smartscope.protocol.microscope import Microscope, SimulatedMicroscope
+
+PROTOCOL_VERSION = 1
+
+
+class Position(Frozen):
+    """One stage position, um. ``z_um`` None keeps the focus found at the start of the run."""
+
+    name: str | None = None
+    x_um: float
+    y_um: float
+    z_um: float | None = None
+
+
+class Grid(Frozen):
+    """A rows x cols grid of positions centred on (centre_x_um, centre_y_um)."""
+
+    centre_x_um: float = 0.0
+    centre_y_um: float = 0.0
+    rows: int = Field(ge=1, le=100)
+    cols: int = Field(ge=1, le=100)
+    spacing_um: float = Field(gt=0, description="distance between neighbouring positions, um")
+    z_um: float | None = None
+
+    def positions(self) -> tuple[Position, ...]:
+        """Row-major positions, named r<row>c<col>."""
+        out = []
+        for r in range(self.rows):
+            for c in range(self.cols):
+                out.append(
+                    Position(
+                        name=f"r{r}c{c}",
+                        x_um=self.centre_x_um + (c - (self.cols - 1) / 2) * self.spacing_um,
+                        y_um=self.centre_y_um + (r - (self.rows - 1) / 2) * self.spacing_um,
+                        z_um=self.z_um,
+                    )
+                )
+        return tuple(out)
+
+
+class Screening(Frozen):
+    """The screening acquisition the triggers watch.
+
+    Positions: a list, or a grid; with neither, the stage position at the start of the run.
+    It ends after ``n_timepoints`` time points or ``duration_s`` seconds, whichever comes first.
+    """
+
+    positions: tuple[Position, ...] | None = Field(None, min_length=1)
+    grid: Grid | None = None
+    objective: str = Field(description="objective preset used for screening")
+    channel: str = Field(description="channel preset used for screening")
+    exposure_ms: float = Field(gt=0, le=60000, description="camera exposure, ms")
+    interval_s: float = Field(ge=0, description="time between screening time points, s")
+    n_timepoints: int | None = Field(None, ge=1)
+    duration_s: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_layout_and_an_end(self) -> Screening:
+        if self.positions is not None and self.grid is not None:
+            raise ValueError("give either positions or grid, not both")
+        if self.n_timepoints is None and self.duration_s is None:
+            raise ValueError("give n_timepoints or duration_s so the screening ends")
+        return self
+
+    def position_list(self) -> tuple[Position, ...] | None:
+        """The positions to visit (None: the current stage position)."""
+        if self.grid is not None:
+            return self.grid.positions()
+        return self.positions
+
+
+class ModelSpec(Frozen):
+    """The classifier: a model bundle folder (``model.tflite`` + ``model_card.json``)."""
+
+    bundle: Path = Field(description="bundle folder; relative paths are relative to the protocol")
+    num_threads: int = Field(1, ge=1, le=64, description="LiteRT interpreter threads")
+
+    @field_validator("bundle", mode="after")
+    @classmethod
+    def _relative_to_file(cls, v: Path, info: ValidationInfo) -> Path:
+        return resolve_path(v, info)
+
+
+class Detection(Frozen):
+    """Nucleus detection settings."""
+
+    diameter_um: float = Field(12.0, gt=0, le=200, description="expected nucleus diameter, um")
+    pixel_size_um: float | None = Field(
+        None, gt=0, description="overrides every other pixel-size source, um/px"
+    )
+
+
+class Trigger(Frozen):
+    """When ``phase`` is seen with enough confidence in enough cells for enough frames, act."""
+
+    name: str = Field(min_length=1)
+    phase: tuple[str, ...] = Field(
+        min_length=1, description="one phase or a list; must be classes of the model"
+    )
+    min_confidence: float = Field(0.8, ge=0, le=1)
+    min_cells: int = Field(1, ge=1)
+    consecutive_frames: int = Field(1, ge=1, description="screening frames in a row at a position")
+    cooldown_s: float = Field(0.0, ge=0, description="quiet time after firing, s")
+    actions: tuple[Action, ...] = Field(min_length=1)
+
+    @field_validator("phase", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _terminal_last(self) -> Trigger:
+        for i, a in enumerate(self.actions[:-1]):
+            if isinstance(a, Stop | ReturnToScreening):
+                raise ValueError(
+                    f"actions[{i}] is '{a.type}' but is not the last action; move it to the end"
+                )
+        return self
+
+    def program(self) -> tuple[Action, ...]:
+        """The actions, ending with return_to_screening unless they end with stop."""
+        if isinstance(self.actions[-1], Stop | ReturnToScreening):
+            return self.actions
+        return (*self.actions, ReturnToScreening())
+
+
+class Output(Frozen):
+    """Where a run writes: ``<directory>/<name>``. The name template may use {protocol}, {date},
+    {time} and {seed}."""
+
+    directory: Path = Field(Path("runs"), description="relative to the working directory")
+    name: str = Field("{protocol}_{date}_{time}", min_length=1)
+
+
+class Protocol(Frozen):
+    """A smart acquisition, as written in a protocol file."""
+
+    version: Literal[1] = Field(description="protocol format version (1)")
+    microscope: Microscope = SimulatedMicroscope()
+    screening: Screening
+    model: ModelSpec
+    detection: Detection = Detection()
+    triggers: tuple[Trigger, ...] = Field(default=(), description="rules; first match wins")
+    on_error: Literal["continue", "stop"] = Field(
+        "continue", description="after a hook failure: keep screening, or stop cleanly"
+    )
+    output: Output = Output()
+
+    @field_validator("triggers", mode="after")
+    @classmethod
+    def _unique_trigger_names(cls, v: tuple[Trigger, ...]) -> tuple[Trigger, ...]:
+        seen: set[str] = set()
+        for t in v:
+            if t.name in seen:
+                raise ValueError(f"trigger name '{t.name}' is used twice; give each a unique name")
+            seen.add(t.name)
+        return v
+
+    def objective_offset_um(self, objective: str) -> float:
+        """Parfocal z offset of an objective preset (0 when the protocol does not list it)."""
+        spec = self.microscope.objectives.get(objective)
+        return spec.parfocal_z_offset_um if spec is not None else 0.0
