@@ -1,0 +1,159 @@
+"""The MMCore of the simulated microscope, and its registration with pycromanager.
+
+pycromanager 1.0.2's Python engine (``acq_eng_py``) calls snake_case core methods and finds the
+core the way ``start_headless(..., python_backend=True)`` leaves it: in
+``mmpycorex.launcher._PYMMCORES`` and in the ``Engine`` singleton. ``register`` does the same for
+our core, ``unregister`` undoes it so that a later ``start`` in the same process works. Both
+touch non-public parts of pycromanager / mmpycorex, hence the pinned versions in ``[mm]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import types
+from typing import Any
+
+import pymmcore
+from pymmcore_plus.experimental.unicore import UniMMCore
+
+from smartscope.errors import MicroscopeError
+
+log = logging.getLogger(__name__)
+
+#: Device labels, as in Micro-Manager's demo configuration.
+CAMERA = "Camera"
+XY_STAGE = "XY"
+FOCUS = "Z"
+OBJECTIVE = "Objective"
+FILTER = "Filter"
+SHUTTER = "Shutter"
+
+#: Config groups.
+OBJECTIVE_GROUP = "Objective"
+CHANNEL_GROUP = "Channel"
+
+
+class SimCore(UniMMCore):
+    """A UniMMCore whose pixel size follows the objective turret.
+
+    MMCore's pixel-size configurations are resolved in C++ from device properties, which it
+    cannot read from Python devices; this class resolves them from the turret's label instead.
+
+    Parameters
+    ----------
+    pixel_sizes_um : dict
+        Objective label -> pixel size (um/px).
+    """
+
+    def __init__(self, pixel_sizes_um: dict[str, float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._sim_pixel_sizes = dict(pixel_sizes_um)
+
+    def _sim_objective(self) -> str:
+        try:
+            return str(self.getProperty(OBJECTIVE, "Label"))
+        except Exception:  # the turret is not loaded (yet / any more)
+            return ""
+
+    def getPixelSizeUm(self, cached: bool = False) -> float:  # noqa: N802 - MMCore name
+        """Pixel size (um/px) of the objective in place; 0 without a turret (as MMCore)."""
+        return float(self._sim_pixel_sizes.get(self._sim_objective(), 0.0))
+
+    def getCurrentPixelSizeConfig(self, cached: bool = False) -> str:  # noqa: N802
+        """Name of the pixel-size configuration of the objective in place (``Res10x``...)."""
+        obj = self._sim_objective()
+        return f"Res{obj}" if obj in self._sim_pixel_sizes else ""
+
+    def getMagnificationFactor(self) -> float:  # noqa: N802
+        """1: magnification is carried by the pixel-size configurations."""
+        return 1.0
+
+
+def _snake(name: str) -> str:
+    s = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+def snake_case_class(base: type[UniMMCore] = SimCore) -> type[UniMMCore]:
+    """A subclass of ``base`` where every CMMCore method also has its snake_case name.
+
+    The names map to ``base``'s own (possibly overridden) methods, so Python devices and
+    ``SimCore`` overrides are used; mmpycorex's own shim maps to ``pymmcore.CMMCore`` and
+    would bypass them.
+    """
+    attrs: dict[str, Any] = {}
+    for name in dir(pymmcore.CMMCore):
+        if name.startswith("_"):
+            continue
+        attr = getattr(base, name, None)
+        if callable(attr):
+            attrs[_snake(name)] = attr
+    return type(base.__name__ + "SnakeCase", (base,), attrs)
+
+
+def new_core(pixel_sizes_um: dict[str, float]) -> SimCore:
+    """A fresh core (no devices) with snake_case names, without a Micro-Manager install."""
+    cls = snake_case_class(SimCore)
+    mm_dir = tempfile.mkdtemp(prefix="smartscope-sim-")  # empty: no adapter search, no error log
+    return cls(pixel_sizes_um, mm_path=mm_dir)  # type: ignore[call-arg]
+
+
+def register(core: UniMMCore) -> None:
+    """Make ``pycromanager.Acquisition(...)`` run on ``core`` with the Python engine.
+
+    Raises
+    ------
+    MicroscopeError
+        If another Python-backend core is running in this process (a second simulator, or
+        ``start_headless``): stop it first.
+    """
+    from mmpycorex import launcher
+    from pycromanager.acquisition.acq_eng_py.internal.engine import Engine
+
+    if launcher._PYMMCORES:
+        raise MicroscopeError(
+            "another Micro-Manager core is already running with pycromanager's Python engine in "
+            "this process: leave its `with smartscope.sim.start(...)` block (or call "
+            "pycromanager.stop_headless()) before starting the simulator"
+        )
+    stale = Engine.get_instance()
+    if stale is not None:  # left behind by stop_headless(): its executors are shut down
+        stale.shutdown()
+        del Engine.singleton
+    core.get_tagged_image = types.MethodType(launcher.get_tagged_image, core)
+    core.pop_next_tagged_image = types.MethodType(launcher.pop_next_tagged_image, core)
+    core.TaggedImage = launcher.TaggedImage
+    launcher._PYMMCORES.append(core)
+    Engine(core)
+    log.debug("simulated core registered with pycromanager's Python engine")
+
+
+def unregister(core: UniMMCore) -> None:
+    """Undo ``register``: shut the engine down, forget the core, unload its devices."""
+    from mmpycorex import launcher
+    from pycromanager.acquisition.acq_eng_py.internal.engine import Engine
+
+    engine = Engine.get_instance()
+    if engine is not None and engine.core is core:
+        engine.shutdown()
+        del Engine.singleton
+    if core in launcher._PYMMCORES:
+        launcher._PYMMCORES.remove(core)
+    release(core)
+    log.debug("simulated core unregistered")
+
+
+def release(core: UniMMCore) -> None:
+    """Unload the devices and detach the C++ event callback.
+
+    A UniMMCore that held Python devices and is still referenced when the interpreter exits
+    aborts it ("FATAL: exception not rethrown", exit code 134) unless its C++ callback is
+    detached first; users often keep ``scope.core`` in a global, so detach it here.
+    """
+    try:
+        core.unloadAllDevices()
+        pymmcore.CMMCore.registerCallback(core, None)
+    except Exception:  # cleanup must not mask the error that ended the run
+        log.exception("releasing the simulated core failed")

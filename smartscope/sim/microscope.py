@@ -1,0 +1,219 @@
+"""The simulated microscope: devices on a real MMCore, a virtual sample, and ``start()``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+
+import numpy as np
+
+from smartscope.sim import core as simcore
+from smartscope.sim.bank import load_bank
+from smartscope.sim.clock import Clock, ScaledClock
+from smartscope.sim.config import SimConfig
+from smartscope.sim.devices import SimCamera, SimShutter, SimStateDevice, SimXYStage, SimZStage
+from smartscope.sim.faults import Faults
+from smartscope.sim.render import Renderer, View, pixel_positions
+from smartscope.sim.sample import CellTruth, Sample
+
+log = logging.getLogger(__name__)
+
+
+class SimMicroscope:
+    """A running simulated microscope (get one from ``smartscope.sim.start``).
+
+    Attributes
+    ----------
+    core : UniMMCore
+        The Micro-Manager core holding the devices, registered with pycromanager's Python
+        engine, so ``pycromanager.Acquisition`` runs on it.
+    config : SimConfig
+    clock : Clock
+        Sim time source (``clock.now_s()``).
+    faults : Faults
+        Fault injection (camera timeout, wrong image size, stuck turret, refusing stages).
+    sample : Sample
+        The virtual slide.
+    """
+
+    def __init__(self, config: SimConfig, core: simcore.SimCore, clock: Clock, faults: Faults,
+                 sample: Sample, renderer: Renderer) -> None:
+        self.config = config
+        self.core = core
+        self.clock = clock
+        self.faults = faults
+        self.sample = sample
+        self._renderer = renderer
+        self._lock = threading.Lock()
+        self._rng = np.random.default_rng([config.seed, 2])
+        self._xy: SimXYStage | None = None
+        self._z: SimZStage | None = None
+        self._objective: SimStateDevice | None = None
+        self._filter: SimStateDevice | None = None
+        self._shutter: SimShutter | None = None
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def time_s(self) -> float:
+        """Sim time now, seconds."""
+        return self.clock.now_s()
+
+    @property
+    def objective(self) -> str:
+        """Label of the objective in place."""
+        assert self._objective is not None
+        return self._objective.current_label
+
+    @property
+    def channel(self) -> str:
+        """Label of the ``Channel`` preset in place."""
+        assert self._filter is not None
+        return self._filter.current_label
+
+    @property
+    def pixel_size_um(self) -> float:
+        """Pixel size of the objective in place (um/px)."""
+        return self.config.objectives[self.objective].pixel_size_um
+
+    def view(self, exposure_ms: float | None = None, shape: tuple[int, int] | None = None) -> View:
+        """What the camera would look at now."""
+        assert self._xy and self._z and self._shutter
+        x, y = self._xy.physical_um
+        light = self._shutter.get_open() or bool(self.core.getAutoShutter())
+        exp = exposure_ms if exposure_ms is not None else float(self.core.getExposure())
+        n = self.config.sensor_px
+        return View(x, y, self._z.physical_um, self.objective, self.channel, exp, light,
+                    shape or (n, n))
+
+    # -- ground truth and images ------------------------------------------------------------
+
+    def truth(self, t_s: float | None = None, in_view: bool = False) -> list[CellTruth]:
+        """Ground truth of the cells at sim time ``t_s`` (default: now).
+
+        Parameters
+        ----------
+        t_s : float, optional
+            Sim time (s).
+        in_view : bool
+            Only the cells whose centre lies in the current image, with ``col_px``/``row_px``
+            set (see ``smartscope.sim.render`` for the geometry).
+        """
+        t = self.time_s if t_s is None else float(t_s)
+        with self._lock:
+            cells = self.sample.cells_at(t)
+        if not in_view:
+            return cells
+        v = self.view()
+        h, w = v.shape
+        placed = pixel_positions(cells, v.stage_x_um, v.stage_y_um, self.pixel_size_um, v.shape)
+        return [c for c in placed if 0 <= c.col_px < w and 0 <= c.row_px < h]  # type: ignore[operator]
+
+    def expected_image(self, t_s: float | None = None,
+                       exposure_ms: float | None = None) -> np.ndarray:
+        """Noise-free signal above the camera offset for the current view (float32, ADU)."""
+        t = self.time_s if t_s is None else float(t_s)
+        with self._lock:
+            cells = self.sample.cells_at(t)
+            return self._renderer.expected(self.view(exposure_ms), cells)
+
+    def _frame(self, exposure_ms: float,
+               shape: tuple[int, int]) -> tuple[np.ndarray, Mapping[str, str]]:
+        t = self.time_s
+        v = self.view(exposure_ms, shape)
+        with self._lock:
+            cells = self.sample.cells_at(t)
+            img = self._renderer.frame(v, cells, self._rng)
+        meta = {"SimTime-s": f"{t:.3f}", "SimObjective": v.objective, "SimChannel": v.channel}
+        return img, meta
+
+    # -- assembly ---------------------------------------------------------------------------
+
+    def _load_devices(self, sleep: Callable[[float], None]) -> None:
+        cfg, core = self.config, self.core
+        objectives, channels = list(cfg.objectives), list(cfg.channels)
+        self._xy = SimXYStage(cfg.x_limits_um, cfg.y_limits_um, self.faults)
+        self._z = SimZStage(cfg.z_limits_um, cfg.focal_plane_um(cfg.start_objective), self.faults)
+        self._objective = SimStateDevice(objectives, objectives.index(cfg.start_objective),
+                                         self.faults.check_objective)
+        self._filter = SimStateDevice(channels, channels.index(cfg.start_channel))
+        self._shutter = SimShutter()
+        camera = SimCamera(self._frame, cfg.sensor_px, cfg.exposure_ms, self.faults,
+                           cfg.real_exposure_time, sleep)
+        for label, dev in ((simcore.CAMERA, camera), (simcore.XY_STAGE, self._xy),
+                           (simcore.FOCUS, self._z), (simcore.OBJECTIVE, self._objective),
+                           (simcore.FILTER, self._filter), (simcore.SHUTTER, self._shutter)):
+            core.loadPyDevice(label, dev)
+        core.initializeAllDevices()
+        core.setCameraDevice(simcore.CAMERA)
+        core.setXYStageDevice(simcore.XY_STAGE)
+        core.setFocusDevice(simcore.FOCUS)
+        core.setShutterDevice(simcore.SHUTTER)
+        core.setAutoShutter(True)
+        for group, device, labels in ((simcore.OBJECTIVE_GROUP, simcore.OBJECTIVE, objectives),
+                                      (simcore.CHANNEL_GROUP, simcore.FILTER, channels)):
+            core.defineConfigGroup(group)
+            for label in labels:
+                core.defineConfig(group, label, device, "Label", label)
+        for label, spec in cfg.objectives.items():
+            core.definePixelSizeConfig(f"Res{label}", simcore.OBJECTIVE, "Label", label)
+            core.setPixelSizeUm(f"Res{label}", spec.pixel_size_um)
+        core.setExposure(cfg.exposure_ms)
+        if cfg.demo is not None:
+            core.setXYPosition(cfg.demo.x_um, cfg.demo.y_um)
+
+
+@contextmanager
+def start(config: SimConfig | None = None, *, clock: Clock | None = None,
+          sleep: Callable[[float], None] = time.sleep) -> Iterator[SimMicroscope]:
+    """Start the simulated microscope; stop it (always) when the block ends.
+
+    Parameters
+    ----------
+    config : SimConfig, optional
+        Defaults to ``SimConfig()``.
+    clock : Clock, optional
+        Sim time source; default ``ScaledClock(config.time_scale, config.start_time_s)``.
+    sleep : callable
+        Used by the camera to wait out exposures (``config.real_exposure_time``).
+
+    Yields
+    ------
+    SimMicroscope
+        ``.core`` is registered with pycromanager: ``pycromanager.Acquisition`` runs on it.
+
+    Raises
+    ------
+    MicroscopeError
+        If another pycromanager Python-backend core is running in this process, or the
+        nucleus bank cannot be read.
+
+    Examples
+    --------
+    >>> from smartscope.sim import SimConfig, start          # doctest: +SKIP
+    >>> with start(SimConfig(seed=1)) as scope:
+    ...     scope.core.snapImage()
+    ...     img = scope.core.getImage()
+    """
+    config = config if config is not None else SimConfig()
+    clock = clock if clock is not None else ScaledClock(config.time_scale, config.start_time_s)
+    bank = load_bank(config.nucleus_bank, config.use_nucleus_bank)
+    core = simcore.new_core({k: o.pixel_size_um for k, o in config.objectives.items()})
+    scope = SimMicroscope(config, core, clock, Faults(), Sample(config), Renderer(config, bank))
+    registered = False
+    try:
+        scope._load_devices(sleep)
+        simcore.register(core)
+        registered = True
+        log.info("simulated microscope started: %d cells, seed %d, time_scale %g",
+                 config.n_cells, config.seed, config.time_scale)
+        yield scope
+    finally:
+        if registered:
+            simcore.unregister(core)
+        else:
+            simcore.release(core)
+        log.info("simulated microscope stopped")
