@@ -1,0 +1,245 @@
+"""``smartscope train``: data -> split -> SGAN (or supervised-only) -> checkpoint -> int8 bundle.
+
+The held-out test folder is read only to score the finished model; it never takes part in
+training, early stopping or calibration.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from smartscope.errors import TrainingDataError
+from smartscope.train import data as d
+from smartscope.train import runs
+from smartscope.train.export import export_run
+from smartscope.train.models import LATENT_DIM, SIZES, classifier_head
+from smartscope.train.reports import classification_scores, mean_sd, plot_curves, plot_grid
+from smartscope.train.sgan import (
+    SGAN,
+    SUPERVISED_ONLY,
+    LoopConfig,
+    LoopResult,
+    predict_probs,
+    run_loop,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """Everything ``smartscope train`` needs.
+
+    Attributes
+    ----------
+    labelled : folder with one sub-folder of crops per class
+    out : run folder to write
+    unlabelled : flat folder (or .npz) of unlabelled crops; required for SGAN
+    test : held-out labelled folder, scored only
+    classes : class names to use, in output order (default: every class folder)
+    labels_per_class : keep at most this many labelled crops per class (drawn with ``seed``)
+    unlabelled_count : keep this many unlabelled crops (drawn with ``seed``)
+    folds : stratified k-fold report with this many folds (0 = none)
+    seed : seeds subsampling, the split, batches, augmentation and weights
+    method : "sgan" or "supervised-only"
+    size : model size ("paper", "light", "tiny")
+    loop : epochs, patience, learning rate
+    val_fraction : validation share of the labelled crops (stratified)
+    name : model name in the card (default: the run folder's name)
+    overwrite : replace an earlier run in ``out``
+    """
+
+    labelled: Path
+    out: Path
+    unlabelled: Path | None = None
+    test: Path | None = None
+    classes: tuple[str, ...] | None = None
+    labels_per_class: int | None = None
+    unlabelled_count: int | None = None
+    folds: int = 0
+    seed: int = 0
+    method: str = SGAN
+    size: str = "paper"
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    val_fraction: float = 0.2
+    name: str | None = None
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class Inputs:
+    labelled: d.CropSet
+    unlabelled: d.CropSet | None
+    test: d.CropSet | None
+
+
+def load_inputs(req: TrainRequest) -> Inputs:
+    """Read, check and subsample the data of a request (all bad input fails here, before training).
+
+    Raises
+    ------
+    TrainingDataError
+        For missing/empty/unreadable folders or files, a single class, fewer crops than folds,
+        a test class absent from training, or SGAN without an unlabelled pool.
+    """
+    if req.method not in (SGAN, SUPERVISED_ONLY):
+        raise TrainingDataError(f"method '{req.method}': use '{SGAN}' or '{SUPERVISED_ONLY}'")
+    if req.size not in SIZES:
+        raise TrainingDataError(f"model size '{req.size}': use one of {', '.join(SIZES)}")
+    if req.method == SGAN and req.unlabelled is None:
+        raise TrainingDataError(
+            "SGAN training needs --unlabelled (a flat folder of crops); or pass --supervised-only"
+        )
+    labelled = d.load_labelled(req.labelled, req.classes)
+    if req.labels_per_class is not None:
+        labelled = d.subsample_per_class(labelled, req.labels_per_class, req.seed)
+    if req.folds:
+        d.stratified_folds(labelled.y, req.folds, req.seed, labelled.classes, req.labelled)
+    d.batch_size_rule(len(labelled) - int(round(len(labelled) * req.val_fraction)))
+    unlabelled = None
+    if req.unlabelled is not None:
+        unlabelled = d.load_unlabelled(req.unlabelled)
+        if req.unlabelled_count is not None:
+            unlabelled = d.subsample(unlabelled, req.unlabelled_count, req.seed)
+    test = d.load_test(req.test, labelled.classes) if req.test is not None else None
+    return Inputs(labelled, unlabelled, test)
+
+
+def data_summary(req: TrainRequest, inp: Inputs, train: d.CropSet, val: d.CropSet) -> dict:
+    """The card's ``training`` section: counts per class, split, hashes (sha256), settings."""
+    summary = {
+        "labelled_folder": Path(req.labelled).name,
+        "label_counts": {"train": train.counts(), "validation": val.counts(),
+                         "total": inp.labelled.counts()},
+        "labels_per_class_requested": req.labels_per_class,
+        "unlabelled_count": 0 if inp.unlabelled is None else len(inp.unlabelled),
+        "split": f"stratified {1 - req.val_fraction:.0%}/{req.val_fraction:.0%} "
+                 f"train/validation, seed {req.seed}",
+        "data_sha256": {"labelled_used": inp.labelled.sha256, "train": train.sha256,
+                        "validation": val.sha256},
+        "model_size": {"name": req.size, **SIZES[req.size].to_dict()},
+    }
+    if inp.unlabelled is not None:
+        summary["data_sha256"]["unlabelled_used"] = inp.unlabelled.sha256
+    if inp.test is not None:
+        summary["test_folder"] = Path(req.test).name
+        summary["test_counts"] = inp.test.counts()
+        summary["data_sha256"]["test"] = inp.test.sha256
+    return summary
+
+
+def _fit(req: TrainRequest, train: d.CropSet, val: d.CropSet, unl: d.CropSet | None,
+         seed: int, on_epoch: Callable[[dict], None] | None = None) -> LoopResult:
+    return run_loop(
+        train.x, train.y, val.x, val.y, len(train.classes),
+        x_unlabelled=None if unl is None else unl.x, method=req.method, size=req.size,
+        cfg=req.loop, seed=seed, on_epoch=on_epoch,
+    )
+
+
+def timing_summary(result: LoopResult) -> dict:
+    return {"epochs": len(result.history), "best_epoch": result.best_epoch,
+            "stop_reason": result.stop_reason, "batch_size": result.batch_size,
+            "steps_per_epoch": result.steps_per_epoch, "step_s": round(result.step_s, 3),
+            "training_s": round(result.elapsed_s, 1)}
+
+
+def kfold_report(
+    x: np.ndarray, y: np.ndarray, classes: Sequence[str], folds: int, seed: int,
+    fit: Callable[[d.CropSet, d.CropSet, int], keras.Model], folder: Path | None = None,
+) -> dict:
+    """Stratified k-fold: fit on k-1 folds (own 80/20 early-stopping split), score the k-th.
+
+    ``fit(train, val, fold_seed)`` returns a model whose softmax head is scored.
+    """
+    scores = []
+    data = d.CropSet(x, y, tuple(str(i) for i in range(len(y))), tuple(classes))
+    for i, (tr, held) in enumerate(d.stratified_folds(y, folds, seed, classes, folder)):
+        part = data.subset(tr)
+        inner_tr, inner_val = d.stratified_split(part.y, 0.2, seed + i)
+        model = fit(part.subset(inner_tr), part.subset(inner_val), seed + 1000 * (i + 1))
+        pred = predict_probs(classifier_head(model), x[held]).argmax(1)
+        s = classification_scores(y[held], pred, classes)
+        log.info("fold %d/%d: accuracy %.3f", i + 1, folds, s["accuracy"])
+        scores.append(s)
+        keras.backend.clear_session()
+    return {
+        "folds": folds,
+        "accuracy": mean_sd([s["accuracy"] for s in scores]),
+        "balanced_accuracy": mean_sd([s["balanced_accuracy"] for s in scores]),
+        "macro_f1": mean_sd([s["macro_f1"] for s in scores]),
+        "note": "float Keras model per fold, early stopping on a split of the training folds",
+    }
+
+
+def train_run(req: TrainRequest, on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train, save the checkpoint and figures, export the int8 bundle; returns ``metrics.json``.
+
+    Raises
+    ------
+    TrainingDataError
+        For bad input (see :func:`load_inputs`) or an existing run in ``req.out``.
+    """
+    out = runs.prepare_out(req.out, req.overwrite)
+    inp = load_inputs(req)
+    tr, va = d.stratified_split(inp.labelled.y, req.val_fraction, req.seed)
+    train, val = inp.labelled.subset(tr), inp.labelled.subset(va)
+    log.info("training %s on %d labelled (%d validation), %d unlabelled crops", req.method,
+             len(train), len(val), 0 if inp.unlabelled is None else len(inp.unlabelled))
+    result = _fit(req, train, val, inp.unlabelled, req.seed, on_epoch)
+    runs.save_checkpoint(out, result.discriminator, result.generator)
+    c_model = classifier_head(result.discriminator)
+    val_pred = predict_probs(c_model, val.x).argmax(1)
+    metrics = {
+        "method": req.method, "classes": list(train.classes), "seed": req.seed,
+        "timing": timing_summary(result),
+        "validation_float": classification_scores(val.y, val_pred, train.classes),
+    }
+    plot_curves(result.history, out / runs.CURVES_PNG, f"{req.method}, seed {req.seed}")
+    notes = []
+    if result.generator is not None:
+        z = keras.random.normal((32, LATENT_DIM), seed=req.seed)
+        plot_grid(np.asarray(result.generator(z, training=False)), out / runs.SAMPLES_PNG,
+                  "generated crops (best checkpoint)")
+    if inp.test is not None:
+        overlap = set(inp.test.file_hashes.values()) & set(inp.labelled.file_hashes.values())
+        if overlap:
+            log.warning("%d test crops are byte-identical to training crops", len(overlap))
+            notes.append(f"{len(overlap)} test crops are byte-identical to labelled training crops")
+    small = [c for c, n in train.counts().items() if n < 10]
+    if small:
+        notes.append(f"classes with fewer than 10 training labels: {', '.join(small)}")
+    info = {
+        "name": req.name or Path(out).name, "method": req.method, "seed": req.seed,
+        "classes": list(train.classes), "training": {
+            **data_summary(req, inp, train, val), "batch_size": result.batch_size,
+            "steps_per_epoch": result.steps_per_epoch, "epochs": len(result.history),
+            "best_epoch": result.best_epoch, "training_s": round(result.elapsed_s, 1),
+            "optimizer": f"Adam lr {req.loop.learning_rate} beta_1 {req.loop.beta_1}",
+        },
+        "history": result.history, "notes": notes,
+    }
+    if req.folds:
+        def fit(tr_set: d.CropSet, va_set: d.CropSet, s: int) -> keras.Model:
+            return _fit(req, tr_set, va_set, inp.unlabelled, s).discriminator
+
+        metrics["kfold"] = kfold_report(inp.labelled.x, inp.labelled.y, train.classes,
+                                        req.folds, req.seed, fit, req.labelled)
+    info["metrics"] = metrics
+    runs.save_export_data(out, train.x, val.x, val.y,
+                          None if inp.test is None else inp.test.x,
+                          None if inp.test is None else inp.test.y)
+    runs.save_info(out, info)
+    export_run(out)
+    return runs.load_metrics(out)
+
+
+def with_loop(req: TrainRequest, **changes) -> TrainRequest:
+    """A copy of ``req`` with loop settings changed (for example ``max_epochs=3``)."""
+    return replace(req, loop=replace(req.loop, **changes))

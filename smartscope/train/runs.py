@@ -1,0 +1,149 @@
+"""The run folder: what ``train`` and ``transfer`` write, and what ``export`` reads back.
+
+::
+
+    RUN_DIR/
+      bundle/model.tflite, bundle/model_card.json   int8 classifier + card (smartscope.classify)
+      discriminator.keras                            best checkpoint, both heads (for transfer)
+      generator.keras                                SGAN runs only
+      run.json                                       classes, data summary and hashes, settings
+      export_data.npz                                representative, validation and test crops
+      metrics.json, confusion_matrix.png, training_curves.png, samples.png
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from smartscope.errors import ModelBundleError, TrainingDataError
+from smartscope.train.augment import RandomIntensityScale  # noqa: F401  (registers the layer)
+from smartscope.train.models import SalimansActivation  # noqa: F401  (registers the layer)
+from smartscope.train.reports import write_json
+
+BUNDLE_DIR = "bundle"
+CHECKPOINT = "discriminator.keras"
+GENERATOR = "generator.keras"
+INFO_JSON = "run.json"
+EXPORT_DATA = "export_data.npz"
+METRICS_JSON = "metrics.json"
+CONFUSION_PNG = "confusion_matrix.png"
+CURVES_PNG = "training_curves.png"
+SAMPLES_PNG = "samples.png"
+
+
+def prepare_out(out: Path, overwrite: bool) -> Path:
+    """Create the run folder; refuse to overwrite an earlier run unless asked.
+
+    Raises
+    ------
+    TrainingDataError
+        If ``out`` already holds a run and ``overwrite`` is False.
+    """
+    out = Path(out)
+    if (out / INFO_JSON).exists() and not overwrite:
+        raise TrainingDataError(
+            f"{out}: already holds a training run; choose another --out or pass --overwrite"
+        )
+    if out.exists() and not out.is_dir():
+        raise TrainingDataError(f"{out}: exists and is not a folder; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def save_info(run_dir: Path, info: dict) -> Path:
+    return write_json(Path(run_dir) / INFO_JSON, info)
+
+
+def load_info(run_dir: Path) -> dict:
+    """Read ``run.json``. Raises ModelBundleError when the folder is not a run folder."""
+    path = Path(run_dir) / INFO_JSON
+    if not path.is_file():
+        raise ModelBundleError(
+            f"{run_dir}: not a training run folder ({INFO_JSON} missing); give the --out folder "
+            "of `smartscope train` or `smartscope transfer`"
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelBundleError(f"{path}: not valid JSON ({e}); rerun training") from e
+
+
+def save_checkpoint(run_dir: Path, discriminator: keras.Model,
+                    generator: keras.Model | None = None) -> Path:
+    path = Path(run_dir) / CHECKPOINT
+    discriminator.save(path)
+    if generator is not None:
+        generator.save(Path(run_dir) / GENERATOR)
+    return path
+
+
+def load_checkpoint(run_dir: Path) -> keras.Model:
+    """Load the discriminator checkpoint with ``safe_mode=True`` (no arbitrary code).
+
+    Raises
+    ------
+    ModelBundleError
+        If the checkpoint is missing or cannot be loaded.
+    """
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise ModelBundleError(
+            f"{path}: Keras checkpoint not found; give a run folder written by `smartscope train`"
+        )
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as e:  # keras raises many types for corrupt or foreign files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ModelBundleError(
+            f"{path}: cannot load the checkpoint ({type(e).__name__}: {first})"
+        ) from e
+
+
+def save_export_data(run_dir: Path, representative: np.ndarray, val_x: np.ndarray,
+                     val_y: np.ndarray, test_x: np.ndarray | None = None,
+                     test_y: np.ndarray | None = None) -> Path:
+    """Store the crops ``export`` needs (float16, compressed), so a run folder is self-contained."""
+    arrays = {"representative": representative.astype(np.float16),
+              "val_x": val_x.astype(np.float16), "val_y": val_y.astype(np.int64)}
+    if test_x is not None and test_y is not None and len(test_x):
+        arrays.update(test_x=test_x.astype(np.float16), test_y=test_y.astype(np.int64))
+    path = Path(run_dir) / EXPORT_DATA
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def load_export_data(run_dir: Path) -> dict[str, np.ndarray]:
+    path = Path(run_dir) / EXPORT_DATA
+    if not path.is_file():
+        raise ModelBundleError(f"{path}: export data missing; rerun `smartscope train`")
+    with np.load(path) as npz:
+        return {k: (npz[k].astype(np.float32) if npz[k].dtype == np.float16 else npz[k])
+                for k in npz.files}
+
+
+def find_base_run(base: Path) -> Path:
+    """The run folder holding the Keras checkpoint for ``base`` (a run folder or its bundle).
+
+    Raises
+    ------
+    ModelBundleError
+        If neither ``base`` nor the folder above it holds a checkpoint (an int8 bundle alone
+        cannot be fine-tuned).
+    """
+    base = Path(base)
+    for folder in (base, base.parent):
+        if (folder / CHECKPOINT).is_file():
+            return folder
+    raise ModelBundleError(
+        f"{base}: no {CHECKPOINT} here or in the folder above; give the run folder of "
+        "`smartscope train` (an int8 bundle alone cannot be fine-tuned)"
+    )
+
+
+def load_metrics(run_dir: Path) -> dict:
+    """Read ``metrics.json`` of a run folder."""
+    return json.loads((Path(run_dir) / METRICS_JSON).read_text())
