@@ -1,0 +1,64 @@
+"""Micro-Manager core calls that work on every core we drive: a pymmcore(-plus) core
+(camelCase), pycromanager's snake_case wrapper, and the Java bridge (snake_case only)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from smartscope.errors import ProtocolError
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def call(core: Any, name: str, *args: Any) -> Any:
+    """Call a core method by its camelCase name, falling back to its snake_case name."""
+    fn = getattr(core, name, None)
+    if fn is None:
+        fn = getattr(core, _snake(name))
+    return fn(*args)
+
+
+def _strings(vector: Any) -> list[str]:
+    if hasattr(vector, "size") and hasattr(vector, "get"):
+        return [str(vector.get(i)) for i in range(vector.size())]
+    return [str(v) for v in vector]
+
+
+def presets(core: Any, group: str) -> list[str]:
+    """Preset names of a config group ([] when the group does not exist)."""
+    if group not in _strings(call(core, "getAvailableConfigGroups")):
+        return []
+    return _strings(call(core, "getAvailableConfigs", group))
+
+
+def preset_properties(core: Any, group: str, preset: str) -> list[tuple[str, str, str]]:
+    """The (device, property, value) settings of a preset."""
+    config = call(core, "getConfigData", group, preset)
+    out = []
+    size = config.size() if hasattr(config, "size") else None
+    if size is None:  # pymmcore-plus Configuration iterates as tuples
+        return [(str(d), str(p), str(v)) for d, p, v in config]
+    for i in range(size):
+        s = call(config, "getSetting", i)
+        out.append((str(call(s, "getDeviceLabel")), str(call(s, "getPropertyName")),
+                    str(call(s, "getPropertyValue"))))
+    return out
+
+
+def check_preset(core: Any, group: str, preset: str, field: str, source: str) -> None:
+    """Raise a ProtocolError naming ``field`` when ``preset`` is not in ``group`` on this core."""
+    available = presets(core, group)
+    if not available:
+        groups = ", ".join(_strings(call(core, "getAvailableConfigGroups")))
+        raise ProtocolError(
+            f"{source}: field '{field}': the microscope has no config group '{group}' "
+            f"(it has: {groups}); set microscope.objective_group / channel_group"
+        )
+    if preset not in available:
+        raise ProtocolError(
+            f"{source}: field '{field}': value '{preset}' is not a preset of the '{group}' group "
+            f"(presets: {', '.join(available)}); use one of them"
+        )

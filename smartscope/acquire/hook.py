@@ -1,0 +1,499 @@
+"""The closed-loop hook: pycromanager's ``image_process_fn(image, metadata, event_queue)``.
+
+For every image it finds and classifies the nuclei, lets the ``Planner`` decide, writes
+``cells.csv`` / ``decisions.jsonl`` and puts the next event(s) on the queue, or ``None`` to end
+the acquisition. Screening is fed one time point at a time, so a decision is applied before the
+next screening frame.
+
+Use it from your own pycromanager script::
+
+    hook = SmartHook.from_protocol(load_protocol("protocol.yaml"), core, out_dir="run1")
+    acq = Acquisition(directory="run1", name="images", image_process_fn=hook)
+    acq.acquire(hook.first_event())
+    acq.await_completion()
+    hook.close()
+
+A failure inside the hook (classifier error, bad frame, a bug) is caught here, logged with its
+traceback, recorded in ``decisions.jsonl``, and handled by ``on_error``: ``continue`` keeps
+screening (a running follow-up is abandoned), ``stop`` ends the acquisition cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smartscope.acquire import corecalls
+from smartscope.acquire.sinks import CellsCsv, DecisionsJsonl
+from smartscope.decide import (
+    NO_LIMITS,
+    SCREEN,
+    UPRIGHT,
+    Cell,
+    Frame,
+    FrameRequest,
+    Limits,
+    Planner,
+    PlanSettings,
+    Step,
+    axes_key,
+    pixel_to_stage,
+    to_event,
+)
+from smartscope.protocol import (
+    CameraOrientation,
+    Detection,
+    ModelSpec,
+    ObjectiveSpec,
+    Position,
+    Protocol,
+    Screening,
+    SimulatedMicroscope,
+    Trigger,
+)
+
+log = logging.getLogger(__name__)
+
+#: image, pixel size (um/px) -> classified nuclei: objects with y, x, area_um2, phase,
+#: confidence and probabilities (or a result object holding them in ``.cells``)
+FrameClassifier = Callable[[np.ndarray, float], Any]
+
+DEFAULT_DETECTION = Detection()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the hook has done so far (passed to the progress callback after every frame)."""
+
+    frames: int
+    screening_frames: int
+    followup_frames: int
+    triggers_fired: int
+    errors: int
+    elapsed_s: float
+    last_latency_ms: float
+    mode: str
+
+
+class SmartHook:
+    """``image_process_fn`` that classifies every image and rewrites the acquisition.
+
+    Build it with ``from_protocol`` or ``from_objects``; pass the instance itself as pycromanager's
+    ``image_process_fn`` and start the acquisition with ``first_event()``.
+
+    Parameters
+    ----------
+    planner : Planner
+        The decision logic (screening order, triggers, follow-ups).
+    classify : FrameClassifier
+        Finds and classifies the nuclei of one image.
+    preset_properties : callable
+        (group, preset) -> device properties, used to send the objective preset in events.
+    objective_group : str
+        Config group of the objective turret.
+    pixel_sizes_um : mapping
+        Pixel size per objective preset overriding the microscope's calibration, um/px.
+    pixel_size_um : float, optional
+        Overrides every other pixel-size source.
+    on_error : "continue" or "stop"
+    cells, decisions : sinks, optional
+        Where rows and decision records go (``None``: not written).
+    orientation : CameraOrientation
+        For the stage coordinates of each cell in ``cells.csv``.
+    clock : callable
+        Monotonic seconds, for latency and elapsed time.
+    progress : callable, optional
+        Called with a ``Progress`` after every frame.
+    observers : sequence of callables, optional
+        Called with each ``Frame`` after it was decided (e.g. to compare with ground truth).
+    """
+
+    def __init__(
+        self,
+        planner: Planner,
+        *,
+        classify: FrameClassifier,
+        preset_properties: Callable[[str, str], Sequence[Sequence[str]]],
+        objective_group: str = "Objective",
+        pixel_sizes_um: Mapping[str, float] | None = None,
+        pixel_size_um: float | None = None,
+        fallback_pixel_size: Callable[[], float] | None = None,
+        on_error: str = "continue",
+        cells: CellsCsv | None = None,
+        decisions: DecisionsJsonl | None = None,
+        orientation: CameraOrientation = UPRIGHT,
+        clock: Callable[[], float] = time.perf_counter,
+        progress: Callable[[Progress], None] | None = None,
+        observers: Sequence[Callable[[Frame], None]] = (),
+    ) -> None:
+        self.planner = planner
+        self._classify = classify
+        self._preset_properties = preset_properties
+        self._objective_group = objective_group
+        self._pixel_sizes = dict(pixel_sizes_um or {})
+        self._pixel_size = pixel_size_um
+        self._fallback_pixel_size = fallback_pixel_size
+        self.on_error = on_error
+        self.cells = cells
+        self.decisions = decisions
+        self._orientation = orientation
+        self._clock = clock
+        self._progress = progress
+        self._observers = tuple(observers)
+        self._pending: dict[tuple[Any, ...], FrameRequest] = {}
+        self._lock = threading.Lock()
+        self._t0 = clock()
+        self._frames = 0
+        self._screen_frames = 0
+        self._follow_frames = 0
+        self._errors = 0
+        self._stop_requested = False
+        self.finished = False
+        self.latencies_ms: list[float] = []
+        self.decision_log: list[dict[str, Any]] = []
+
+    # --- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_protocol(
+        cls,
+        protocol: Protocol,
+        core: Any,
+        *,
+        classifier: Any = None,
+        classify: FrameClassifier | None = None,
+        out_dir: str | Path | None = None,
+        stage_limits: Limits = NO_LIMITS,
+        source: str = "<protocol>",
+        **kwargs: Any,
+    ) -> SmartHook:
+        """Build the hook for a protocol on a connected core.
+
+        Screening positions without x/y (no positions given) or without z use the stage's
+        current position. Presets are checked against the core's config groups. When
+        ``out_dir`` is given, ``cells.csv`` and ``decisions.jsonl`` are written there.
+
+        Raises
+        ------
+        ProtocolError
+            If a preset does not exist on the microscope, a phase is not a class of the model,
+            or a screening position lies outside the stage limits.
+        ModelBundleError
+            If the model bundle cannot be loaded.
+        """
+        from smartscope.protocol import check_phases
+
+        if classifier is None and classify is None:
+            from smartscope.classify import Classifier
+
+            classifier = Classifier(protocol.model.bundle, num_threads=protocol.model.num_threads)
+        classes: tuple[str, ...] = tuple(classifier.classes) if classifier is not None else ()
+        if classifier is not None:
+            check_phases(protocol, classes, source)
+        check_presets(protocol, core, source)
+        positions = resolve_positions(protocol.screening, core)
+        settings = PlanSettings.from_protocol(protocol, positions, stage_limits)
+        if classify is None:
+            classify = frame_classifier(classifier, protocol.detection.diameter_um)
+        cells = decisions = None
+        if out_dir is not None:
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            cells = CellsCsv(out / "cells.csv", classes)
+            decisions = DecisionsJsonl(out / "decisions.jsonl")
+        m = protocol.microscope
+        return cls(
+            Planner(settings),
+            classify=classify,
+            preset_properties=lambda g, p: corecalls.preset_properties(core, g, p),
+            objective_group=m.objective_group,
+            pixel_sizes_um={k: v.pixel_size_um for k, v in m.objectives.items()
+                            if v.pixel_size_um is not None},
+            pixel_size_um=protocol.detection.pixel_size_um,
+            fallback_pixel_size=lambda: float(corecalls.call(core, "getPixelSizeUm")),
+            on_error=protocol.on_error,
+            cells=cells,
+            decisions=decisions,
+            orientation=m.camera,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_objects(
+        cls,
+        core: Any,
+        *,
+        screening: Screening,
+        triggers: Sequence[Trigger],
+        classifier: Any,
+        detection: Detection = DEFAULT_DETECTION,
+        objectives: Mapping[str, ObjectiveSpec] | None = None,
+        objective_group: str = "Objective",
+        channel_group: str = "Channel",
+        on_error: str = "continue",
+        out_dir: str | Path | None = None,
+        stage_limits: Limits = NO_LIMITS,
+        **kwargs: Any,
+    ) -> SmartHook:
+        """Build the hook from protocol parts and a loaded ``Classifier`` (no protocol file).
+
+        Raises the same errors as ``from_protocol``.
+        """
+        protocol = Protocol(
+            version=1,
+            microscope=SimulatedMicroscope(objective_group=objective_group,
+                                           channel_group=channel_group,
+                                           objectives=dict(objectives or {})),
+            screening=screening,
+            model=ModelSpec(bundle=Path(getattr(classifier, "path", "."))),
+            detection=detection,
+            triggers=tuple(triggers),
+            on_error=on_error,
+        )
+        return cls.from_protocol(protocol, core, classifier=classifier, out_dir=out_dir,
+                                 stage_limits=stage_limits, source="<objects>", **kwargs)
+
+    # --- pycromanager API -------------------------------------------------------------------------
+
+    def first_event(self) -> dict[str, Any]:
+        """The first screening event: pass it to ``Acquisition.acquire``."""
+        events = self._register(self.planner.start())
+        return events[0]
+
+    def __call__(self, image: np.ndarray, metadata: dict[str, Any], event_queue: Any) -> Any:
+        """pycromanager ``image_process_fn``: returns (image, metadata) so the image is saved."""
+        t_in = self._clock()
+        with self._lock:
+            req = self._pending.pop(axes_key(metadata.get("Axes", {})), None)
+        if req is None or self.finished:
+            return image, metadata  # not one of ours (or after the end): save it, decide nothing
+        self._frames += 1
+        index = self._frames - 1
+        if req.mode == SCREEN:
+            self._screen_frames += 1
+        else:
+            self._follow_frames += 1
+        time_s = float(metadata.get("ElapsedTime-ms", 0.0)) / 1000.0
+        records: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        try:
+            frame, rows, errors = self._observe(image, metadata, req, index, time_s)
+            records += errors
+            step = self.planner.on_frame(frame)
+            if self._stop_requested:
+                step = Step(decisions=step.decisions + [{"event": "interrupted"}], done=True)
+        except Exception as e:
+            frame = None
+            step = self._failed(e, time_s, records, where="decide")
+        try:
+            events = self._register(step)
+        except Exception as e:
+            events = []
+            step = self._failed(e, time_s, records, where="events")
+            step.done = True
+        for ev in events:
+            event_queue.put(ev)
+        if step.done or not events and not self._pending:
+            event_queue.put(None)
+            self.finished = True
+        latency_ms = (self._clock() - t_in) * 1000.0
+        self.latencies_ms.append(latency_ms)
+        self._record(index, time_s, req, step, records, rows, latency_ms)
+        if frame is not None:
+            for obs in self._observers:
+                obs(frame)
+        if self._progress is not None:
+            self._progress(self.progress())
+        return image, metadata
+
+    image_process_fn = __call__
+
+    def request_stop(self) -> None:
+        """End the acquisition at the next image (e.g. on Ctrl-C)."""
+        self._stop_requested = True
+
+    def progress(self) -> Progress:
+        return Progress(
+            frames=self._frames, screening_frames=self._screen_frames,
+            followup_frames=self._follow_frames, triggers_fired=self.planner.triggers_fired,
+            errors=self._errors, elapsed_s=self._clock() - self._t0,
+            last_latency_ms=self.latencies_ms[-1] if self.latencies_ms else 0.0,
+            mode="follow-up" if self.planner.in_followup else "screening",
+        )
+
+    def close(self) -> None:
+        """Close the output files (idempotent)."""
+        for sink in (self.cells, self.decisions):
+            if sink is not None:
+                sink.close()
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _register(self, step: Step) -> list[dict[str, Any]]:
+        events = []
+        for r in step.requests:
+            ev = to_event(r, objective_group=self._objective_group,
+                          preset_properties=self._preset_properties)
+            with self._lock:
+                self._pending[r.key()] = r
+            events.append(ev)
+        return events
+
+    def pixel_size_for(self, objective: str, metadata: Mapping[str, Any]) -> float:
+        """Pixel size of an image, um/px: protocol override, per-objective override, the image's
+        metadata, then the microscope's current calibration."""
+        if self._pixel_size is not None:
+            return self._pixel_size
+        if objective in self._pixel_sizes:
+            return self._pixel_sizes[objective]
+        value = metadata.get("PixelSize_um") or metadata.get("PixelSizeUm")
+        if value:
+            return float(value)
+        if self._fallback_pixel_size is not None:
+            return self._fallback_pixel_size()
+        raise ValueError("no pixel size: set detection.pixel_size_um in the protocol")
+
+    def _observe(
+        self, image: np.ndarray, metadata: Mapping[str, Any], req: FrameRequest, index: int,
+        time_s: float,
+    ) -> tuple[Frame, list[dict[str, Any]], list[dict[str, Any]]]:
+        ps = self.pixel_size_for(req.objective, metadata)
+        img = np.asarray(image)
+        shape = (int(img.shape[-2]), int(img.shape[-1]))
+        cells: tuple[Cell, ...] | None = None
+        rows: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        if req.classify:
+            try:
+                found = _cells_of(self._classify(img, ps))
+            except Exception as e:
+                errors.append(self._error_record(e, time_s, where="classify"))
+                if self.on_error == "stop":
+                    self._stop_requested = True
+            else:
+                cells = tuple(Cell(float(c.y), float(c.x), str(c.phase), float(c.confidence),
+                                   float(getattr(c, "area_um2", 0.0))) for c in found)
+                rows = [self._row(c, index, time_s, req, ps, shape) for c in found]
+        frame = Frame(request=req, index=index, time_s=time_s, shape=shape, pixel_size_um=ps,
+                      cells=cells)
+        return frame, rows, errors
+
+    def _row(self, c: Any, index: int, time_s: float, req: FrameRequest, ps: float,
+             shape: tuple[int, int]) -> dict[str, Any]:
+        x_um, y_um = pixel_to_stage(float(c.y), float(c.x), shape=shape, pixel_size_um=ps,
+                                    stage_x_um=req.x_um, stage_y_um=req.y_um,
+                                    orientation=self._orientation)
+        probs = getattr(c, "probabilities", None)
+        return {
+            "frame": index, "time_s": round(time_s, 4), "position": req.position_name,
+            "mode": req.mode, "followup": req.followup if req.followup is not None else "",
+            "objective": req.objective, "channel": req.channel, "pixel_size_um": ps,
+            "y": float(c.y), "x": float(c.x), "x_um": x_um, "y_um": y_um,
+            "area_um2": float(getattr(c, "area_um2", float("nan"))), "phase": str(c.phase),
+            "confidence": float(c.confidence),
+            "probabilities": None if probs is None else [float(p) for p in probs],
+        }
+
+    def _error_record(self, e: BaseException, time_s: float, where: str) -> dict[str, Any]:
+        self._errors += 1
+        log.error("hook failure in %s at t=%.2f s (on_error=%s): %s\n%s", where, time_s,
+                  self.on_error, e, "".join(traceback.format_exception(e)))
+        return {"event": "error", "where": where, "time_s": round(time_s, 4),
+                "error": f"{type(e).__name__}: {e}", "on_error": self.on_error}
+
+    def _failed(self, e: BaseException, time_s: float, records: list[dict[str, Any]],
+                where: str) -> Step:
+        records.append(self._error_record(e, time_s, where))
+        if self.on_error == "stop" or self._stop_requested:
+            return Step(done=True)
+        try:
+            with self._lock:
+                self._pending.clear()  # images of an abandoned group are saved, not decided on
+            return self.planner.abandon(time_s, f"{type(e).__name__}: {e}")
+        except Exception as e2:  # the planner cannot go on: end cleanly rather than hang
+            records.append(self._error_record(e2, time_s, "recover"))
+            return Step(done=True)
+
+    def _record(self, index: int, time_s: float, req: FrameRequest, step: Step,
+                errors: list[dict[str, Any]], rows: list[dict[str, Any]],
+                latency_ms: float) -> None:
+        try:
+            if self.cells is not None and rows:
+                self.cells.write(rows)
+            for d in [*errors, *step.decisions]:
+                rec = {"frame": index, "time_s": round(time_s, 4),
+                       "position": req.position_name, "mode": req.mode, **d,
+                       "latency_ms": round(latency_ms, 2)}
+                self.decision_log.append(rec)
+                if rec["event"] != "error":
+                    log.info("decision: %s", _summary(rec))
+                if self.decisions is not None:
+                    self.decisions.write(rec)
+        except Exception:
+            log.exception("could not write run records for frame %d", index)
+
+
+def _cells_of(result: Any) -> Sequence[Any]:
+    return result.cells if hasattr(result, "cells") else result
+
+
+def _summary(rec: Mapping[str, Any]) -> str:
+    keys = ("event", "frame", "time_s", "position", "trigger", "reason")
+    return " ".join(f"{k}={rec[k]}" for k in keys if rec.get(k) is not None)
+
+
+def frame_classifier(classifier: Any, diameter_um: float) -> FrameClassifier:
+    """Detection + classification of one frame with a loaded ``Classifier``."""
+    from smartscope.classify import classify_frame
+
+    def run(image: np.ndarray, pixel_size_um: float) -> Any:
+        return classify_frame(image, pixel_size_um, classifier, diameter_um=diameter_um)
+
+    return run
+
+
+def check_presets(protocol: Protocol, core: Any, source: str) -> None:
+    """Every objective and channel preset the protocol uses must exist on the microscope."""
+    m = protocol.microscope
+    corecalls.check_preset(core, m.objective_group, protocol.screening.objective,
+                           "screening.objective", source)
+    corecalls.check_preset(core, m.channel_group, protocol.screening.channel,
+                           "screening.channel", source)
+    for i, t in enumerate(protocol.triggers):
+        for j, a in enumerate(t.actions):
+            where = f"triggers[{i}].actions[{j}]"
+            if a.type == "centre_on_cell" and a.objective:
+                corecalls.check_preset(core, m.objective_group, a.objective,
+                                       f"{where}.objective", source)
+            if a.type == "set_channel":
+                corecalls.check_preset(core, a.group or m.channel_group, a.preset,
+                                       f"{where}.preset", source)
+            for k, extra in enumerate(getattr(a, "extra_channels", ())):
+                corecalls.check_preset(core, extra.group or m.channel_group, extra.preset,
+                                       f"{where}.extra_channels[{k}].preset", source)
+
+
+def resolve_positions(screening: Screening, core: Any) -> tuple[Position, ...]:
+    """Screening positions with x, y and z filled in from the stage where not given."""
+    positions = screening.position_list()
+    if positions is None:
+        x, y = float(corecalls.call(core, "getXPosition")), float(
+            corecalls.call(core, "getYPosition"))
+        positions = (Position(name="here", x_um=x, y_um=y),)
+    z_now: float | None = None
+    out = []
+    for p in positions:
+        if p.z_um is None:
+            if z_now is None:
+                z_now = float(corecalls.call(core, "getPosition"))
+            p = p.model_copy(update={"z_um": z_now})
+        out.append(p)
+    return tuple(out)

@@ -1,0 +1,275 @@
+"""One smart acquisition from a protocol: connect, build the hook, run pycromanager, write the
+outputs, end cleanly (also on Ctrl-C / SIGTERM).
+
+Outputs in the run folder: the NDTiff data set written by pycromanager (``images_1/``),
+``cells.csv``, ``decisions.jsonl`` and ``run.json`` (protocol, package versions, model card hash,
+summary).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import signal
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smartscope.acquire.connect import ScopeHandle, connect
+from smartscope.acquire.hook import FrameClassifier, Progress, SmartHook
+from smartscope.acquire.sinks import file_sha256, package_versions, write_json_atomic
+from smartscope.decide import Frame
+from smartscope.errors import MicroscopeError
+from smartscope.protocol import Protocol, SimulatedMicroscope
+
+log = logging.getLogger(__name__)
+
+DATASET_NAME = "images"
+
+
+@dataclass
+class RunSummary:
+    """What a run did (also stored in ``run.json`` under ``summary``)."""
+
+    out_dir: str
+    status: str = "running"
+    frames: int = 0
+    screening_frames: int = 0
+    followup_frames: int = 0
+    triggers_fired: int = 0
+    errors: int = 0
+    duration_s: float = 0.0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    dataset: str | None = None
+
+
+def output_dir(protocol: Protocol, now: _dt.datetime, protocol_name: str = "protocol") -> Path:
+    """``output.directory / output.name`` with the name template filled in."""
+    seed = getattr(protocol.microscope, "seed", "")
+    name = protocol.output.name.format(
+        protocol=protocol_name, date=now.strftime("%Y%m%d"), time=now.strftime("%H%M%S"),
+        seed=seed,
+    )
+    return Path(protocol.output.directory) / name
+
+
+class Run:
+    """A smart acquisition run.
+
+    Parameters
+    ----------
+    protocol : Protocol
+    out_dir : path
+        Run folder (created; must not hold a previous run's ``run.json``).
+    simulate : bool
+        Use the simulated microscope whatever the protocol names.
+    scope : ScopeHandle, optional
+        An already connected microscope (the run then does not connect or disconnect).
+    classifier : optional
+        A loaded ``Classifier`` (default: load the protocol's bundle).
+    classify : FrameClassifier, optional
+        Replaces detection + classification of a frame (default: ``classify_frame`` with the
+        classifier), e.g. to wrap it with checks or to inject faults.
+    source : str
+        The protocol's file name, for error messages and ``run.json``.
+    clock : callable
+        Monotonic seconds.
+    progress : callable, optional
+        Called with a ``Progress`` after every frame (from the hook's thread).
+    observers : sequence of callables
+        Called with every decided ``Frame`` (from the hook's thread).
+    """
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        out_dir: str | Path,
+        *,
+        simulate: bool = False,
+        scope: ScopeHandle | None = None,
+        classifier: Any = None,
+        classify: FrameClassifier | None = None,
+        source: str = "<protocol>",
+        clock: Callable[[], float] = time.monotonic,
+        progress: Callable[[Progress], None] | None = None,
+        observers: Sequence[Callable[[Frame], None]] = (),
+    ) -> None:
+        self.protocol = protocol
+        self.out_dir = Path(out_dir)
+        self.simulate = simulate or isinstance(protocol.microscope, SimulatedMicroscope)
+        self.scope = scope
+        self.classifier = classifier
+        self.classify = classify
+        self.source = source
+        self.clock = clock
+        self.progress = progress
+        self.observers = tuple(observers)
+        self.hook: SmartHook | None = None
+        self.summary = RunSummary(out_dir=str(self.out_dir))
+        self._acq: Any = None
+
+    def execute(self) -> RunSummary:
+        """Run to the end (the protocol ends it, ``stop`` fires, or Ctrl-C / SIGTERM).
+
+        Raises
+        ------
+        ProtocolError, ModelBundleError, MicroscopeError, DependencyError
+            Before the acquisition starts, with a one-line message.
+        """
+        if (self.out_dir / "run.json").exists():
+            raise MicroscopeError(
+                f"{self.out_dir}: already holds a run (run.json); choose another --out folder"
+            )
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.classifier is None:
+            from smartscope.classify import Classifier
+
+            self.classifier = Classifier(self.protocol.model.bundle,
+                                         num_threads=self.protocol.model.num_threads)
+        from smartscope.protocol import check_phases
+
+        check_phases(self.protocol, self.classifier.classes, self.source)
+        t0 = self.clock()
+        self._write_run_json(t0, started=True)
+        try:
+            if self.scope is not None:
+                self._acquire(self.scope)
+            else:
+                with connect(self.protocol, simulate=self.simulate) as scope:
+                    self.scope = scope
+                    self._acquire(scope)
+        finally:
+            if self.hook is not None:
+                self.hook.close()
+            self.summary.duration_s = round(self.clock() - t0, 3)
+            if self.summary.status == "running":
+                self.summary.status = "failed"
+            self._write_run_json(t0, started=False)
+        return self.summary
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _acquire(self, scope: ScopeHandle) -> None:
+        from pycromanager import Acquisition
+
+        hook = SmartHook.from_protocol(
+            self.protocol, scope.core, classifier=self.classifier, classify=self.classify,
+            out_dir=self.out_dir,
+            stage_limits=scope.stage_limits, source=self.source, clock=self.clock,
+            progress=self.progress, observers=self.observers,
+        )
+        self.hook = hook
+        interrupted = False
+        with _interrupts_as_keyboard_interrupt():
+            acq = Acquisition(directory=str(self.out_dir), name=DATASET_NAME,
+                              image_process_fn=hook)
+            self._acq = acq
+            try:
+                acq.acquire(hook.first_event())
+                _await(acq)
+            except KeyboardInterrupt:
+                interrupted = True
+                log.warning("interrupted: ending the acquisition, keeping what was acquired")
+                hook.request_stop()
+                acq.abort()
+                _await_quietly(acq)
+        self._summarise(hook, "interrupted" if interrupted else "completed")
+        ds = _dataset_dir(self.out_dir)
+        self.summary.dataset = str(ds) if ds is not None else None
+
+    def _summarise(self, hook: SmartHook, status: str) -> None:
+        p = hook.progress()
+        lat = hook.latencies_ms
+        self.summary.status = status
+        self.summary.frames = p.frames
+        self.summary.screening_frames = p.screening_frames
+        self.summary.followup_frames = p.followup_frames
+        self.summary.triggers_fired = p.triggers_fired
+        self.summary.errors = p.errors
+        if lat:
+            ordered = sorted(lat)
+            self.summary.latency_ms = {
+                "median": round(statistics.median(lat), 2),
+                "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
+                "max": round(ordered[-1], 2),
+            }
+
+    def _write_run_json(self, t0: float, started: bool) -> None:
+        card = getattr(self.classifier, "card", None)
+        bundle = Path(self.protocol.model.bundle)
+        data = {
+            "protocol_file": self.source,
+            "protocol": self.protocol.model_dump(mode="json"),
+            "simulated": self.simulate,
+            "microscope": self.scope.kind if self.scope is not None else None,
+            "scope_info": self.scope.info if self.scope is not None else {},
+            "started": _dt.datetime.now().isoformat(timespec="seconds") if started else None,
+            "packages": package_versions(),
+            "model": {
+                "bundle": str(bundle),
+                "name": getattr(card, "name", None),
+                "classes": list(getattr(self.classifier, "classes", ())),
+                "card_sha256": file_sha256(bundle / "model_card.json"),
+                "model_sha256": file_sha256(bundle / "model.tflite"),
+            },
+            "summary": asdict(self.summary),
+        }
+        path = self.out_dir / "run.json"
+        if not started and path.exists():
+            import json
+
+            data["started"] = json.loads(path.read_text()).get("started")
+        write_json_atomic(path, data)
+
+
+def _await(acq: Any) -> None:
+    """``await_completion`` in short waits, so Ctrl-C reaches the main thread promptly."""
+    done = threading.Event()
+    error: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            acq.await_completion()
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            error.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=wait, name="smartscope-await", daemon=True).start()
+    while not done.wait(0.2):
+        pass
+    if error:
+        raise MicroscopeError(f"the acquisition failed: {error[0]}") from error[0]
+
+
+def _await_quietly(acq: Any) -> None:
+    try:
+        acq.await_completion()
+    except Exception:
+        log.exception("while closing the aborted acquisition")
+
+
+class _interrupts_as_keyboard_interrupt:
+    """Within the block, SIGTERM raises KeyboardInterrupt like Ctrl-C (main thread only)."""
+
+    def __enter__(self) -> None:
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _dataset_dir(out_dir: Path) -> Path | None:
+    found = sorted(p for p in out_dir.glob(f"{DATASET_NAME}*") if p.is_dir())
+    return found[-1] if found else None

@@ -1,0 +1,111 @@
+"""Run outputs written while the acquisition runs: ``cells.csv``, ``decisions.jsonl`` and
+``run.json``. Every write is flushed, so a run that ends abruptly keeps everything up to then."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+CELL_COLUMNS = (
+    "frame", "time_s", "position", "mode", "followup", "objective", "channel", "pixel_size_um",
+    "y", "x", "x_um", "y_um", "area_um2", "phase", "confidence",
+)
+
+_PACKAGES = ("smartscope", "pycromanager", "pymmcore-plus", "pymmcore", "mmpycorex",
+             "ai-edge-litert", "numpy", "scikit-image", "pydantic")
+
+
+class CellsCsv:
+    """``cells.csv``: one row per classified nucleus, class probabilities as ``p_<class>``."""
+
+    def __init__(self, path: Path, classes: Sequence[str]) -> None:
+        self.path = Path(path)
+        self.classes = tuple(classes)
+        self._f = self.path.open("w", newline="")
+        self._w = csv.writer(self._f)
+        self._w.writerow([*CELL_COLUMNS, *(f"p_{c}" for c in self.classes)])
+        self._f.flush()
+        self.rows = 0
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            probs = row.get("probabilities")
+            probs = list(probs) if probs is not None else [""] * len(self.classes)
+            values = [_fmt(row.get(c, "")) for c in CELL_COLUMNS]
+            self._w.writerow(values + [_fmt(p) for p in probs])
+        self.rows += len(rows)
+        self._f.flush()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+
+class DecisionsJsonl:
+    """``decisions.jsonl``: one JSON object per decision, flushed as written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._f = self.path.open("w")
+        self.count = 0
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self._f.write(json.dumps(record, default=_json_default) + "\n")
+        self._f.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return v
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages a run depends on."""
+    out: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    out["python"] = platform.python_version()
+    return out
+
+
+def file_sha256(path: Path) -> str | None:
+    """SHA-256 of a file, or None when it does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON through a temporary file and a rename, so the file is never half-written."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)

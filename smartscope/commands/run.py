@@ -1,0 +1,63 @@
+"""``smartscope run PROTOCOL``: run a smart acquisition (``--simulate`` for a dry run)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(
+        protocol: Annotated[Path, typer.Argument(help="Protocol file (YAML).")],
+        simulate: Annotated[bool, typer.Option(
+            "--simulate", help="Use the simulated microscope, whatever the protocol names."
+        )] = False,
+        out: Annotated[Path | None, typer.Option(
+            "--out", "-o", help="Run folder (default: the protocol's output section)."
+        )] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+        progress_every_s: Annotated[float, typer.Option(
+            "--progress-every", help="Seconds between progress lines."
+        )] = 2.0,
+    ) -> None:
+        """Screen, classify every nucleus, and act when a target phase appears."""
+        from smartscope.acquire import Run, output_dir
+        from smartscope.protocol import load_protocol
+
+        proto = load_protocol(protocol)
+        folder = out if out is not None else output_dir(proto, dt.datetime.now(), protocol.stem)
+        state = {"last": 0.0, "triggers": 0}
+
+        def progress(p) -> None:  # noqa: ANN001 - acquire.Progress
+            now = time.monotonic()
+            if quiet:
+                return
+            if now - state["last"] < progress_every_s and p.triggers_fired == state["triggers"]:
+                return
+            state["last"], state["triggers"] = now, p.triggers_fired
+            typer.echo(
+                f"[{p.elapsed_s:7.1f} s] frames {p.frames} (screening {p.screening_frames}, "
+                f"follow-up {p.followup_frames}) | triggers fired {p.triggers_fired} | "
+                f"errors {p.errors} | {p.mode} | hook {p.last_latency_ms:.0f} ms",
+                err=True,
+            )
+
+        if not quiet:
+            typer.echo(f"run: {protocol} -> {folder}" + (" (simulated)" if simulate else ""),
+                       err=True)
+        summary = Run(proto, folder, simulate=simulate, source=str(protocol),
+                      progress=progress).execute()
+        lat = summary.latency_ms
+        typer.echo(
+            f"{summary.status}: {summary.frames} frames ({summary.screening_frames} screening, "
+            f"{summary.followup_frames} follow-up), {summary.triggers_fired} trigger(s) fired, "
+            f"{summary.errors} error(s) in {summary.duration_s:.1f} s; hook latency median "
+            f"{lat.get('median', 0):.0f} ms, max {lat.get('max', 0):.0f} ms; outputs in {folder}"
+        )
+        if summary.status == "interrupted":
+            raise typer.Exit(130)
