@@ -77,10 +77,10 @@ def _default_objectives() -> dict[str, ObjectiveSpec]:
     return {
         "10x": ObjectiveSpec(magnification=10, pixel_size_um=0.645, na=0.3, z_offset_um=0.0),
         "20x": ObjectiveSpec(
-            magnification=20, pixel_size_um=0.3225, na=0.75, z_offset_um=0.5, brightness=1.5
+            magnification=20, pixel_size_um=0.3225, na=0.75, z_offset_um=0.3, brightness=1.5
         ),
         "60x": ObjectiveSpec(
-            magnification=60, pixel_size_um=0.1075, na=1.4, z_offset_um=1.0, brightness=2.0
+            magnification=60, pixel_size_um=0.1075, na=1.4, z_offset_um=0.5, brightness=2.0
         ),
     }
 
@@ -91,7 +91,7 @@ def _default_channels() -> dict[str, ChannelSpec]:
         "FITC": ChannelSpec(chromatin_gain=1.0, background_gain=1.0),
         "Rhodamine": ChannelSpec(chromatin_gain=0.02, body_gain=0.25, background_gain=0.8),
         "Cy5": ChannelSpec(chromatin_gain=0.0, body_gain=0.03, background_gain=0.3),
-        "Brightfield": ChannelSpec(body_gain=0.08, background_gain=0.0, brightfield=True),
+        "Brightfield": ChannelSpec(body_gain=0.04, background_gain=0.0, brightfield=True),
     }
 
 
@@ -128,15 +128,15 @@ class SimConfig(BaseModel):
     sensor_px: int = Field(default=1024, ge=64, le=4096)
     """Camera sensor side (square), pixels: 1024 or 2048 for a realistic camera."""
     camera_offset_adu: float = Field(default=100.0, ge=0, le=60000)
-    read_noise_e: float = Field(default=4.0, ge=0)
+    read_noise_e: float = Field(default=3.0, ge=0)
     gain_adu_per_e: float = Field(default=1.0, gt=0)
     exposure_ms: float = Field(default=100.0, gt=0)
     """Exposure at start."""
     real_exposure_time: bool = True
     """The camera sleeps for its exposure time on each snap, like a real one."""
-    nucleus_counts_per_ms: float = Field(default=6.5, gt=0)
+    nucleus_counts_per_ms: float = Field(default=7.5, gt=0)
     """Mean signal of an interphase nucleus above background, ADU per ms (10x, FITC)."""
-    background_counts_per_ms: float = Field(default=0.35, ge=0)
+    background_counts_per_ms: float = Field(default=0.3, ge=0)
     """Background above the camera offset, ADU per ms (10x, FITC)."""
     brightfield_counts_per_ms: float = Field(default=40.0, gt=0)
     """Transmitted-light level without a sample, ADU per ms."""

@@ -15,10 +15,8 @@ import tempfile
 import types
 from typing import Any
 
-import pymmcore
-from pymmcore_plus.experimental.unicore import UniMMCore
-
 from smartscope.errors import MicroscopeError
+from smartscope.sim._mm import UniMMCore, pymmcore
 
 log = logging.getLogger(__name__)
 

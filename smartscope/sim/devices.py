@@ -10,15 +10,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-from pymmcore_plus.experimental.unicore import (
+
+from smartscope.errors import StageLimitError
+from smartscope.sim._mm import (
     ShutterDevice,
     SimpleCameraDevice,
     StageDevice,
     StateDevice,
     XYStageDevice,
 )
-
-from smartscope.errors import StageLimitError
 from smartscope.sim.faults import Faults
 
 #: (exposure_ms, (rows, cols)) -> (uint16 image, metadata)

@@ -55,7 +55,7 @@ def pixel_positions(cells: list[CellTruth], x_um: float, y_um: float, pixel_size
         col = w // 2 + (c.x_um - x_um) / pixel_size_um
         row = h // 2 + (c.y_um - y_um) / pixel_size_um
         out.append(CellTruth(c.id, c.parent_id, c.x_um, c.y_um, c.phase, c.phase_elapsed_s,
-                             c.phase_duration_s, c.angle_rad, c.size, col, row))
+                             c.phase_duration_s, c.angle_rad, c.size, c.brightness, col, row))
     return out
 
 
@@ -113,6 +113,8 @@ class Renderer:
             img = sprites.chromatin(c.phase, progress, c.size, c.angle_rad, seed, ps)
         else:
             img = sprites.cell_body(c.phase, progress, c.size, c.angle_rad, seed, ps)
+        if kind == "chromatin":
+            img = img * np.float32(c.brightness)
         if sigma_px > 0.4:
             from scipy import ndimage
 

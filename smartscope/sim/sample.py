@@ -28,7 +28,7 @@ CYCLE: tuple[str, ...] = (
 
 #: Distance between the two daughters at division (um): telophase ends there.
 DAUGHTER_SEPARATION_UM = 12.0
-_MIN_SPACING_UM = 16.0
+_MIN_SPACING_UM = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,8 @@ class CellTruth:
         metaphase plate is perpendicular to it).
     size : float
         Relative nucleus size (1 = average).
+    brightness : float
+        Relative H2B-GFP expression of this cell (1 = average).
     col_px, row_px : float or None
         Position in the current image (column, row), when asked for with an image geometry.
     """
@@ -65,6 +67,7 @@ class CellTruth:
     phase_duration_s: float
     angle_rad: float
     size: float
+    brightness: float = 1.0
     col_px: float | None = None
     row_px: float | None = None
 
@@ -87,6 +90,7 @@ class _Cell:
     vy: float
     angle_rad: float
     size: float
+    brightness: float
     durations: tuple[float, ...]
     apoptosis_s: float | None
 
@@ -165,7 +169,8 @@ class Sample:
                 if apo is not None and apo < t0 - 0.8 * self._apoptosis_s:
                     apo = None  # would already have washed away: keep it healthy instead
             cells.append(_Cell(i, None, birth, x, y, vx, vy, float(rng.uniform(0, math.pi)),
-                               float(rng.normal(1.0, 0.1)), durs, apo))
+                               float(np.clip(rng.normal(1.0, 0.1), 0.7, 1.3)),
+                               float(rng.lognormal(0.0, 0.3)), durs, apo))
         if cfg.demo is not None and cells:
             self._apply_demo(cells)
         return cells
@@ -216,7 +221,8 @@ class Sample:
                 self._next_id, mother.id, t, mx + half * ux, my + half * uy, vx, vy,
                 float(rng.uniform(0, math.pi)),
                 float(np.clip(rng.normal(mother.size, 0.05), 0.7, 1.3)),
-                durs, self._maybe_apoptosis(rng, t, durs[0]),
+                float(mother.brightness * rng.lognormal(0.0, 0.1)), durs,
+                self._maybe_apoptosis(rng, t, durs[0]),
             ))
             self._next_id += 1
 
@@ -248,5 +254,6 @@ class Sample:
                         phase, dur = name, d
                         break
                     elapsed -= d
-            out.append(CellTruth(c.id, c.parent_id, x, y, phase, elapsed, dur, c.angle_rad, c.size))
+            out.append(CellTruth(c.id, c.parent_id, x, y, phase, elapsed, dur, c.angle_rad, c.size,
+                                 c.brightness))
         return out

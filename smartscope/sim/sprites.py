@@ -34,7 +34,7 @@ PHASE_BRIGHTNESS: dict[str, float] = {
 }
 
 #: Half-axes (um) of an average interphase nucleus.
-NUCLEUS_HALF_AXES_UM = (10.3, 7.6)
+NUCLEUS_HALF_AXES_UM = (9.6, 7.0)
 
 #: Radius (um) around the cell centre that any sprite can cover, before blur, at size 1.
 SPRITE_RADIUS_UM = 17.0
@@ -94,14 +94,14 @@ def _textured_nucleus(g: _Grid, rng: np.random.Generator, a: float, b: float,
     base = _soft_ellipse(g, a, b, edge_um=0.6)
     n = 40
     tex = _blobs(g, _points_in_ellipse(rng, n, a, b), rng.uniform(0.7, 1.6, n),
-                 rng.normal(0.0, 0.35, n))
+                 rng.normal(0.0, 0.22, n))
     if speckle > 0:
         m = 60
         tex += _blobs(g, _points_in_ellipse(rng, m, 0.9 * a, 0.9 * b), rng.uniform(0.3, 0.6, m),
                       rng.uniform(0.5, 1.2, m) * speckle)
     k = int(rng.integers(2, 5))
     nucleoli = _blobs(g, _points_in_ellipse(rng, k, 0.5 * a, 0.5 * b), rng.uniform(0.8, 1.3, k),
-                      np.full(k, 0.45))
+                      np.full(k, 0.3))
     return base * np.clip(1.0 + tex - nucleoli, 0.2, None)
 
 
@@ -145,13 +145,13 @@ def chromatin(phase: str, progress: float, size: float, angle_rad: float, seed: 
     elif phase == phases.PROPHASE:
         img = _textured_nucleus(g, rng, 0.85 * a0, 0.95 * b0, speckle=0.6 + 0.8 * progress)
     elif phase == phases.PROMETAPHASE:
-        n = 16
-        r = 4.5 * size
-        pts = _points_in_ellipse(rng, n, r * 0.75, r * 0.75)
-        img = 0.6 * _soft_ellipse(g, r * 0.85, r, edge_um=0.8)
-        img += _blobs(g, pts, rng.uniform(0.8, 1.5, n), rng.uniform(0.4, 0.8, n))
+        n = 26
+        r = 4.8 * size
+        pts = _points_in_ellipse(rng, n, r * 0.9, r * 0.8)
+        img = 0.3 * _soft_ellipse(g, r * 0.8, r * 0.9, edge_um=0.8)
+        img += _blobs(g, pts, rng.uniform(0.5, 1.0, n), rng.uniform(0.4, 0.9, n))
     elif phase == phases.METAPHASE:
-        img = _bar(g, rng, 6.5 * size, 1.4 * size)
+        img = _bar(g, rng, 6.0 * size, 1.8 * size)
     elif phase == phases.ANAPHASE:
         half_sep = (1.5 + 3.0 * progress) * size
         img = _bar(g, rng, 5.5 * size, 1.1 * size, cu=-half_sep)
