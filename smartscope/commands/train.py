@@ -1,0 +1,203 @@
+"""``smartscope train | transfer | export | evaluate``: make and score int8 model bundles.
+
+TensorFlow is imported inside the command bodies only (``evaluate`` never imports it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+SIZE_NAMES = ("paper", "light", "tiny")
+
+
+def _classes(values: list[str] | None) -> tuple[str, ...] | None:
+    """``--classes a,b --classes c`` -> ("a", "b", "c"); None when not given."""
+    if not values:
+        return None
+    names = tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+    return names or None
+
+
+def _setup_tensorflow(threads: int | None) -> None:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _progress(quiet: bool):
+    def show(record: dict) -> None:
+        if quiet:
+            return
+        from smartscope.train.sgan import format_record
+
+        stage = f"stage {record['stage']} " if "stage" in record else ""
+        typer.echo(f"{stage}epoch {record['epoch']:3d} ({record['steps']} steps)  "
+                   f"{format_record(record)}", err=True)
+    return show
+
+
+def _summary(out: Path, metrics: dict) -> None:
+    agree = metrics.get("int8_vs_float", {})
+    lines = [f"run folder: {out}", f"bundle:     {out / 'bundle'}"]
+    timing = metrics.get("timing", {})
+    if "training_s" in timing:
+        lines.append(f"training:   {timing['epochs']} epochs, best {timing['best_epoch']}, "
+                     f"{timing['training_s']:.0f} s ({timing['stop_reason']})")
+    val = metrics.get("validation_int8", {})
+    lines.append(f"validation: int8 accuracy {val.get('accuracy')} (n={val.get('n')})")
+    if "test_int8" in metrics:
+        t = metrics["test_int8"]
+        lines.append(f"test:       int8 accuracy {t['accuracy']}, balanced {t['balanced_accuracy']}"
+                     f", macro F1 {t['macro_f1']} (n={t['n']})")
+    if "kfold" in metrics:
+        k = metrics["kfold"]
+        lines.append(f"{k['folds']}-fold:     accuracy {k['accuracy']['mean']} +- "
+                     f"{k['accuracy']['sd']}, macro F1 {k['macro_f1']['mean']} +- "
+                     f"{k['macro_f1']['sd']}")
+    if agree:
+        lines.append(f"int8/float: top-1 agreement {agree['top1_agreement']}, accuracy int8 "
+                     f"{agree['int8_accuracy']} vs float {agree['float_accuracy']} "
+                     f"({agree['set']}, n={agree['n']})")
+    typer.echo("\n".join(lines))
+
+
+Opt = typer.Option
+
+
+def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command, all small
+    @app.command("train")
+    def train(
+        labelled: Annotated[Path, Opt("--labelled", help="Folder with one sub-folder of crops "
+                                      "(tif/png/npy) per class.")],
+        out: Annotated[Path, Opt("--out", "-o", help="Run folder to write.")],
+        unlabelled: Annotated[Path | None, Opt(
+            "--unlabelled", help="Flat folder (or .npz) of unlabelled crops; needed for SGAN."
+        )] = None,
+        test: Annotated[Path | None, Opt(
+            "--test", help="Held-out labelled folder: scored only, never used in training."
+        )] = None,
+        classes: Annotated[list[str] | None, Opt(
+            "--classes", help="Classes to use, in output order (comma-separated).")] = None,
+        labels_per_class: Annotated[int | None, Opt(
+            "--labels-per-class", help="Use at most N labelled crops per class (seeded).")] = None,
+        unlabelled_count: Annotated[int | None, Opt(
+            "--unlabelled-count", help="Use M unlabelled crops (seeded).")] = None,
+        folds: Annotated[int, Opt("--folds", help="Stratified k-fold report (0: none).")] = 0,
+        seed: Annotated[int, Opt("--seed", help="Seed of sampling, split and training.")] = 0,
+        supervised_only: Annotated[bool, Opt(
+            "--supervised-only", help="Baseline: the same discriminator without the GAN.")] = False,
+        size: Annotated[str, Opt("--size", help=f"Model size: {', '.join(SIZE_NAMES)}.")] = "paper",
+        max_epochs: Annotated[int, Opt("--max-epochs")] = 100,
+        patience: Annotated[int, Opt("--patience", help="Epochs without a better validation "
+                                     "accuracy before stopping.")] = 10,
+        min_epochs: Annotated[int, Opt("--min-epochs")] = 5,
+        steps_per_epoch: Annotated[int | None, Opt(
+            "--steps-per-epoch", help="Default: one pass over the unlabelled pool.")] = None,
+        max_minutes: Annotated[float | None, Opt(
+            "--max-minutes", help="Stop after the epoch that exceeds this time.")] = None,
+        learning_rate: Annotated[float, Opt("--learning-rate")] = 6e-4,
+        no_augment: Annotated[bool, Opt("--no-augment")] = False,
+        threads: Annotated[int | None, Opt("--threads", help="CPU threads for TensorFlow.")] = None,
+        name: Annotated[str | None, Opt("--name", help="Model name in the card.")] = None,
+        overwrite: Annotated[bool, Opt("--overwrite", help="Replace a run in --out.")] = False,
+        quiet: Annotated[bool, Opt("--quiet", "-q", help="No per-epoch lines.")] = False,
+    ) -> None:
+        """Train an SGAN (or the supervised-only baseline) and export an int8 bundle."""
+        _setup_tensorflow(threads)
+        from smartscope.train.pipeline import TrainRequest, train_run
+        from smartscope.train.sgan import SGAN, SUPERVISED_ONLY, LoopConfig
+
+        req = TrainRequest(
+            labelled=labelled, out=out, unlabelled=unlabelled, test=test,
+            classes=_classes(classes), labels_per_class=labels_per_class,
+            unlabelled_count=unlabelled_count, folds=folds, seed=seed,
+            method=SUPERVISED_ONLY if supervised_only else SGAN, size=size, name=name,
+            overwrite=overwrite,
+            loop=LoopConfig(learning_rate=learning_rate, max_epochs=max_epochs, patience=patience,
+                            min_epochs=min_epochs, steps_per_epoch=steps_per_epoch,
+                            max_minutes=max_minutes, augment=not no_augment),
+        )
+        _summary(out, train_run(req, on_epoch=_progress(quiet)))
+
+    @app.command("transfer")
+    def transfer(
+        base: Annotated[Path, Opt("--base", help="Run folder of the base model (or its bundle "
+                                  "folder inside it).")],
+        labelled: Annotated[Path, Opt("--labelled", help="Folder with one sub-folder per new "
+                                      "class.")],
+        out: Annotated[Path, Opt("--out", "-o", help="Run folder to write.")],
+        classes: Annotated[list[str] | None, Opt(
+            "--classes", help="New classes, in output order (comma-separated).")] = None,
+        test: Annotated[Path | None, Opt("--test", help="Held-out labelled folder.")] = None,
+        full: Annotated[bool, Opt("--full", help="Retrain all layers from the base weights "
+                                  "(new modality).")] = False,
+        unfreeze: Annotated[int, Opt("--unfreeze", help="Conv blocks fine-tuned in stage 2.")] = 2,
+        folds: Annotated[int, Opt("--folds", help="Stratified k-fold report (0: none).")] = 5,
+        seed: Annotated[int, Opt("--seed")] = 0,
+        max_epochs: Annotated[int, Opt("--max-epochs", help="Per stage.")] = 30,
+        patience: Annotated[int, Opt("--patience")] = 6,
+        threads: Annotated[int | None, Opt("--threads")] = None,
+        name: Annotated[str | None, Opt("--name")] = None,
+        overwrite: Annotated[bool, Opt("--overwrite")] = False,
+        quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
+    ) -> None:
+        """New labelling: fresh head on the frozen backbone, then fine-tune the last blocks."""
+        _setup_tensorflow(threads)
+        from smartscope.train.transfer import TransferRequest, transfer_run, with_stages
+
+        req = with_stages(
+            TransferRequest(base=base, labelled=labelled, out=out, classes=_classes(classes),
+                            test=test, full=full, unfreeze=unfreeze, folds=folds, seed=seed,
+                            name=name, overwrite=overwrite),
+            max_epochs=max_epochs, patience=patience)
+        _summary(out, transfer_run(req, on_epoch=_progress(quiet)))
+
+    @app.command("export")
+    def export(
+        run_dir: Annotated[Path, typer.Argument(help="Run folder of `smartscope train`.")],
+        threads: Annotated[int | None, Opt("--threads")] = None,
+    ) -> None:
+        """Re-export a run's checkpoint to an int8 bundle and report int8 vs float accuracy."""
+        _setup_tensorflow(threads)
+        from smartscope.train.export import export_run
+        from smartscope.train.runs import load_metrics
+
+        bundle = export_run(run_dir)
+        agree = load_metrics(run_dir)["int8_vs_float"]
+        typer.echo(f"bundle: {bundle}\nint8/float: top-1 agreement {agree['top1_agreement']}, "
+                   f"accuracy int8 {agree['int8_accuracy']} vs float {agree['float_accuracy']} "
+                   f"({agree['set']}, n={agree['n']})")
+
+    @app.command("evaluate")
+    def evaluate(
+        bundle: Annotated[Path, typer.Argument(help="Bundle folder (model.tflite + card).")],
+        test: Annotated[Path, Opt("--test", help="Labelled folder, one sub-folder per class.")],
+        out: Annotated[Path | None, Opt(
+            "--out", "-o", help="Write evaluation.json and confusion_matrix.png here.")] = None,
+        threads: Annotated[int, Opt("--threads")] = 1,
+    ) -> None:
+        """Score a bundle on a labelled test folder with LiteRT (as on the microscope)."""
+        from smartscope.train.evaluate import evaluate_bundle
+
+        s = evaluate_bundle(bundle, test, out, num_threads=threads)
+        typer.echo(f"n={s['n']}  accuracy {s['accuracy']}  balanced accuracy "
+                   f"{s['balanced_accuracy']}  macro F1 {s['macro_f1']}")
+        typer.echo(f"{'class':<16}{'precision':>10}{'recall':>10}{'f1':>8}{'support':>9}")
+        for c, v in s["per_class"].items():
+            recall = "-" if v["recall"] is None else f"{v['recall']:.3f}"
+            typer.echo(f"{c:<16}{v['precision']:>10.3f}{recall:>10}{v['f1']:>8.3f}"
+                       f"{v['support']:>9}")
+        m = s.get("mitotic_vs_not")
+        if m:
+            typer.echo(f"mitotic vs not: precision {m['precision']}  recall {m['recall']} "
+                       f"({m['n_mitotic']} mitotic of {m['n']})")
+        if out is not None:
+            typer.echo(f"written: {out / 'evaluation.json'}, {out / 'confusion_matrix.png'}")

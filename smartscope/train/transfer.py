@@ -1,0 +1,203 @@
+"""``smartscope transfer``: reuse a trained discriminator for a new labelling scheme.
+
+Two stages, as in the paper:
+
+1. a fresh K'-class head on the frozen backbone (learning rate 6e-4);
+2. fine-tuning of the last ``unfreeze`` convolution blocks and the head at a low learning rate
+   (5e-5).
+
+``full=True`` instead retrains every layer from the base weights in one stage (the paper needed
+this for a new imaging modality, DIC). The supervised loss is class-weighted
+(n / (K * n_k)) because new labellings are usually unbalanced.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from smartscope.errors import TrainingDataError
+from smartscope.train import data as d
+from smartscope.train import runs
+from smartscope.train.export import export_run
+from smartscope.train.models import (
+    ModelSize,
+    build_discriminator,
+    classifier_head,
+    conv_block_names,
+)
+from smartscope.train.pipeline import kfold_report
+from smartscope.train.reports import classification_scores, plot_curves
+from smartscope.train.sgan import SUPERVISED_ONLY, LoopConfig, LoopResult, predict_probs, run_loop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """Everything ``smartscope transfer`` needs.
+
+    Attributes
+    ----------
+    base : run folder of the base model (or its bundle folder inside it)
+    labelled : folder with one sub-folder per new class
+    out : run folder to write
+    classes : new class names in output order (default: every class folder)
+    test : held-out labelled folder, scored only
+    full : retrain every layer from the base weights (one stage)
+    unfreeze : convolution blocks fine-tuned in stage 2 (2 or 3 in the paper)
+    stage1, stage2 : loop settings of the two stages
+    folds : stratified k-fold report (0 = none)
+    seed : seeds the split, batches and augmentation
+    """
+
+    base: Path
+    labelled: Path
+    out: Path
+    classes: tuple[str, ...] | None = None
+    test: Path | None = None
+    full: bool = False
+    unfreeze: int = 2
+    stage1: LoopConfig = field(default_factory=lambda: LoopConfig(max_epochs=30, patience=6))
+    stage2: LoopConfig = field(
+        default_factory=lambda: LoopConfig(learning_rate=5e-5, max_epochs=30, patience=6))
+    folds: int = 5
+    seed: int = 0
+    val_fraction: float = 0.2
+    name: str | None = None
+    overwrite: bool = False
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Balanced weights n / (K * n_k) (classes without examples get weight 0)."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = np.divide(len(y), n_classes * counts, out=np.zeros(n_classes), where=counts > 0)
+    return w.astype(np.float32)
+
+
+def new_discriminator(base: keras.Model, n_classes: int) -> keras.Model:
+    """A discriminator with the base's convolution weights and a fresh n_classes head."""
+    filters = tuple(base.get_layer(n).filters for n in conv_block_names(base))
+    if len(filters) != 4:
+        raise TrainingDataError(f"base model has {len(filters)} conv blocks; expected 4")
+    dropout = base.get_layer("drop1").rate
+    model = build_discriminator(n_classes, ModelSize(disc_filters=filters), dropout)
+    for name in conv_block_names(base):
+        model.get_layer(name).set_weights(base.get_layer(name).get_weights())
+    return model
+
+
+def _variables(model: keras.Model, names: list[str]) -> Callable[[keras.Model], list]:
+    def pick(m: keras.Model) -> list:
+        return [v for n in names for v in m.get_layer(n).trainable_variables]
+    return pick
+
+
+def fit_transfer(req: TransferRequest, base: keras.Model, train: d.CropSet, val: d.CropSet,
+                 seed: int, on_epoch: Callable[[dict], None] | None = None
+                 ) -> tuple[keras.Model, list[LoopResult]]:
+    """Run stage 1 and 2 (or the single ``full`` stage); returns the model and stage results."""
+    k = len(train.classes)
+    model = new_discriminator(base, k)
+    weights = class_weights(train.y, k)
+    convs = conv_block_names(model)
+    common = dict(x_unlabelled=None, method=SUPERVISED_ONLY, seed=seed, discriminator=model,
+                  class_weights=weights, on_epoch=on_epoch)
+    if req.full:
+        res = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage1, **common)
+        return res.discriminator, [res]
+    if not 1 <= req.unfreeze <= len(convs):
+        raise TrainingDataError(f"--unfreeze is {req.unfreeze}; give 1 to {len(convs)}")
+    r1 = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage1,
+                  trainable=_variables(model, ["logits"]), **common)
+    r2 = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage2,
+                  trainable=_variables(model, [*convs[-req.unfreeze:], "logits"]), **common)
+    return r2.discriminator, [r1, r2]
+
+
+def transfer_run(req: TransferRequest, on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Transfer, save checkpoint and figures, export the int8 bundle; returns ``metrics.json``.
+
+    Raises
+    ------
+    ModelBundleError
+        If the base has no Keras checkpoint.
+    TrainingDataError
+        For bad labelled or test input.
+    """
+    base_dir = runs.find_base_run(req.base)
+    out = runs.prepare_out(req.out, req.overwrite)
+    labelled = d.load_labelled(req.labelled, req.classes)
+    if req.folds:
+        d.stratified_folds(labelled.y, req.folds, req.seed, labelled.classes, req.labelled)
+    test = d.load_test(req.test, labelled.classes) if req.test is not None else None
+    base = runs.load_checkpoint(base_dir)
+    base_info = runs.load_info(base_dir)
+    tr, va = d.stratified_split(labelled.y, req.val_fraction, req.seed)
+    train, val = labelled.subset(tr), labelled.subset(va)
+    d.batch_size_rule(len(train))
+    model, stages = fit_transfer(req, base, train, val, req.seed, on_epoch)
+    runs.save_checkpoint(out, model)
+    history = []
+    for i, res in enumerate(stages, 1):
+        offset = len(history)
+        history += [{**r, "stage": i, "epoch": r["epoch"] + offset,
+                     "best_epoch": r["best_epoch"] + offset} for r in res.history]
+    plot_curves(history, out / runs.CURVES_PNG, "transfer" + (" (full)" if req.full else ""))
+    val_pred = predict_probs(classifier_head(model), val.x).argmax(1)
+    method = "transfer-full" if req.full else f"transfer (head, then last {req.unfreeze} blocks)"
+    metrics = {
+        "method": method, "classes": list(train.classes), "seed": req.seed,
+        "base": {"name": base_info.get("name"), "classes": base_info.get("classes"),
+                 "method": base_info.get("method")},
+        "timing": {f"stage{i}": {"epochs": len(r.history), "best_epoch": r.best_epoch,
+                                 "stop_reason": r.stop_reason, "training_s": round(r.elapsed_s, 1)}
+                   for i, r in enumerate(stages, 1)},
+        "validation_float": classification_scores(val.y, val_pred, train.classes),
+    }
+    if req.folds:
+        def fit(tr_set: d.CropSet, va_set: d.CropSet, s: int) -> keras.Model:
+            return fit_transfer(req, base, tr_set, va_set, s)[0]
+
+        metrics["kfold"] = kfold_report(labelled.x, labelled.y, train.classes, req.folds,
+                                        req.seed, fit, req.labelled)
+    weights = class_weights(train.y, len(train.classes))
+    info = {
+        "name": req.name or Path(out).name, "method": "transfer", "seed": req.seed,
+        "classes": list(train.classes),
+        "training": {
+            "base_run": Path(base_dir).name, "base_classes": base_info.get("classes"),
+            "base_data_sha256": base_info.get("training", {}).get("data_sha256"),
+            "labelled_folder": Path(req.labelled).name,
+            "label_counts": {"train": train.counts(), "validation": val.counts(),
+                             "total": labelled.counts()},
+            "split": f"stratified {1 - req.val_fraction:.0%}/{req.val_fraction:.0%} "
+                     f"train/validation, seed {req.seed}",
+            "data_sha256": {"labelled_used": labelled.sha256, "train": train.sha256,
+                            "validation": val.sha256,
+                            **({"test": test.sha256} if test is not None else {})},
+            "scheme": method,
+            "class_weights": dict(zip(train.classes, map(float, weights), strict=True)),
+            "learning_rates": {"stage1": req.stage1.learning_rate,
+                               **({} if req.full else {"stage2": req.stage2.learning_rate})},
+        },
+        "history": history, "metrics": metrics, "notes": [],
+    }
+    if test is not None:
+        info["training"]["test_counts"] = test.counts()
+    runs.save_export_data(out, train.x, val.x, val.y, None if test is None else test.x,
+                          None if test is None else test.y)
+    runs.save_info(out, info)
+    export_run(out)
+    return runs.load_metrics(out)
+
+
+def with_stages(req: TransferRequest, **changes) -> TransferRequest:
+    """A copy of ``req`` with the same loop changes in both stages (for example max_epochs)."""
+    return replace(req, stage1=replace(req.stage1, **changes),
+                   stage2=replace(req.stage2, **changes))
