@@ -84,12 +84,15 @@ def sim_config_for(protocol: Protocol) -> Any:
     from smartscope.sim.config import ObjectiveSpec as SimObjective
 
     m = protocol.microscope
+    real = not isinstance(m, SimulatedMicroscope)
     defaults = SimConfig()
     objectives = dict(defaults.objectives)
-    wanted = set(m.objectives) | {protocol.screening.objective} | {
-        a.objective for t in protocol.triggers for a in t.actions
-        if getattr(a, "objective", None)
-    }
+    wanted = set(m.objectives)
+    if real:  # a real microscope's protocol: give the simulator every objective it names
+        wanted |= {protocol.screening.objective} | {
+            a.objective for t in protocol.triggers for a in t.actions
+            if getattr(a, "objective", None)
+        }
     for name in sorted(wanted):
         spec = m.objectives.get(name)
         base = objectives.get(name)
@@ -104,16 +107,17 @@ def sim_config_for(protocol: Protocol) -> Any:
                 update["pixel_size_um"] = spec.pixel_size_um
         objectives[name] = base.model_copy(update=update)
     channels = dict(defaults.channels)
-    presets = {protocol.screening.channel}
-    for t in protocol.triggers:
-        for a in t.actions:
-            if a.type == "set_channel" and (a.group or m.channel_group) == m.channel_group:
-                presets.add(a.preset)
-            for extra in getattr(a, "extra_channels", ()):
-                if (extra.group or m.channel_group) == m.channel_group:
-                    presets.add(extra.preset)
-    for name in sorted(presets - set(channels)):
-        channels[name] = ChannelSpec(chromatin_gain=1.0)  # an unknown preset shows the chromatin
+    if real:  # and every channel preset, showing the chromatin where the simulator has no match
+        presets = {protocol.screening.channel}
+        for t in protocol.triggers:
+            for a in t.actions:
+                if a.type == "set_channel" and (a.group or m.channel_group) == m.channel_group:
+                    presets.add(a.preset)
+                for extra in getattr(a, "extra_channels", ()):
+                    if (extra.group or m.channel_group) == m.channel_group:
+                        presets.add(extra.preset)
+        for name in sorted(presets - set(channels)):
+            channels[name] = ChannelSpec(chromatin_gain=1.0)
     positions = protocol.screening.position_list()
     first = positions[0] if positions else None
     kw: dict[str, Any] = {}

@@ -1,0 +1,191 @@
+"""The hook without a microscope: images and metadata fed by hand, events read off a queue."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import queue
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from smartscope.acquire.hook import SmartHook
+from smartscope.acquire.sinks import CellsCsv, DecisionsJsonl
+from smartscope.decide import Planner, PlanSettings
+from smartscope.protocol import Position, Screening, Trigger
+
+CLASSES = ("interphase", "prometaphase", "metaphase", "anaphase", "apoptosis")
+IMG = np.zeros((256, 256), np.uint16)
+
+
+def _cell(phase, y=100.0, x=150.0, conf=0.95):
+    probs = [0.01] * len(CLASSES)
+    probs[CLASSES.index(phase)] = conf
+    return SimpleNamespace(y=y, x=x, phase=phase, confidence=conf, area_um2=90.0,
+                           probabilities=probs)
+
+
+def make_hook(tmp_path, classify, actions=None, on_error="continue", n_timepoints=3, **kw):
+    screening = Screening(objective="10x", channel="FITC", exposure_ms=10, interval_s=1.0,
+                          n_timepoints=n_timepoints)
+    triggers = ()
+    if actions:
+        triggers = (Trigger.model_validate({"name": "m", "phase": "metaphase",
+                                            "actions": actions}),)
+    settings = PlanSettings(screening=screening,
+                            positions=(Position(name="A1", x_um=10, y_um=20, z_um=0),),
+                            triggers=triggers, objective_offsets_um={"60x": 2.0})
+    clock = iter(np.arange(0, 1000, 0.004))
+    return SmartHook(
+        Planner(settings), classify=classify,
+        preset_properties=lambda g, p: [("Turret", "Label", p)],
+        pixel_sizes_um={"10x": 0.645, "60x": 0.1075}, on_error=on_error,
+        cells=CellsCsv(tmp_path / "cells.csv", CLASSES),
+        decisions=DecisionsJsonl(tmp_path / "decisions.jsonl"),
+        clock=lambda: float(next(clock)), **kw,
+    )
+
+
+def drive(hook, max_images=100):
+    """Play the microscope: take each queued event, 'acquire' it, hand the image to the hook."""
+    q: queue.Queue = queue.Queue()
+    q.put(hook.first_event())
+    seen = []
+    t = 0.0
+    while len(seen) < max_images:
+        ev = q.get_nowait()
+        if ev is None:
+            break
+        t = max(t + 0.1, ev.get("min_start_time", 0.0))
+        md = {"Axes": ev["axes"], "ElapsedTime-ms": t * 1000, "PixelSize_um": 0.645}
+        seen.append(ev)
+        out = hook(IMG, md, q)
+        assert out[0] is IMG and out[1] is md  # the image is passed on to be saved
+    hook.close()
+    return seen
+
+
+def records(tmp_path):
+    return [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+
+
+def test_screening_ends_by_itself_and_writes_cells(tmp_path):
+    hook = make_hook(tmp_path, lambda img, ps: [_cell("interphase"), _cell("anaphase", conf=0.6)])
+    seen = drive(hook)
+    assert [e["axes"]["time"] for e in seen] == [0, 1, 2]
+    assert all(e["properties"] == [["Turret", "Label", "10x"]] for e in seen)
+    assert hook.finished
+    rows = list(csv.DictReader((tmp_path / "cells.csv").open()))
+    assert len(rows) == 6
+    assert {"frame", "time_s", "position", "y", "x", "phase", "confidence"} <= set(rows[0])
+    assert rows[0]["position"] == "A1" and rows[0]["phase"] == "interphase"
+    assert float(rows[0]["p_interphase"]) == pytest.approx(0.95)
+    # stage coordinates: (150 - 127.5) px * 0.645 um/px right of x = 10 um
+    assert float(rows[0]["x_um"]) == pytest.approx(10 + 22.5 * 0.645, abs=1e-3)
+    assert records(tmp_path)[-1]["event"] == "screening_done"
+    assert len(hook.latencies_ms) == 3
+
+
+def test_trigger_queues_follow_up_with_objective_switch(tmp_path):
+    calls = []
+
+    def classify(img, ps):
+        calls.append(ps)
+        return [_cell("metaphase")] if len(calls) == 2 else [_cell("interphase")]
+
+    hook = make_hook(tmp_path, classify, [{"type": "centre_on_cell", "objective": "60x"},
+                                          {"type": "burst", "n_frames": 2}])
+    seen = drive(hook)
+    modes = [e["axes"]["mode"] for e in seen]
+    assert modes == ["screen", "screen", "follow", "follow", "screen"]
+    follow = seen[2]
+    assert follow["properties"] == [["Turret", "Label", "60x"]] and follow["z"] == 2.0
+    assert follow["x"] == pytest.approx(10 + 22.5 * 0.645)
+    assert calls == [0.645, 0.645, 0.645]  # burst frames are not classified
+    recs = records(tmp_path)
+    trig = [r for r in recs if r["event"] == "trigger"][0]
+    assert trig["frame"] == 1 and trig["cells"][0]["phase"] == "metaphase"
+    assert trig["cells"][0]["x_um"] == pytest.approx(follow["x"], abs=1e-3)
+    assert "latency_ms" in trig and trig["position"] == "A1"
+
+
+def test_classifier_failure_continue_keeps_screening(tmp_path, caplog):
+    n = {"i": 0}
+
+    def classify(img, ps):
+        n["i"] += 1
+        if n["i"] == 2:
+            raise RuntimeError("bad crop")
+        return [_cell("interphase")]
+
+    hook = make_hook(tmp_path, classify)
+    with caplog.at_level(logging.ERROR):
+        seen = drive(hook)
+    assert len(seen) == 3 and hook.finished
+    err = [r for r in records(tmp_path) if r["event"] == "error"]
+    assert len(err) == 1 and "bad crop" in err[0]["error"] and err[0]["frame"] == 1
+    assert "Traceback" in caplog.text and "bad crop" in caplog.text
+
+
+def test_classifier_failure_stop_ends_cleanly(tmp_path):
+    def classify(img, ps):
+        raise RuntimeError("model exploded")
+
+    hook = make_hook(tmp_path, classify, on_error="stop", n_timepoints=10)
+    seen = drive(hook)
+    assert len(seen) == 1 and hook.finished
+    assert records(tmp_path)[0]["event"] == "error"
+
+
+def test_planner_failure_abandons_follow_up(tmp_path, monkeypatch):
+    hook = make_hook(tmp_path, lambda img, ps: [_cell("metaphase")],
+                     [{"type": "change_interval", "interval_s": 0.1, "max_frames": 50}],
+                     n_timepoints=2)
+    original = hook.planner.on_frame
+    state = {"n": 0}
+
+    def flaky(frame):
+        state["n"] += 1
+        if state["n"] == 3:
+            raise ValueError("planner bug")
+        return original(frame)
+
+    monkeypatch.setattr(hook.planner, "on_frame", flaky)
+    seen = drive(hook)
+    events = [r["event"] for r in records(tmp_path)]
+    assert "error" in events and "abandoned" in events
+    assert seen[3]["axes"]["mode"] == "screen"  # back to screening after the failure
+    assert hook.finished
+
+
+def test_foreign_images_pass_through(tmp_path):
+    hook = make_hook(tmp_path, lambda img, ps: [])
+    q: queue.Queue = queue.Queue()
+    hook.first_event()
+    md = {"Axes": {"time": 99}, "ElapsedTime-ms": 0}
+    assert hook(IMG, md, q) == (IMG, md)
+    assert q.empty() and hook.progress().frames == 0
+
+
+def test_request_stop(tmp_path):
+    hook = make_hook(tmp_path, lambda img, ps: [], n_timepoints=50)
+    q: queue.Queue = queue.Queue()
+    ev = hook.first_event()
+    hook.request_stop()
+    hook(IMG, {"Axes": ev["axes"], "ElapsedTime-ms": 0}, q)
+    assert q.get_nowait() is None
+    hook.close()
+    assert records(tmp_path)[-1]["event"] == "interrupted"
+
+
+def test_pixel_size_priority(tmp_path):
+    hook = make_hook(tmp_path, lambda img, ps: [], fallback_pixel_size=lambda: 1.5)
+    assert hook.pixel_size_for("10x", {"PixelSize_um": 9.0}) == 0.645
+    assert hook.pixel_size_for("20x", {"PixelSize_um": 0.3}) == 0.3
+    assert hook.pixel_size_for("20x", {}) == 1.5
+    hook.close()
+    hook = make_hook(tmp_path, lambda img, ps: [], pixel_size_um=0.2)
+    assert hook.pixel_size_for("10x", {"PixelSize_um": 9.0}) == 0.2
+    hook.close()
