@@ -120,11 +120,16 @@ def sim_config_for(protocol: Protocol) -> Any:
             channels[name] = ChannelSpec(chromatin_gain=1.0)
     positions = protocol.screening.position_list()
     first = positions[0] if positions else None
-    kw: dict[str, Any] = {}
-    if isinstance(m, SimulatedMicroscope):
-        kw = dict(seed=m.seed, n_cells=m.n_cells, time_scale=m.time_scale, sensor_px=m.sensor_px)
+    for field, name, known in (("screening.objective", protocol.screening.objective, objectives),
+                               ("screening.channel", protocol.screening.channel, channels)):
+        if name not in known:
+            raise ProtocolError(
+                f"field '{field}': value '{name}' is not a preset of the simulated microscope "
+                f"({', '.join(known)}); use one of them"
+            )
+    s = m if isinstance(m, SimulatedMicroscope) else SimulatedMicroscope()
     return SimConfig(
-        **kw,
+        seed=s.seed, n_cells=s.n_cells, time_scale=s.time_scale, sensor_px=s.sensor_px,
         objectives=objectives,
         channels=channels,
         start_objective=protocol.screening.objective,

@@ -76,9 +76,11 @@ def test_simulate_uses_the_protocols_objectives_and_channels():
     data["screening"]["channel"] = "GFP"
     cfg = sim_config_for(parse_protocol(data, "p.yaml"))
     assert "GFP" in cfg.channels and cfg.start_channel == "GFP"
-    # a simulated protocol keeps the simulator's presets, so a typo stays an error at run time
+    assert cfg.time_scale == 60  # the simulated microscope's defaults, not real time
+    # a simulated protocol keeps the simulator's presets, so a typo stays an error
     data["microscope"] = {"type": "simulated"}
-    assert "GFP" not in sim_config_for(parse_protocol(data, "p.yaml")).channels
+    with pytest.raises(ProtocolError, match=r"screening.channel.*'GFP'.*FITC"):
+        sim_config_for(parse_protocol(data, "p.yaml"))
 
 
 class _JavaLikeCore:
