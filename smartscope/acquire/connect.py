@@ -120,11 +120,11 @@ def sim_config_for(protocol: Protocol) -> Any:
             channels[name] = ChannelSpec(chromatin_gain=1.0)
     positions = protocol.screening.position_list()
     first = positions[0] if positions else None
-    for field, name, known in (("screening.objective", protocol.screening.objective, objectives),
+    for where, name, known in (("screening.objective", protocol.screening.objective, objectives),
                                ("screening.channel", protocol.screening.channel, channels)):
         if name not in known:
             raise ProtocolError(
-                f"field '{field}': value '{name}' is not a preset of the simulated microscope "
+                f"field '{where}': value '{name}' is not a preset of the simulated microscope "
                 f"({', '.join(known)}); use one of them"
             )
     s = m if isinstance(m, SimulatedMicroscope) else SimulatedMicroscope()
