@@ -1,0 +1,57 @@
+"""The networks: the Salimans head, checkpoint reload with safe_mode, shapes, augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from smartscope.train import models  # noqa: E402
+from smartscope.train.augment import build_augmenter  # noqa: E402
+
+
+def test_salimans_activation_is_z_over_z_plus_one():
+    logits = np.array([[0.0, 1.0, -2.0], [30.0, 40.0, 50.0], [-40.0, -50.0, -60.0]], np.float32)
+    out = np.asarray(models.SalimansActivation()(logits))
+    z = np.exp(logits[:1].astype(np.float64)).sum()
+    assert out.shape == (3, 1)
+    assert out[0, 0] == pytest.approx(z / (z + 1), rel=1e-6)
+    assert out[1, 0] == pytest.approx(1.0) and out[2, 0] == pytest.approx(0.0, abs=1e-12)
+    assert np.isfinite(out).all()
+
+
+def test_checkpoint_reloads_with_safe_mode(tmp_path):
+    d = models.build_discriminator(3, models.SIZES["tiny"])
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 64, 64, 1)).astype(np.float32)
+    probs, real = (np.asarray(t) for t in d(x, training=False))
+    path = tmp_path / "d.keras"
+    d.save(path)
+    back = keras.saving.load_model(path, safe_mode=True, compile=False)
+    assert isinstance(back.get_layer("real_fake"), models.SalimansActivation)
+    probs2, real2 = (np.asarray(t) for t in back(x, training=False))
+    np.testing.assert_allclose(probs, probs2, atol=1e-6)
+    np.testing.assert_allclose(real, real2, atol=1e-6)
+    head = models.classifier_head(back)
+    assert head.output_shape == (None, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_paper_sized_networks():
+    d = models.build_discriminator(5)
+    assert models.conv_block_names(d) == ["conv1", "conv2", "conv3", "conv4"]
+    assert 0.5e6 < d.count_params() < 0.6e6
+    g = models.build_generator(models.SIZES["tiny"])
+    z = np.random.default_rng(0).normal(size=(2, models.LATENT_DIM)).astype(np.float32)
+    out = np.asarray(g(z, training=False))
+    assert out.shape == (2, 64, 64, 1) and np.abs(out).max() <= 1
+
+
+def test_augmentation_keeps_range_and_changes_crops():
+    aug = build_augmenter(seed=0)
+    x = -np.ones((8, 64, 64, 1), np.float32)
+    x[:, 24:40, 28:36] = 0.5
+    out = np.asarray(aug(x, training=True))
+    assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
+    assert not np.allclose(out, x)
+    np.testing.assert_array_equal(np.asarray(aug(x, training=False)), x)
