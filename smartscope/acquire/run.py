@@ -175,7 +175,8 @@ class Run:
                 interrupted = True
                 log.warning("interrupted: ending the acquisition, keeping what was acquired")
                 hook.request_stop()
-                acq.abort()
+                acq.abort()  # cancels queued events and wakes an event waiting for its time
+                acq.mark_finished()  # lets pycromanager's event thread end
                 _await_quietly(acq)
         self._summarise(hook, "interrupted" if interrupted else "completed")
         ds = _dataset_dir(self.out_dir)
