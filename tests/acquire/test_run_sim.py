@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,29 @@ def test_examples_run(tmp_path, script):
     assert "frames" in proc.stdout
     assert (out / "cells.csv").is_file() and (out / "decisions.jsonl").is_file()
     assert len(_images(out)) >= 5
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_ends_cleanly(tmp_path, sig):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smartscope", "run", str(ACQ / "mitosis_zoom.yaml"), "--simulate",
+         "--out", str(out), "--progress-every", "0"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines = []
+    for line in proc.stdout:  # wait until a few frames are in
+        lines.append(line)
+        if "frames 4 " in line:
+            break
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(lines) + rest
+    run = json.loads((out / "run.json").read_text())
+    assert run["summary"]["status"] == "interrupted"
+    images = _images(out)
+    assert len(images) == run["summary"]["frames"] >= 4
+    n_rows = len((out / "decisions.jsonl").read_text().splitlines())
+    assert n_rows >= 1 and _decisions(out)[-1]["event"] in ("interrupted", "trigger", "return",
+                                                            "interval_end", "refused")
