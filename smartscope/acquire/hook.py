@@ -320,6 +320,14 @@ class SmartHook:
         """End the acquisition at the next image (e.g. on Ctrl-C)."""
         self._stop_requested = True
 
+    def note(self, record: Mapping[str, Any]) -> None:
+        """Append a decision made outside the hook (e.g. the run was interrupted)."""
+        rec = {"frame": self._frames - 1, **record}
+        self.decision_log.append(rec)
+        log.info("decision: %s", _summary(rec))
+        if self.decisions is not None:
+            self.decisions.write(rec)
+
     def progress(self) -> Progress:
         return Progress(
             frames=self._frames, screening_frames=self._screen_frames,

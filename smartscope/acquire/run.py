@@ -164,6 +164,7 @@ class Run:
         )
         self.hook = hook
         interrupted = False
+        hook_t0 = self.clock()
         with _interrupts_as_keyboard_interrupt():
             acq = Acquisition(directory=str(self.out_dir), name=DATASET_NAME,
                               image_process_fn=hook)
@@ -178,6 +179,8 @@ class Run:
                 acq.abort()  # cancels queued events and wakes an event waiting for its time
                 acq.mark_finished()  # lets pycromanager's event thread end
                 _await_quietly(acq)
+                elapsed = round(self.clock() - hook_t0, 3)
+                hook.note({"event": "interrupted", "run_elapsed_s": elapsed})
         self._summarise(hook, "interrupted" if interrupted else "completed")
         ds = _dataset_dir(self.out_dir)
         self.summary.dataset = str(ds) if ds is not None else None
