@@ -90,20 +90,18 @@ def test_mitosis_zoom_switches_objective_and_fast_interval(mitosis_run):
     t = [md["ElapsedTime-ms"] / 1000 for _, md in images]
     modes = [axes["mode"] for axes, _ in images]
     first_follow = modes.index("follow")
+    end_follow = first_follow + modes[first_follow:].index("screen")  # back to screening
     # screening interval before, fast during the follow-up time-lapse, screening interval after
-    screen_before = np.diff([ti for ti, m in zip(t[:first_follow], modes, strict=False)
-                             if m == "screen"])
-    follow_ts = [ti for (axes, md), ti in zip(images, t, strict=True)
-                 if axes["mode"] == "follow" and axes["z"] == 0]
-    fast = np.diff(follow_ts[:4])
-    last_follow = len(modes) - 1 - modes[::-1].index("follow")
-    screen_after = np.diff([ti for ti, m in zip(t[last_follow + 1:], modes[last_follow + 1:],
-                                                 strict=True) if m == "screen"])
+    pairs = [(i, t[i + 1] - t[i]) for i in range(len(t) - 1)
+             if modes[i] == modes[i + 1] == "screen"]
+    before = [dt for i, dt in pairs if i < first_follow]
+    after = [dt for i, dt in pairs if i >= end_follow]
+    fast = np.diff(t[first_follow:first_follow + 4])  # min_frames: 4 time-lapse frames first
     assert len(fast) >= 3 and np.median(fast) < 0.8
-    if len(screen_before):
-        assert np.median(screen_before) == pytest.approx(2.0, abs=0.3)
-    assert len(screen_after) >= 2 and np.median(screen_after) == pytest.approx(2.0, abs=0.3)
-    assert np.median(fast) < 0.5 * np.median(screen_after)
+    if before:
+        assert np.median(before) == pytest.approx(2.0, abs=0.3)
+    assert len(after) >= 2 and np.median(after) == pytest.approx(2.0, abs=0.3)
+    assert np.median(fast) < 0.5 * np.median(after)
     lat = [d["latency_ms"] for d in decisions]
     assert max(lat) < 2000
 
