@@ -1,0 +1,243 @@
+"""``smartscope crops``: cut every nucleus of some frames into crop files a person can label.
+
+Detection and crop geometry are the package's own (``smartscope.vision``), so a crop written here
+is exactly what the classifier sees at run time (before normalisation). Output folder::
+
+    OUT/crops/<crop id>.tif   raw crops, 64 x 64, uint16 for integer frames (float32 otherwise)
+    OUT/index.csv             crop id, file, source file, frame, y, x, area, mean intensity, edge
+    OUT/sheets/sheet_NNN.png  contact sheets: enlarged, contrast-stretched crops with their ids
+
+To build a labelled folder, look at the sheets and copy crop files into ``<folder>/<class>/``.
+The functions below are also used by ``scripts/build_hela_dataset.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from smartscope.errors import ImageError
+
+log = logging.getLogger(__name__)
+
+INDEX_FIELDS = (
+    "crop_id", "file", "source", "frame", "y", "x", "area_um2", "mean_intensity", "touches_edge",
+)
+"""Columns of ``index.csv`` (y, x in pixels of the source frame; area in um^2; intensity in
+camera counts above the local background)."""
+
+SHEET_COLUMNS = 8
+SHEET_ROWS = 6
+
+
+@dataclass(frozen=True)
+class CropRecord:
+    """One cut crop and where it came from."""
+
+    crop_id: str
+    source: str
+    frame: int
+    y: float
+    x: float
+    area_um2: float
+    mean_intensity: float
+    touches_edge: bool
+
+    def row(self, file: str) -> dict[str, object]:
+        return {
+            "crop_id": self.crop_id, "file": file, "source": self.source, "frame": self.frame,
+            "y": f"{self.y:.1f}", "x": f"{self.x:.1f}", "area_um2": f"{self.area_um2:.1f}",
+            "mean_intensity": f"{self.mean_intensity:.1f}", "touches_edge": int(self.touches_edge),
+        }
+
+
+def read_frames(path: Path) -> np.ndarray:
+    """Read an image file as a stack of 2-D frames, shape (T, H, W).
+
+    ``.tif``/``.tiff`` files may hold one frame or a (T, H, W) stack; ``.npy`` arrays likewise;
+    other formats are read as one grey image.
+
+    Raises
+    ------
+    ImageError
+        If the file is missing, unreadable, or not one grey channel.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: frame file not found; give an existing image file")
+    try:
+        suffix = path.suffix.lower()
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            arr = tifffile.imread(path)
+        elif suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            from skimage.io import imread
+
+            arr = imread(path)
+    except Exception as e:  # readers raise their own types for corrupt files
+        raise ImageError(f"{path}: unreadable image ({type(e).__name__}: {e})") from e
+    arr = np.asarray(arr)
+    arr = np.squeeze(arr)
+    if arr.ndim == 2:
+        return arr[None]
+    if arr.ndim == 3:
+        return arr
+    raise ImageError(
+        f"{path}: image has shape {arr.shape}; give one grey channel: (H, W) or a (T, H, W) stack"
+    )
+
+
+def to_storage(raw: np.ndarray, source_dtype: np.dtype) -> np.ndarray:
+    """Raw float crops -> the dtype they are stored in (uint16 for integer frames)."""
+    if np.issubdtype(source_dtype, np.integer):
+        return np.clip(np.rint(raw), 0, 65535).astype(np.uint16)
+    return raw.astype(np.float32)
+
+
+def write_crop(path: Path, crop: np.ndarray) -> None:
+    """Write one crop as a lossless compressed TIFF."""
+    import tifffile
+
+    tifffile.imwrite(path, crop, compression="zlib", predictor=True)
+
+
+def cut_frame(
+    image: np.ndarray, pixel_size_um: float, diameter_um: float | None = None
+) -> tuple[object, np.ndarray]:
+    """Detect the nuclei of one frame and cut their raw crops (package detection and geometry).
+
+    Returns
+    -------
+    (Nuclei, raw crops float32 (N, 64, 64))
+    """
+    from smartscope.vision import DEFAULT_DIAMETER_UM, extract_crops, find_nuclei
+
+    nuclei = find_nuclei(image, pixel_size_um, diameter_um or DEFAULT_DIAMETER_UM)
+    raw = extract_crops(image, nuclei.y, nuclei.x, pixel_size_um)
+    return nuclei, raw
+
+
+def iter_crops(
+    frames: Sequence[Path], pixel_size_um: float, diameter_um: float | None = None,
+    skip_edge: bool = False,
+) -> Iterator[tuple[CropRecord, np.ndarray]]:
+    """Every nucleus of every frame of ``frames``: (record, crop in storage dtype)."""
+    for si, path in enumerate(frames):
+        stack = read_frames(path)
+        for t, image in enumerate(stack):
+            nuclei, raw = cut_frame(image, pixel_size_um, diameter_um)
+            crops = to_storage(raw, stack.dtype)
+            for k in range(len(nuclei)):
+                edge = bool(nuclei.touches_edge[k])
+                if skip_edge and edge:
+                    continue
+                rec = CropRecord(
+                    f"s{si}t{t:03d}n{k:03d}", Path(path).name, t, float(nuclei.y[k]),
+                    float(nuclei.x[k]), float(nuclei.area_um2[k]),
+                    float(nuclei.mean_intensity[k]), edge,
+                )
+                yield rec, crops[k]
+
+
+def display_stretch(crop: np.ndarray) -> np.ndarray:
+    """A crop as uint8 for viewing: the model's own percentile stretch, gamma 0.8."""
+    from smartscope.vision.preprocess import normalise
+
+    v = (normalise(np.asarray(crop, np.float32)) + 1.0) / 2.0
+    return (255 * v**0.8).astype(np.uint8)
+
+
+def contact_sheet(
+    crops: Sequence[np.ndarray], captions: Sequence[str], path: Path,
+    columns: int = SHEET_COLUMNS, scale: int = 2, caption_colours: Sequence[tuple] | None = None,
+) -> Path:
+    """Write a PNG grid of enlarged, contrast-stretched crops with a caption above each.
+
+    ``captions`` may hold two lines separated by a newline (e.g. id and label).
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    n = len(crops)
+    if n == 0:
+        raise ImageError("no crops to put on a contact sheet")
+    side = max(np.asarray(c).shape[0] for c in crops) * scale
+    lines = max(caption.count("\n") + 1 for caption in captions)
+    head = 11 * lines + 2
+    rows = (n + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * (side + 4), rows * (side + head + 4)), (30, 30, 30))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for k, (crop, caption) in enumerate(zip(crops, captions, strict=True)):
+        tile = Image.fromarray(display_stretch(crop)).resize((side, side), Image.NEAREST)
+        cx, cy = (k % columns) * (side + 4) + 2, (k // columns) * (side + head + 4) + 2
+        sheet.paste(tile, (cx, cy + head))
+        colour = caption_colours[k] if caption_colours is not None else (255, 255, 0)
+        draw.multiline_text((cx, cy), caption, fill=colour, font=font, spacing=1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def run_crops(
+    frames: Sequence[Path], pixel_size_um: float, out: Path, diameter_um: float | None = None,
+    skip_edge: bool = False, per_sheet: int = SHEET_COLUMNS * SHEET_ROWS,
+) -> tuple[int, int]:
+    """Write crops, ``index.csv`` and contact sheets for ``frames`` into ``out``.
+
+    Returns
+    -------
+    (number of crops, number of sheets)
+    """
+    out = Path(out)
+    crop_dir = out / "crops"
+    crop_dir.mkdir(parents=True, exist_ok=True)
+    rows, pending, captions, sheets = [], [], [], 0
+    for rec, crop in iter_crops(frames, pixel_size_um, diameter_um, skip_edge):
+        file = f"crops/{rec.crop_id}.tif"
+        write_crop(out / file, crop)
+        rows.append(rec.row(file))
+        pending.append(crop)
+        captions.append(rec.crop_id)
+        if len(pending) == per_sheet:
+            contact_sheet(pending, captions, out / "sheets" / f"sheet_{sheets:03d}.png")
+            sheets, pending, captions = sheets + 1, [], []
+    if pending:
+        contact_sheet(pending, captions, out / "sheets" / f"sheet_{sheets:03d}.png")
+        sheets += 1
+    with open(out / "index.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=INDEX_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    log.info("wrote %d crops and %d contact sheets to %s", len(rows), sheets, out)
+    return len(rows), sheets
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("crops")
+    def crops(
+        frames: Annotated[list[Path], typer.Argument(
+            help="Image files: single frames or (T, H, W) TIFF stacks, one grey channel.")],
+        pixel_size_um: Annotated[float, typer.Option(
+            "--pixel-size-um", help="Pixel size of the frames in the sample, um/px.")],
+        out: Annotated[Path, typer.Option("--out", help="Output folder (created).")],
+        diameter_um: Annotated[float | None, typer.Option(
+            "--diameter-um", help="Expected nucleus diameter, um (default: HeLa, 18).")] = None,
+        skip_edge: Annotated[bool, typer.Option(
+            "--skip-edge", help="Leave out nuclei that touch the frame border.")] = False,
+    ) -> None:
+        """Detect every nucleus, cut its crop, write crops + index.csv + contact sheets to label."""
+        if pixel_size_um <= 0:
+            raise ImageError(f"--pixel-size-um {pixel_size_um}: give a positive pixel size")
+        n, sheets = run_crops(frames, pixel_size_um, out, diameter_um, skip_edge)
+        typer.echo(f"{n} crops, {sheets} contact sheets -> {out}")
