@@ -178,7 +178,8 @@ class SimStateDevice(StateDevice):
     start : int
         Position at start.
     check : callable, optional
-        Called before each move; raises to refuse it, returns False to ignore it silently.
+        Called before each move; raises to refuse it, or returns False to report the move as
+        done while the optics stay where they are (a silently stuck turret).
     """
 
     def __init__(self, labels: Sequence[str], start: int = 0,
@@ -186,20 +187,22 @@ class SimStateDevice(StateDevice):
         super().__init__(dict(enumerate(labels)))
         self._labels = tuple(labels)
         self._state = int(start)
+        self._physical = int(start)
         self._check = check
 
     @property
     def current_label(self) -> str:
-        """Label of the current position."""
-        return self._labels[self._state]
+        """Label of the position physically in the light path (what the camera sees)."""
+        return self._labels[self._physical]
 
     def get_state(self) -> int:
         return self._state
 
     def set_state(self, position: int) -> None:
-        if self._check is not None and not self._check():
-            return
+        moves = self._check() if self._check is not None else True
         self._state = int(position)
+        if moves:
+            self._physical = self._state
 
 
 class SimShutter(ShutterDevice):

@@ -52,7 +52,9 @@ class Faults:
             self._wrong_shape_count = count
 
     def objective_stuck(self, stuck: bool = True, silent: bool = False) -> None:
-        """The turret stops moving: objective changes raise, or (``silent``) are ignored."""
+        """The turret stops moving: objective changes raise, or (``silent``) are reported as
+        done while the old objective stays in the light path (images keep the old
+        magnification while ``getPixelSizeUm`` follows the reported one)."""
         with self._lock:
             self._objective_stuck = stuck
             self._objective_silent = silent
@@ -120,7 +122,7 @@ class Faults:
                 self._wrong_shape, self._wrong_shape_count = None, 0
 
     def check_objective(self) -> bool:
-        """Raise if the turret is stuck; return False when it silently ignores the move."""
+        """Raise if the turret is stuck; False when it silently stays where it is."""
         with self._lock:
             if not self._objective_stuck:
                 return True

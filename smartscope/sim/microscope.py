@@ -64,7 +64,8 @@ class SimMicroscope:
 
     @property
     def objective(self) -> str:
-        """Label of the objective in place."""
+        """Label of the objective physically in place (differs from the core's label only
+        under ``faults.objective_stuck(silent=True)``)."""
         assert self._objective is not None
         return self._objective.current_label
 
@@ -76,7 +77,7 @@ class SimMicroscope:
 
     @property
     def pixel_size_um(self) -> float:
-        """Pixel size of the objective in place (um/px)."""
+        """True pixel size of the objective physically in place (um/px)."""
         return self.config.objectives[self.objective].pixel_size_um
 
     def view(self, exposure_ms: float | None = None, shape: tuple[int, int] | None = None) -> View:

@@ -70,6 +70,17 @@ def _progress_key(c: CellTruth) -> int:
     return min(n - 1, int(c.progress * n))
 
 
+def _subpixel(sprite: np.ndarray, fx: float, fy: float) -> np.ndarray:
+    """Shift an odd square sprite by (fx, fy) in [0, 1) px (bilinear); result is one px larger."""
+    a = np.pad(sprite, ((0, 1), (0, 1)))
+    b = np.pad(sprite, ((0, 1), (1, 0)))
+    c = np.pad(sprite, ((1, 0), (0, 1)))
+    d = np.pad(sprite, ((1, 0), (1, 0)))
+    gx, gy = np.float32(fx), np.float32(fy)
+    one = np.float32(1.0)
+    return (one - gy) * ((one - gx) * a + gx * b) + gy * ((one - gx) * c + gx * d)
+
+
 class Renderer:
     """Draws frames from ground truth; caches one sprite per cell, phase, objective and blur.
 
@@ -149,9 +160,9 @@ class Renderer:
             row = h // 2 + (c.y_um - view.stage_y_um) / ps
             if not (-margin < col < w + margin and -margin < row < h + margin):
                 continue
-            spr = self._sprite(c, kind, view.objective, blur)
-            half = spr.shape[0] // 2
-            r0, c0 = int(round(row)) - half, int(round(col)) - half
+            spr = _subpixel(self._sprite(c, kind, view.objective, blur), col % 1.0, row % 1.0)
+            half = (spr.shape[0] - 1) // 2
+            r0, c0 = int(math.floor(row)) - half, int(math.floor(col)) - half
             r1, c1 = r0 + spr.shape[0], c0 + spr.shape[1]
             rr0, cc0, rr1, cc1 = max(r0, 0), max(c0, 0), min(r1, h), min(c1, w)
             if rr0 >= rr1 or cc0 >= cc1:
