@@ -69,13 +69,30 @@ def normalise(crops: np.ndarray) -> np.ndarray:
             f"crop array has shape {arr.shape}: give (H, W), (N, H, W) or (N, H, W, 1)"
         )
     flat = batch.reshape(batch.shape[0], -1).astype(np.float32, copy=False)
-    lo, hi = np.percentile(flat, [LOW_PERCENTILE, HIGH_PERCENTILE], axis=1)
+    lo, hi = _percentiles(flat, LOW_PERCENTILE, HIGH_PERCENTILE)
     scale = np.where(hi - lo > _MIN_RANGE, 2.0 / np.maximum(hi - lo, _MIN_RANGE), 0.0)
-    out = (batch.astype(np.float32) - lo[:, None, None]) * scale[:, None, None] - 1.0
+    scale = scale.astype(np.float32)
+    out = (batch.astype(np.float32) - lo[:, None, None]) * scale[:, None, None] - np.float32(1.0)
     np.clip(out, -1.0, 1.0, out=out)
     if single:
         return out[0]
     return out.reshape(arr.shape)
+
+
+def _percentiles(flat: np.ndarray, q_lo: float, q_hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise percentiles with numpy's default linear interpolation, float32, from a single
+    ``np.partition`` call (several times faster than ``np.percentile`` on a batch of crops)."""
+    n = flat.shape[1]
+    pos = [q / 100.0 * (n - 1) for q in (q_lo, q_hi)]
+    ks = sorted({int(np.floor(p)) for p in pos} | {min(int(np.floor(p)) + 1, n - 1) for p in pos})
+    part = np.partition(flat, ks, axis=1)
+    result = []
+    for p in pos:
+        k0 = int(np.floor(p))
+        k1 = min(k0 + 1, n - 1)
+        frac = np.float32(p - k0)
+        result.append(part[:, k0] + (part[:, k1] - part[:, k0]) * frac)
+    return result[0], result[1]
 
 
 def resize_to_input(crop: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
