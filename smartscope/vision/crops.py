@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from smartscope.errors import ImageError
-from smartscope.vision.detect import block_mean, check_frame
+from smartscope.vision.background import block_mean
+from smartscope.vision.detect import check_frame
 from smartscope.vision.preprocess import CROP_UM, INPUT_SIZE, normalise
 
 

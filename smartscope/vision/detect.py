@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from smartscope.errors import ImageError
+from smartscope.vision.background import block_mean, estimate_background, noise_sigma
 
 log = logging.getLogger(__name__)
 
@@ -114,24 +115,6 @@ def _check_positive(name: str, value: float) -> float:
     return float(value)
 
 
-def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over ``factor`` x ``factor`` blocks, as float32 (edge blocks repeat the last row or
-    column). Summed over strided views: several times faster than a reshape-mean."""
-    a = np.asarray(image)
-    if factor == 1:
-        return a.astype(np.float32)
-    h, w = a.shape
-    hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
-    if (hp, wp) != (h, w):
-        a = np.pad(a, ((0, hp - h), (0, wp - w)), mode="edge")
-    acc = np.zeros((hp // factor, wp // factor), np.float32)
-    for i in range(factor):
-        for j in range(factor):
-            acc += a[i::factor, j::factor]
-    acc *= np.float32(1.0 / factor**2)
-    return acc
-
-
 def _max_filter(image: np.ndarray, size: int) -> np.ndarray:
     """Approximate maximum filter: 2 x 2 max-pool, filter at half size, repeat back (4x faster)."""
     h, w = image.shape
@@ -144,95 +127,6 @@ def _max_filter(image: np.ndarray, size: int) -> np.ndarray:
     )
     small = ndi.maximum_filter(pooled, size=size // 2 + 1, mode="nearest")
     return np.repeat(np.repeat(small, 2, axis=0), 2, axis=1)[:h, :w]
-
-
-def _cells(n_px: int, cell: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cell index of every pixel along one axis (the last cell takes the remainder) and the
-    centre of each cell, px."""
-    n_cells = max(1, n_px // cell)
-    index = np.minimum(np.arange(n_px) // cell, n_cells - 1)
-    starts = np.arange(n_cells) * cell
-    ends = np.append(starts[1:], n_px)
-    return index, (starts + ends - 1) / 2.0
-
-
-def estimate_background(work: np.ndarray, cell_px: int, percentile: float = 10.0) -> np.ndarray:
-    """Smooth background of a (smoothed) working-scale image.
-
-    First a low percentile per grid cell, median filtered over neighbouring cells (a cell crowded
-    with nuclei follows its neighbours) and interpolated bilinearly, extrapolated linearly at the
-    edges. Then, on the residual, the mean of the pixels that look like background (below
-    ~2.7 noise sigmas above it) per cell corrects the first estimate: a percentile is biased low
-    where the background has a gradient, a mean of background pixels is not.
-    """
-    h, w = work.shape
-    cell = int(max(4, min(cell_px, h, w)))
-    iy, cy = _cells(h, cell)
-    ix, cx = _cells(w, cell)
-    gh, gw = cy.size, cx.size
-    # pass 1: percentile over the whole cells (the remainder strip is left out here)
-    blocks = work[: gh * cell, : gw * cell].reshape(gh, cell, gw, cell)
-    blocks = blocks.transpose(0, 2, 1, 3).reshape(gh, gw, -1)
-    k = int(round(percentile / 100.0 * (blocks.shape[-1] - 1)))
-    grid = np.partition(blocks, k, axis=-1)[..., k].astype(np.float32)
-    if min(gh, gw) >= 3:  # a cell crowded with nuclei (far above its neighbours) follows them
-        med = ndi.median_filter(grid, size=3, mode="mirror")
-        spread = float(np.median(np.abs(grid - med))) * 1.4826
-        limit = med + 3.0 * spread + 3.0 * noise_sigma(work, cell)
-        grid = np.minimum(grid, limit)
-    inner_c = (np.arange(gh) * cell + (cell - 1) / 2.0, np.arange(gw) * cell + (cell - 1) / 2.0)
-    bg = _interp_grid(grid, inner_c[0], inner_c[1], h, w)
-    # pass 2 (twice): mean of background-looking pixels per cell (every pixel is in a cell)
-    group = (iy[:, None] * gw + ix[None, :]).ravel()
-    for _ in range(2):
-        residual = work - bg
-        base = float(np.percentile(residual[::2, ::2], percentile))  # ~1.28 sigma below mean
-        cutoff = base + 4.0 * noise_sigma(residual, cell) + 1e-6 * max(1.0, abs(base))
-        is_bg = (residual < cutoff).ravel()
-        count = np.bincount(group[is_bg], minlength=gh * gw)
-        total = np.bincount(group[is_bg], weights=residual.ravel()[is_bg], minlength=gh * gw)
-        correction = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-        bg = bg + _interp_grid(correction.reshape(gh, gw).astype(np.float32), cy, cx, h, w)
-    return bg
-
-
-def _interp_grid(grid: np.ndarray, cy: np.ndarray, cx: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Separable bilinear interpolation of values at grid centres ``cy`` x ``cx`` to (h, w),
-    extrapolated linearly beyond the outer centres (a gradient continues to the edge)."""
-
-    def weights(centres: np.ndarray, n_px: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        t = np.arange(n_px, dtype=np.float64)
-        if centres.size == 1:
-            zero = np.zeros(n_px, np.intp)
-            return zero, zero, np.zeros(n_px, np.float32)
-        i0 = np.clip(np.searchsorted(centres, t) - 1, 0, centres.size - 2)
-        frac = (t - centres[i0]) / (centres[i0 + 1] - centres[i0])
-        return i0, i0 + 1, frac.astype(np.float32)
-
-    x0, x1, fx = weights(cx, w)
-    rows = grid[:, x0] * (1 - fx) + grid[:, x1] * fx  # (gh, w)
-    y0, y1, fy = weights(cy, h)
-    fy = fy[:, None]
-    return (rows[y0] * (1 - fy) + rows[y1] * fy).astype(np.float32)
-
-
-def noise_sigma(fg: np.ndarray, cell_px: int) -> float:
-    """Noise (standard deviation) of a background-subtracted image, measured where it is flat.
-
-    In every grid cell the spread between the 10th and 30th percentiles is 0.757 sigma for pure
-    background; the lower quartile over cells ignores cells crowded with nuclei. This measures
-    the noise after smoothing, whatever its spatial correlation.
-    """
-    h, w = fg.shape
-    cell = int(max(4, min(cell_px, h, w)))
-    gh, gw = h // cell, w // cell
-    blocks = fg[: gh * cell, : gw * cell].reshape(gh, cell, gw, cell)
-    blocks = blocks.transpose(0, 2, 1, 3).reshape(gh * gw, -1)
-    n = blocks.shape[1]
-    k10, k30 = int(0.1 * (n - 1)), int(0.3 * (n - 1))
-    part = np.partition(blocks, (k10, k30), axis=1)
-    spread = (part[:, k30] - part[:, k10]) / 0.757
-    return float(np.percentile(spread, 25))
 
 
 def working_factor(pixel_size_um: float, diameter_um: float) -> int:
