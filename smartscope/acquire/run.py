@@ -23,7 +23,7 @@ from smartscope.acquire.connect import ScopeHandle, connect
 from smartscope.acquire.hook import FrameClassifier, Progress, SmartHook
 from smartscope.acquire.sinks import file_sha256, package_versions, write_json_atomic
 from smartscope.decide import Frame
-from smartscope.errors import MicroscopeError
+from smartscope.errors import MicroscopeError, SmartscopeError
 from smartscope.protocol import Protocol, SimulatedMicroscope
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class RunSummary:
     duration_s: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     dataset: str | None = None
+    error: str | None = None
 
 
 def output_dir(protocol: Protocol, now: _dt.datetime, protocol_name: str = "protocol") -> Path:
@@ -121,7 +122,7 @@ class Run:
             Before the acquisition starts, with a one-line message.
         """
         if (self.out_dir / "run.json").exists():
-            raise MicroscopeError(
+            raise SmartscopeError(
                 f"{self.out_dir}: already holds a run (run.json); choose another --out folder"
             )
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +143,9 @@ class Run:
                 with connect(self.protocol, simulate=self.simulate) as scope:
                     self.scope = scope
                     self._acquire(scope)
+        except BaseException as e:
+            self.summary.error = f"{type(e).__name__}: {e}"
+            raise
         finally:
             if self.hook is not None:
                 self.hook.close()
