@@ -1,7 +1,8 @@
 """Synthetic nucleus crops of three visually distinct classes, for training tests.
 
 "round": one bright disk; "plate": a thin bright bar (like a metaphase plate); "pair": two small
-blobs apart (like an anaphase pair). uint16 with a camera offset and noise, sizes 56-72 px.
+blobs apart (like an anaphase pair); ``draw`` also knows "small" and "ring" for 5-class sets.
+uint16 with a camera offset and noise, sizes 56-72 px.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ def draw(kind: str, rng: np.random.Generator) -> np.ndarray:
         img = np.exp(-((u / (9 * r)) ** 2 + (v / (9 * r)) ** 2) ** 2)
     elif kind == "plate":
         img = np.exp(-((u / (2.5 * r)) ** 2 + (v / (11 * r)) ** 2) ** 2)
+    elif kind == "small":
+        img = np.exp(-((u / (4.5 * r)) ** 2 + (v / (4.5 * r)) ** 2) ** 2)
+    elif kind == "ring":
+        rad = np.hypot(u, v)
+        img = np.exp(-(((rad - 9 * r) / (2.5 * r)) ** 2))
     else:
         d = 10 * r
         img = (np.exp(-(((u - d) / (4 * r)) ** 2 + (v / (6 * r)) ** 2) ** 2)
