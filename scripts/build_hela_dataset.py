@@ -59,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bank", type=Path, default=REPO / "smartscope/sim/data/nucleus_bank.npz",
                    help="where to write the simulator's nucleus bank")
     p.add_argument("--no-bank", action="store_true", help="do not write the nucleus bank")
+    p.add_argument("--bank-only", action="store_true",
+                   help="write only the nucleus bank (leave the data set folders alone)")
     p.add_argument("--unlabelled-max", type=int, default=600,
                    help="cap on the unlabelled pool (keeps the repository small)")
     p.add_argument("--match-um", type=float, default=4.0)
@@ -123,7 +125,7 @@ def bank_crop(image: np.ndarray, labels_img: np.ndarray, keep: set[int], y: floa
     bg = float(np.median(big[free])) if free.any() else float(np.percentile(big, 10))
     out = win - bg
     others = (wl > 0) & ~np.isin(wl, list(keep))
-    others = ndimage.binary_dilation(others, iterations=2) & ~np.isin(wl, list(keep))
+    others = ndimage.binary_dilation(others, iterations=4) & ~np.isin(wl, list(keep))
     out[others] = 0.0
     return np.clip(out, 0, None).astype(np.float32)
 
@@ -148,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     stack = tifffile.imread(args.frames)
     labels = read_labels(args.labels)
     out = args.out
+    write = not args.bank_only
     for sub in ("train", "test", "seven"):
-        if (out / sub).exists():
+        if write and (out / sub).exists():
             shutil.rmtree(out / sub)
     rng = np.random.default_rng(args.seed)
     max_px = args.match_um / PIXEL_SIZE_UM
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             if phase in FIVE:
                 files.append(Path(lab["split"]) / FIVE[phase] / name)
             files.append(Path("seven") / lab["split"] / phase / name)
-            for f in files:
+            for f in files if write else ():
                 (out / f).parent.mkdir(parents=True, exist_ok=True)
                 write_crop(out / f, crops[k])
             dist_um = float(np.hypot(ys[k] - lab["y"], xs[k] - lab["x"])) * PIXEL_SIZE_UM
@@ -204,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                              stack.dtype)
             pool.extend(raw)
             pool_meta.extend((t, nuc.y[j], nuc.x[j]) for j in free)
+    if not write:
+        write_bank(args.bank, bank_candidates, rng)
+        return 0
     # the unlabelled pool: a seeded random subset of the training region's unlabelled nuclei
     pick = np.sort(rng.choice(len(pool), min(args.unlabelled_max, len(pool)), replace=False))
     meta = np.array([pool_meta[i] for i in pick])
