@@ -31,12 +31,28 @@ def _keras_model(size: int, n_classes: int, seed: int):
     return model
 
 
-def _representative(size: int, seed: int):
+def blob_crops(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
+    """Normalised crops of one soft-edged elliptic blob each (nucleus-like), (n, size, size)."""
+    from smartscope.vision.preprocess import normalise
+
     rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    out = np.empty((n, size, size), np.float32)
+    for i in range(n):
+        cy, cx = size / 2 + rng.normal(0, 3, 2)
+        ry, rx = rng.uniform(5, 16, 2)
+        d = np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)
+        blob = rng.uniform(100, 3000) / (1 + np.exp((d - 1) * rng.uniform(3, 12)))
+        out[i] = 33000 + blob + rng.normal(0, rng.uniform(3, 20), (size, size))
+    return normalise(out)
+
+
+def _representative(size: int, seed: int):
+    crops = blob_crops(64, size, seed)
 
     def gen():
-        for _ in range(32):
-            yield [rng.uniform(-1, 1, (1, size, size, 1)).astype(np.float32)]
+        for crop in crops:
+            yield [crop[None, :, :, None]]
 
     return gen
 

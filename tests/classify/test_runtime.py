@@ -15,11 +15,11 @@ from smartscope.classify import Classifier, load_classifier
 from smartscope.classify.card import CARD_FILE, MODEL_FILE
 from smartscope.errors import ModelBundleError
 
-from .conftest import CLASSES
+from .conftest import CLASSES, blob_crops
 
 
 def _crops(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-1, 1, (n, 64, 64)).astype(np.float32)
+    return blob_crops(n, 64, seed + 100)
 
 
 def _copy(bundle: Path, tmp_path: Path) -> Path:
