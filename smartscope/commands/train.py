@@ -57,6 +57,11 @@ def _summary(out: Path, metrics: dict) -> None:
         t = metrics["test_int8"]
         lines.append(f"test:       int8 accuracy {t['accuracy']}, balanced {t['balanced_accuracy']}"
                      f", macro F1 {t['macro_f1']} (n={t['n']})")
+    if "baseline_supervised_only" in metrics:
+        b = metrics["baseline_supervised_only"]
+        t = b.get("test_float") or b["validation_float"]
+        lines.append(f"baseline:   supervised-only float accuracy {t['accuracy']}, macro F1 "
+                     f"{t['macro_f1']} ({'test' if 'test_float' in b else 'validation'})")
     if "kfold" in metrics:
         k = metrics["kfold"]
         lines.append(f"{k['folds']}-fold:     accuracy {k['accuracy']['mean']} +- "
@@ -94,6 +99,12 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         seed: Annotated[int, Opt("--seed", help="Seed of sampling, split and training.")] = 0,
         supervised_only: Annotated[bool, Opt(
             "--supervised-only", help="Baseline: the same discriminator without the GAN.")] = False,
+        baseline: Annotated[bool, Opt(
+            "--baseline", help="Also train --supervised-only on the same split and report it."
+        )] = False,
+        class_weighted: Annotated[bool, Opt(
+            "--class-weighted", help="Weight the supervised loss by inverse class frequency."
+        )] = False,
         size: Annotated[str, Opt("--size", help=f"Model size: {', '.join(SIZE_NAMES)}.")] = "paper",
         max_epochs: Annotated[int, Opt("--max-epochs")] = 100,
         patience: Annotated[int, Opt("--patience", help="Epochs without a better validation "
@@ -120,7 +131,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             classes=_classes(classes), labels_per_class=labels_per_class,
             unlabelled_count=unlabelled_count, folds=folds, seed=seed,
             method=SUPERVISED_ONLY if supervised_only else SGAN, size=size, name=name,
-            overwrite=overwrite,
+            overwrite=overwrite, baseline=baseline, class_weighted=class_weighted,
             loop=LoopConfig(learning_rate=learning_rate, max_epochs=max_epochs, patience=patience,
                             min_epochs=min_epochs, steps_per_epoch=steps_per_epoch,
                             max_minutes=max_minutes, augment=not no_augment),

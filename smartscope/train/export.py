@@ -20,6 +20,7 @@ import tensorflow as tf
 from smartscope.classify import MODEL_FILE, Classifier, InputSpec, ModelCard, Quantisation
 from smartscope.errors import ModelBundleError
 from smartscope.train import runs
+from smartscope.train.evaluate import mitotic_scores
 from smartscope.train.models import classifier_head
 from smartscope.train.reports import classification_scores, plot_confusion, write_json
 from smartscope.train.sgan import predict_probs
@@ -126,10 +127,12 @@ def export_run(run_dir: Path) -> Path:
     metrics["int8_vs_float"] = agreement
     val_pred = classifier.predict(data["val_x"]).argmax(1)
     metrics["validation_int8"] = classification_scores(data["val_y"], val_pred, classes)
+    metrics["validation_int8"]["mitotic_vs_not"] = mitotic_scores(data["val_y"], val_pred, classes)
     shown, shown_name = metrics["validation_int8"], "validation"
     if "test_x" in data:
         test_pred = classifier.predict(data["test_x"]).argmax(1)
         metrics["test_int8"] = classification_scores(data["test_y"], test_pred, classes)
+        metrics["test_int8"]["mitotic_vs_not"] = mitotic_scores(data["test_y"], test_pred, classes)
         shown, shown_name = metrics["test_int8"], "held-out test"
     plot_confusion(np.asarray(shown["confusion_matrix"]), classes,
                    run_dir / runs.CONFUSION_PNG,

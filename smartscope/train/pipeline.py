@@ -53,6 +53,8 @@ class TrainRequest:
     val_fraction : validation share of the labelled crops (stratified)
     name : model name in the card (default: the run folder's name)
     overwrite : replace an earlier run in ``out``
+    baseline : also train ``--supervised-only`` on the same split and seed and report it
+    class_weighted : weight the supervised loss by n / (K * n_k) (unbalanced classes)
     """
 
     labelled: Path
@@ -70,6 +72,8 @@ class TrainRequest:
     val_fraction: float = 0.2
     name: str | None = None
     overwrite: bool = False
+    baseline: bool = False
+    class_weighted: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,13 +138,38 @@ def data_summary(req: TrainRequest, inp: Inputs, train: d.CropSet, val: d.CropSe
     return summary
 
 
+def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Balanced weights n / (K * n_k) (classes without examples get weight 0)."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = np.divide(len(y), n_classes * counts, out=np.zeros(n_classes), where=counts > 0)
+    return w.astype(np.float32)
+
+
 def _fit(req: TrainRequest, train: d.CropSet, val: d.CropSet, unl: d.CropSet | None,
-         seed: int, on_epoch: Callable[[dict], None] | None = None) -> LoopResult:
+         seed: int, on_epoch: Callable[[dict], None] | None = None,
+         method: str | None = None) -> LoopResult:
+    k = len(train.classes)
     return run_loop(
-        train.x, train.y, val.x, val.y, len(train.classes),
-        x_unlabelled=None if unl is None else unl.x, method=req.method, size=req.size,
+        train.x, train.y, val.x, val.y, k,
+        x_unlabelled=None if unl is None else unl.x, method=method or req.method, size=req.size,
         cfg=req.loop, seed=seed, on_epoch=on_epoch,
+        class_weights=class_weights(train.y, k) if req.class_weighted else None,
     )
+
+
+def baseline_report(req: TrainRequest, train: d.CropSet, val: d.CropSet,
+                    test: d.CropSet | None, unl: d.CropSet | None) -> dict:
+    """Train ``supervised-only`` on the same split, seed and epoch length; float scores."""
+    res = _fit(req, train, val, unl, req.seed, method=SUPERVISED_ONLY)
+    c_model = classifier_head(res.discriminator)
+    report = {"method": SUPERVISED_ONLY, "timing": timing_summary(res),
+              "validation_float": classification_scores(
+                  val.y, predict_probs(c_model, val.x).argmax(1), train.classes)}
+    if test is not None:
+        report["test_float"] = classification_scores(
+            test.y, predict_probs(c_model, test.x).argmax(1), train.classes)
+    keras.backend.clear_session()
+    return report
 
 
 def timing_summary(result: LoopResult) -> dict:
@@ -222,9 +251,15 @@ def train_run(req: TrainRequest, on_epoch: Callable[[dict], None] | None = None)
             "steps_per_epoch": result.steps_per_epoch, "epochs": len(result.history),
             "best_epoch": result.best_epoch, "training_s": round(result.elapsed_s, 1),
             "optimizer": f"Adam lr {req.loop.learning_rate} beta_1 {req.loop.beta_1}",
+            "class_weighted": req.class_weighted, "augmentation": req.loop.augment,
+            "patience": req.loop.patience, "stop_reason": result.stop_reason,
         },
         "history": result.history, "notes": notes,
     }
+    if req.baseline and req.method == SGAN:
+        log.info("training the supervised-only baseline on the same split")
+        metrics["baseline_supervised_only"] = baseline_report(req, train, val, inp.test,
+                                                              inp.unlabelled)
     if req.folds:
         def fit(tr_set: d.CropSet, va_set: d.CropSet, s: int) -> keras.Model:
             return _fit(req, tr_set, va_set, inp.unlabelled, s).discriminator

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from smartscope.errors import TrainingDataError
 from smartscope.train import data as d
@@ -31,7 +30,7 @@ from smartscope.train.models import (
     classifier_head,
     conv_block_names,
 )
-from smartscope.train.pipeline import kfold_report
+from smartscope.train.pipeline import class_weights, kfold_report
 from smartscope.train.reports import classification_scores, plot_curves
 from smartscope.train.sgan import SUPERVISED_ONLY, LoopConfig, LoopResult, predict_probs, run_loop
 
@@ -71,13 +70,6 @@ class TransferRequest:
     val_fraction: float = 0.2
     name: str | None = None
     overwrite: bool = False
-
-
-def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Balanced weights n / (K * n_k) (classes without examples get weight 0)."""
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    w = np.divide(len(y), n_classes * counts, out=np.zeros(n_classes), where=counts > 0)
-    return w.astype(np.float32)
 
 
 def new_discriminator(base: keras.Model, n_classes: int) -> keras.Model:

@@ -22,7 +22,7 @@ def run_dir(synth_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "sgan"
     code = main(["train", "--labelled", str(synth_data["labelled"]),
                  "--unlabelled", str(synth_data["unlabelled"]), "--test", str(synth_data["test"]),
-                 "--out", str(out), "--seed", "1", *SHORT])
+                 "--out", str(out), "--seed", "1", "--baseline", *SHORT])
     assert code == 0
     return out
 
@@ -39,6 +39,9 @@ def test_train_writes_a_complete_run(run_dir, synth_data):
     assert len(card.training["data_sha256"]["unlabelled_used"]) == 64
     assert card.scores["test_int8"]["accuracy"] > 0.5  # chance is 1/3
     assert card.scores["int8_vs_float"]["top1_agreement"] >= 0.9
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["baseline_supervised_only"]["test_float"]["n"] == 45
+    assert metrics["timing"]["batch_size"] == 36  # min(100, 72 // 2)
 
     clf = Classifier(run_dir / "bundle")  # loads in the LiteRT runtime
     test = load_test(synth_data["test"], clf.classes)
