@@ -70,15 +70,25 @@ def _progress_key(c: CellTruth) -> int:
     return min(n - 1, int(c.progress * n))
 
 
-def _subpixel(sprite: np.ndarray, fx: float, fy: float) -> np.ndarray:
-    """Shift an odd square sprite by (fx, fy) in [0, 1) px (bilinear); result is one px larger."""
-    a = np.pad(sprite, ((0, 1), (0, 1)))
-    b = np.pad(sprite, ((0, 1), (1, 0)))
-    c = np.pad(sprite, ((1, 0), (0, 1)))
-    d = np.pad(sprite, ((1, 0), (1, 0)))
-    gx, gy = np.float32(fx), np.float32(fy)
-    one = np.float32(1.0)
-    return (one - gy) * ((one - gx) * a + gx * b) + gy * ((one - gx) * c + gx * d)
+def _paste(out: np.ndarray, spr: np.ndarray, r0: int, c0: int, weight: float) -> None:
+    """out[r0:, c0:] += weight * spr, clipped to out."""
+    h, w = out.shape
+    r1, c1 = r0 + spr.shape[0], c0 + spr.shape[1]
+    rr0, cc0, rr1, cc1 = max(r0, 0), max(c0, 0), min(r1, h), min(c1, w)
+    if rr0 < rr1 and cc0 < cc1 and weight > 0:
+        out[rr0:rr1, cc0:cc1] += np.float32(weight) * spr[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0]
+
+
+def _paste_subpixel(out: np.ndarray, spr: np.ndarray, col: float, row: float) -> None:
+    """Add an odd square sprite centred at the (fractional) pixel (col, row), bilinearly."""
+    half = spr.shape[0] // 2
+    ci, ri = math.floor(col), math.floor(row)
+    fx, fy = col - ci, row - ri
+    r0, c0 = ri - half, ci - half
+    _paste(out, spr, r0, c0, (1 - fx) * (1 - fy))
+    _paste(out, spr, r0, c0 + 1, fx * (1 - fy))
+    _paste(out, spr, r0 + 1, c0, (1 - fx) * fy)
+    _paste(out, spr, r0 + 1, c0 + 1, fx * fy)
 
 
 class Renderer:
@@ -160,14 +170,7 @@ class Renderer:
             row = h // 2 + (c.y_um - view.stage_y_um) / ps
             if not (-margin < col < w + margin and -margin < row < h + margin):
                 continue
-            spr = _subpixel(self._sprite(c, kind, view.objective, blur), col % 1.0, row % 1.0)
-            half = (spr.shape[0] - 1) // 2
-            r0, c0 = int(math.floor(row)) - half, int(math.floor(col)) - half
-            r1, c1 = r0 + spr.shape[0], c0 + spr.shape[1]
-            rr0, cc0, rr1, cc1 = max(r0, 0), max(c0, 0), min(r1, h), min(c1, w)
-            if rr0 >= rr1 or cc0 >= cc1:
-                continue
-            out[rr0:rr1, cc0:cc1] += spr[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0]
+            _paste_subpixel(out, self._sprite(c, kind, view.objective, blur), col, row)
         return out
 
     def expected(self, view: View, cells: list[CellTruth]) -> np.ndarray:
@@ -181,15 +184,19 @@ class Renderer:
             body = self.density(view, cells, "body")
             trans = np.clip(1.0 - ch.body_gain * body, 0.05, None)
             return (cfg.brightfield_counts_per_ms * view.exposure_ms) * flat * trans
-        sig = np.zeros(view.shape, dtype=np.float32)
+        scale = (cfg.nucleus_counts_per_ms * cfg.objectives[view.objective].brightness
+                 * view.exposure_ms)
         if ch.chromatin_gain > 0:
-            sig += ch.chromatin_gain * self.density(view, cells, "chromatin")
+            sig = self.density(view, cells, "chromatin")
+            sig *= np.float32(ch.chromatin_gain * scale)
+        else:
+            sig = np.zeros(view.shape, dtype=np.float32)
         if ch.body_gain > 0:
-            sig += ch.body_gain * self.density(view, cells, "body")
-        gain = cfg.nucleus_counts_per_ms * cfg.objectives[view.objective].brightness
-        sig *= np.float32(gain)
-        sig += np.float32(cfg.background_counts_per_ms * ch.background_gain)
-        sig *= flat * np.float32(view.exposure_ms)
+            body = self.density(view, cells, "body")
+            body *= np.float32(ch.body_gain * scale)
+            sig += body
+        sig += np.float32(cfg.background_counts_per_ms * ch.background_gain * view.exposure_ms)
+        sig *= flat
         return sig
 
     def frame(self, view: View, cells: list[CellTruth], rng: np.random.Generator) -> np.ndarray:
@@ -197,16 +204,25 @@ class Renderer:
         cfg = self._config
         sig = self.expected(view, cells)
         g = np.float32(cfg.gain_adu_per_e)
-        # shot noise in electrons (Gaussian approximation of Poisson) plus read noise, in ADU
-        std = g * np.sqrt(sig / g + np.float32(cfg.read_noise_e**2))
-        std *= self._noise(view.shape, rng)
-        sig += std
+        # shot noise in electrons (Gaussian approximation of Poisson) plus read noise, in ADU:
+        # std = g * sqrt(sig / g + read_noise^2), computed in place
+        std = sig * (np.float32(1.0) / g)
+        std += np.float32(cfg.read_noise_e**2)
+        np.sqrt(std, out=std)
+        std *= g
+        noise, sign = self._noise(view.shape, rng)
+        std *= noise
+        if sign > 0:
+            sig += std
+        else:
+            sig -= std
         sig += np.float32(cfg.camera_offset_adu + 0.5)  # +0.5: truncation below rounds
         np.clip(sig, 0, 65535, out=sig)
         return sig.astype(np.uint16)
 
-    def _noise(self, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-        """Unit Gaussian noise for one frame.
+    def _noise(self, shape: tuple[int, int],
+               rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """Unit Gaussian noise for one frame, and a random sign (+1 or -1) to apply to it.
 
         Drawing 4 M normal numbers costs ~75 ms, so frames take a window at a random offset
         (and random sign) in a pool of twice the frame size, drawn once per frame shape.
@@ -216,5 +232,4 @@ class Renderer:
         if pool is None:
             pool = self._pools[shape] = rng.standard_normal(2 * n, dtype=np.float32)
         start = int(rng.integers(0, n))
-        window = pool[start:start + n].reshape(shape)
-        return -window if rng.random() < 0.5 else window
+        return pool[start:start + n].reshape(shape), (1 if rng.random() < 0.5 else -1)

@@ -1,0 +1,83 @@
+"""End to end: plain Pycro-Manager scripts run on the simulated microscope."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smartscope import phases
+from smartscope.sim import ManualClock, demo_config, start
+
+
+def test_demo_cells_reach_metaphase_in_view_within_20_frames() -> None:
+    """The documented demo: seed 0, stage (0, 0), 10x, a frame every 2 s at time_scale 60."""
+    cfg = demo_config(real_exposure_time=False)
+    clock = ManualClock()
+    with start(cfg, clock=clock) as scope:
+        first = None
+        for frame in range(20):
+            if any(c.phase == phases.METAPHASE for c in scope.truth(in_view=True)):
+                first = frame
+                break
+            clock.advance(2.0 * cfg.time_scale)
+    assert first is not None and first < 20
+
+
+@pytest.mark.slow
+def test_plain_pycromanager_script_with_event_adding_hook(tmp_path: Path) -> None:
+    from pycromanager import Acquisition, multi_d_acquisition_events
+
+    cfg = demo_config(time_scale=600.0, exposure_ms=10.0)  # 0.2 s interval = 2 sim minutes
+    with start(cfg) as scope:
+        core = scope.core
+        seen: list[dict] = []
+        state = {"added": False}
+        follow_up = {"axes": {"time": 999, "channel": "Rhodamine"},
+                     "config_group": ["Channel", "Rhodamine"],
+                     "properties": [["Objective", "Label", "60x"]], "exposure": 20}
+
+        def image_process_fn(image, metadata, event_queue):
+            axes = dict(metadata["Axes"])
+            cells = scope.truth(in_view=True)
+            seen.append({"axes": axes, "shape": image.shape, "objective": scope.objective,
+                         "pixel_size": core.getPixelSizeUm(), "mean": float(image.mean()),
+                         "metaphase": any(c.phase == phases.METAPHASE for c in cells)})
+            if not state["added"] and seen[-1]["metaphase"]:
+                state["added"] = True
+                event_queue.put(follow_up)
+            if axes.get("time") == 999:
+                event_queue.put(None)  # the follow-up was the last image: end the run
+            return image, metadata
+
+        events = multi_d_acquisition_events(num_time_points=20, time_interval_s=0.2,
+                                            channel_group="Channel", channels=["FITC"])
+        for e in events:  # screen at 10x, whatever the hook switched to in between
+            e["properties"] = [["Objective", "Label", "10x"]]
+        acq = Acquisition(directory=str(tmp_path), name="demo", image_process_fn=image_process_fn,
+                          show_display=False)
+        acq.acquire(events)
+        acq.await_completion()
+        dataset = acq.get_dataset()
+        try:
+            screen = dataset.read_image(time=3, channel="FITC")
+            follow = dataset.read_image(time=999, channel="Rhodamine")
+            axes = dataset.axes
+        finally:
+            dataset.close()
+
+    screening = [s for s in seen if s["axes"].get("time") != 999]
+    assert len(screening) == 20
+    assert all(s["objective"] == "10x" and s["shape"] == (1024, 1024) for s in screening)
+    first = next(i for i, s in enumerate(screening) if s["metaphase"])
+    assert first < 20
+    last = next(s for s in seen if s["axes"].get("time") == 999)
+    assert last["axes"] == {"time": 999, "channel": "Rhodamine"}
+    assert last["objective"] == "60x" and last["pixel_size"] == pytest.approx(0.1075)
+    # images saved by pycromanager, readable from the NDTiff data set on disk
+    assert screen.shape == (1024, 1024) and screen.dtype == np.uint16
+    assert follow.shape == (1024, 1024) and follow.mean() != screen.mean()
+    assert 999 in axes["time"]
+    saved = list(tmp_path.glob("demo*/*.tif"))
+    assert saved and (saved[0].parent / "NDTiff.index").is_file()
