@@ -1,0 +1,131 @@
+"""``smartscope classify``: classify every nucleus of some frames with a model bundle.
+
+Writes one CSV row per nucleus (image, frame, cell, y, x, area_um2, phase, confidence,
+touches_edge, p_<class>...) and, on request, overlay PNGs with the nuclei outlined by phase.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from smartscope.errors import ImageError
+
+log = logging.getLogger(__name__)
+
+
+def overlay_path(base: Path, image: Path, frame: int, single: bool) -> Path:
+    """Overlay file for one frame: ``base`` itself when only one frame is classified, else
+    ``<base stem>-<image stem>-f<frame>.png`` next to it."""
+    if single:
+        return base
+    return base.with_name(f"{base.stem}-{image.stem}-f{frame:03d}{base.suffix or '.png'}")
+
+
+def tiff_pixel_size_um(path: Path) -> float | None:
+    """Pixel size from a TIFF's resolution tags (ImageJ or micrometre/centimetre units)."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            tags = page.tags
+            if "XResolution" not in tags:
+                return None
+            num, den = tags["XResolution"].value
+            if not num:
+                return None
+            per_unit = den / num  # units per pixel
+            unit = (tif.imagej_metadata or {}).get("unit", "")
+            res_unit = tags["ResolutionUnit"].value if "ResolutionUnit" in tags else 1
+    except (OSError, ValueError, KeyError, tifffile.TiffFileError):
+        return None
+    if unit in ("micron", "um", "\u00b5m", "\\u00B5m"):
+        return float(per_unit)
+    if int(res_unit) == 3:  # centimetre
+        return float(per_unit * 1e4)
+    return None
+
+
+def run_classify(
+    images: list[Path],
+    model: Path,
+    out_csv: Path,
+    pixel_size_um: float | None = None,
+    diameter_um: float | None = None,
+    overlay: Path | None = None,
+    num_threads: int = 1,
+) -> tuple[int, int]:
+    """Classify every frame of every image; returns (number of frames, number of nuclei)."""
+    from smartscope.classify import Classifier, classify_frame
+    from smartscope.classify.overlay import write_overlay
+    from smartscope.commands.crops import read_frames
+    from smartscope.vision import DEFAULT_DIAMETER_UM
+    from smartscope.vision.preprocess import REFERENCE_PIXEL_SIZE_UM
+
+    clf = Classifier(model, num_threads=num_threads)
+    stacks = [(Path(p), read_frames(Path(p))) for p in images]
+    n_frames_total = sum(len(s) for _, s in stacks)
+    fields = ["image", "frame", "cell", "y", "x", "area_um2", "phase", "confidence",
+              "touches_edge"] + [f"p_{c}" for c in clf.classes]
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    n_cells = 0
+    with out_csv.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for path, frames in stacks:
+            px = pixel_size_um or tiff_pixel_size_um(path)
+            if px is None:
+                px = REFERENCE_PIXEL_SIZE_UM
+                log.warning("%s: no pixel size given or stored; assuming %.3f um/px "
+                            "(use --pixel-size-um)", path, px)
+            for t, frame in enumerate(frames):
+                result = classify_frame(frame, px, clf, diameter_um or DEFAULT_DIAMETER_UM,
+                                        return_labels=overlay is not None)
+                for row in result.rows():
+                    row = {"image": path.name, "frame": t, **row}
+                    row["touches_edge"] = int(row["touches_edge"])
+                    writer.writerow(row)
+                n_cells += len(result)
+                log.info("%s frame %d: %d nuclei (%.0f ms)", path.name, t, len(result),
+                         result.timings_ms["total"])
+                if overlay is not None:
+                    target = overlay_path(Path(overlay), path, t, n_frames_total == 1)
+                    write_overlay(frame, result, target, title=f"{path.name} frame {t}")
+    return n_frames_total, n_cells
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("classify")
+    def classify(
+        images: Annotated[list[Path], typer.Argument(
+            help="Image files: single frames or (T, H, W) TIFF stacks, one grey channel.")],
+        model: Annotated[Path, typer.Option(
+            "--model", help="Model bundle folder (model.tflite + model_card.json).")],
+        out: Annotated[Path, typer.Option(
+            "--out", "-o", help="Output CSV, one row per nucleus.")] = Path("cells.csv"),
+        pixel_size_um: Annotated[float | None, typer.Option(
+            "--pixel-size-um",
+            help="Pixel size in the sample, um/px (default: from the TIFF, else 0.645).")] = None,
+        diameter_um: Annotated[float | None, typer.Option(
+            "--diameter-um", help="Expected nucleus diameter, um (default 18, HeLa).")] = None,
+        overlay: Annotated[Path | None, typer.Option(
+            "--overlay", help="Overlay PNG (one per frame when several frames).")] = None,
+        threads: Annotated[int, typer.Option(
+            "--threads", help="Interpreter threads.")] = 1,
+    ) -> None:
+        """Find and classify every nucleus; write a CSV (and overlay PNGs)."""
+        if pixel_size_um is not None and pixel_size_um <= 0:
+            raise ImageError(f"--pixel-size-um {pixel_size_um}: give a positive pixel size")
+        if diameter_um is not None and diameter_um <= 0:
+            raise ImageError(f"--diameter-um {diameter_um}: give a positive diameter")
+        n_frames, n_cells = run_classify(images, model, out, pixel_size_um, diameter_um,
+                                         overlay, threads)
+        typer.echo(f"{n_cells} nuclei in {n_frames} frames -> {out}")
