@@ -400,6 +400,8 @@ class SmartHook:
                                     stage_x_um=req.x_um, stage_y_um=req.y_um,
                                     orientation=self._orientation)
         probs = getattr(c, "probabilities", None)
+        if isinstance(probs, Mapping):  # classify.Cell: {class: probability}, in class order
+            probs = list(probs.values())
         return {
             "frame": index, "time_s": round(time_s, 4), "position": req.position_name,
             "mode": req.mode, "followup": req.followup if req.followup is not None else "",
@@ -407,7 +409,7 @@ class SmartHook:
             "y": float(c.y), "x": float(c.x), "x_um": x_um, "y_um": y_um,
             "area_um2": float(getattr(c, "area_um2", float("nan"))), "phase": str(c.phase),
             "confidence": float(c.confidence),
-            "probabilities": None if probs is None else [float(p) for p in probs],
+            "probabilities": probs,
         }
 
     def _error_record(self, e: BaseException, time_s: float, where: str) -> dict[str, Any]:
