@@ -145,7 +145,7 @@ def find_nuclei(
     split: bool = True,
     core_fraction: float = 0.5,
     boundary_fraction: float = 0.3,
-    peak_sigmas: float = 10.0,
+    peak_sigmas: float = 15.0,
     return_labels: bool = False,
 ) -> Nuclei:
     """Find nuclei in one raw fluorescence frame.
