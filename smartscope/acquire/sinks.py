@@ -38,7 +38,11 @@ class CellsCsv:
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for row in rows:
             probs = row.get("probabilities")
-            probs = list(probs) if probs is not None else [""] * len(self.classes)
+            if probs is None:
+                probs = [""] * len(self.classes)
+            elif isinstance(probs, Mapping):  # {class: probability}
+                probs = [probs.get(c, "") for c in self.classes]
+            probs = [float(p) if p != "" else p for p in probs]
             values = [_fmt(row.get(c, "")) for c in CELL_COLUMNS]
             self._w.writerow(values + [_fmt(p) for p in probs])
         self.rows += len(rows)

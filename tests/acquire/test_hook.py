@@ -21,8 +21,8 @@ IMG = np.zeros((256, 256), np.uint16)
 
 
 def _cell(phase, y=100.0, x=150.0, conf=0.95):
-    probs = [0.01] * len(CLASSES)
-    probs[CLASSES.index(phase)] = conf
+    probs = {c: 0.01 for c in CLASSES}  # as classify.Cell holds them
+    probs[phase] = conf
     return SimpleNamespace(y=y, x=x, phase=phase, confidence=conf, area_um2=90.0,
                            probabilities=probs)
 
