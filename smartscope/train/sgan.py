@@ -124,6 +124,7 @@ def run_loop(
     cfg: LoopConfig = LoopConfig(),
     seed: int = 0,
     discriminator: keras.Model | None = None,
+    generator: keras.Model | None = None,
     trainable: Callable[[keras.Model], list] | None = None,
     class_weights: np.ndarray | None = None,
     on_epoch: Callable[[dict], None] | None = None,
@@ -141,6 +142,7 @@ def run_loop(
     cfg : loop settings
     seed : seeds Keras, the batches, the latent vectors and the augmentation
     discriminator : start from this model instead of a fresh one (transfer)
+    generator : start from this generator instead of a fresh one (SGAN only)
     trainable : function of the discriminator giving the variables to update (default all)
     class_weights : per-class weights of the supervised loss (default 1)
     on_epoch : called with each epoch's record (losses, accuracies, time)
@@ -162,7 +164,7 @@ def run_loop(
 
     d_model = discriminator or build_discriminator(n_classes, SIZES[size])
     c_model, rf_model = classifier_head(d_model), real_fake_head(d_model)
-    g_model = build_generator(SIZES[size]) if method == SGAN else None
+    g_model = (generator or build_generator(SIZES[size])) if method == SGAN else None
     augment = build_augmenter(seed) if cfg.augment else None
     z_seed = keras.random.SeedGenerator(seed + 17)
     dv = trainable(d_model) if trainable else d_model.trainable_variables

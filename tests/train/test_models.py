@@ -55,3 +55,34 @@ def test_augmentation_keeps_range_and_changes_crops():
     assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
     assert not np.allclose(out, x)
     np.testing.assert_array_equal(np.asarray(aug(x, training=False)), x)
+
+
+def test_one_sgan_epoch_updates_discriminator_and_generator():
+    from smartscope.train.sgan import LoopConfig, run_loop
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (12, 64, 64, 1)).astype(np.float32)
+    y = np.arange(12) % 3
+    d = models.build_discriminator(3, models.SIZES["tiny"])
+    g = models.build_generator(models.SIZES["tiny"])
+    d0, g0 = [w.copy() for w in d.get_weights()], [w.copy() for w in g.get_weights()]
+    res = run_loop(x[:8], y[:8], x[8:], y[8:], 3, x_unlabelled=x, size="tiny", discriminator=d,
+                   generator=g, cfg=LoopConfig(max_epochs=1, steps_per_epoch=2), seed=0)
+    assert res.batch_size == 4 and len(res.history) == 1
+    assert all(not np.allclose(a, b) for a, b in zip(d0, d.get_weights(), strict=True))
+    assert all(not np.allclose(a, b) for a, b in zip(g0, g.get_weights(), strict=True))
+    assert res.history[0]["loss_d"] is not None and res.history[0]["loss_g"] is not None
+
+
+def test_transfer_head_keeps_backbone_and_weights_classes():
+    from smartscope.train.pipeline import class_weights
+    from smartscope.train.transfer import new_discriminator
+
+    base = models.build_discriminator(5, models.SIZES["tiny"])
+    new = new_discriminator(base, 2)
+    assert new.output_shape[0] == (None, 2)
+    for name in models.conv_block_names(base):
+        for a, b in zip(base.get_layer(name).get_weights(), new.get_layer(name).get_weights(),
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(class_weights(np.array([0, 0, 0, 1]), 3), [4 / 9, 4 / 3, 0])
