@@ -32,11 +32,16 @@ from typing import Any
 import numpy as np
 
 from smartscope.acquire import corecalls
-from smartscope.acquire.sinks import CellsCsv, DecisionsJsonl
+from smartscope.acquire.prepare import (
+    FrameClassifier,
+    check_presets,
+    frame_classifier,
+    resolve_positions,
+)
+from smartscope.acquire.records import Recorder
 from smartscope.decide import (
     NO_LIMITS,
     SCREEN,
-    UPRIGHT,
     Cell,
     Frame,
     FrameRequest,
@@ -45,15 +50,12 @@ from smartscope.decide import (
     PlanSettings,
     Step,
     axes_key,
-    pixel_to_stage,
     to_event,
 )
 from smartscope.protocol import (
-    CameraOrientation,
     Detection,
     ModelSpec,
     ObjectiveSpec,
-    Position,
     Protocol,
     Screening,
     SimulatedMicroscope,
@@ -61,10 +63,6 @@ from smartscope.protocol import (
 )
 
 log = logging.getLogger(__name__)
-
-#: image, pixel size (um/px) -> classified nuclei: objects with y, x, area_um2, phase,
-#: confidence and probabilities (or a result object holding them in ``.cells``)
-FrameClassifier = Callable[[np.ndarray, float], Any]
 
 DEFAULT_DETECTION = Detection()
 
@@ -104,10 +102,8 @@ class SmartHook:
     pixel_size_um : float, optional
         Overrides every other pixel-size source.
     on_error : "continue" or "stop"
-    cells, decisions : sinks, optional
-        Where rows and decision records go (``None``: not written).
-    orientation : CameraOrientation
-        For the stage coordinates of each cell in ``cells.csv``.
+    recorder : Recorder, optional
+        Where cell rows and decision records go (default: kept in memory only).
     clock : callable
         Monotonic seconds, for latency and elapsed time.
     progress : callable, optional
@@ -127,9 +123,7 @@ class SmartHook:
         pixel_size_um: float | None = None,
         fallback_pixel_size: Callable[[], float] | None = None,
         on_error: str = "continue",
-        cells: CellsCsv | None = None,
-        decisions: DecisionsJsonl | None = None,
-        orientation: CameraOrientation = UPRIGHT,
+        recorder: Recorder | None = None,
         clock: Callable[[], float] = time.perf_counter,
         progress: Callable[[Progress], None] | None = None,
         observers: Sequence[Callable[[Frame], None]] = (),
@@ -142,9 +136,7 @@ class SmartHook:
         self._pixel_size = pixel_size_um
         self._fallback_pixel_size = fallback_pixel_size
         self.on_error = on_error
-        self.cells = cells
-        self.decisions = decisions
-        self._orientation = orientation
+        self.recorder = recorder if recorder is not None else Recorder()
         self._clock = clock
         self._progress = progress
         self._observers = tuple(observers)
@@ -158,7 +150,6 @@ class SmartHook:
         self._stop_requested = False
         self.finished = False
         self.latencies_ms: list[float] = []
-        self.decision_log: list[dict[str, Any]] = []
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -203,13 +194,9 @@ class SmartHook:
         settings = PlanSettings.from_protocol(protocol, positions, stage_limits)
         if classify is None:
             classify = frame_classifier(classifier, protocol.detection.diameter_um)
-        cells = decisions = None
-        if out_dir is not None:
-            out = Path(out_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            cells = CellsCsv(out / "cells.csv", classes)
-            decisions = DecisionsJsonl(out / "decisions.jsonl")
         m = protocol.microscope
+        recorder = (Recorder.in_folder(out_dir, classes, m.camera) if out_dir is not None
+                    else Recorder(orientation=m.camera))
         return cls(
             Planner(settings),
             classify=classify,
@@ -220,9 +207,7 @@ class SmartHook:
             pixel_size_um=protocol.detection.pixel_size_um,
             fallback_pixel_size=lambda: float(corecalls.call(core, "getPixelSizeUm")),
             on_error=protocol.on_error,
-            cells=cells,
-            decisions=decisions,
-            orientation=m.camera,
+            recorder=recorder,
             **kwargs,
         )
 
@@ -306,7 +291,7 @@ class SmartHook:
             self.finished = True
         latency_ms = (self._clock() - t_in) * 1000.0
         self.latencies_ms.append(latency_ms)
-        self._record(index, time_s, req, step, records, rows, latency_ms)
+        self.recorder.frame(index, time_s, req, [*records, *step.decisions], rows, latency_ms)
         if frame is not None:
             for obs in self._observers:
                 obs(frame)
@@ -322,11 +307,7 @@ class SmartHook:
 
     def note(self, record: Mapping[str, Any]) -> None:
         """Append a decision made outside the hook (e.g. the run was interrupted)."""
-        rec = {"frame": self._frames - 1, **record}
-        self.decision_log.append(rec)
-        log.info("decision: %s", _summary(rec))
-        if self.decisions is not None:
-            self.decisions.write(rec)
+        self.recorder.note({"frame": self._frames - 1, **record})
 
     def progress(self) -> Progress:
         return Progress(
@@ -339,9 +320,7 @@ class SmartHook:
 
     def close(self) -> None:
         """Close the output files (idempotent)."""
-        for sink in (self.cells, self.decisions):
-            if sink is not None:
-                sink.close()
+        self.recorder.close()
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -389,28 +368,10 @@ class SmartHook:
             else:
                 cells = tuple(Cell(float(c.y), float(c.x), str(c.phase), float(c.confidence),
                                    float(getattr(c, "area_um2", 0.0))) for c in found)
-                rows = [self._row(c, index, time_s, req, ps, shape) for c in found]
+                rows = [self.recorder.cell_row(c, index, time_s, req, ps, shape) for c in found]
         frame = Frame(request=req, index=index, time_s=time_s, shape=shape, pixel_size_um=ps,
                       cells=cells)
         return frame, rows, errors
-
-    def _row(self, c: Any, index: int, time_s: float, req: FrameRequest, ps: float,
-             shape: tuple[int, int]) -> dict[str, Any]:
-        x_um, y_um = pixel_to_stage(float(c.y), float(c.x), shape=shape, pixel_size_um=ps,
-                                    stage_x_um=req.x_um, stage_y_um=req.y_um,
-                                    orientation=self._orientation)
-        probs = getattr(c, "probabilities", None)
-        if isinstance(probs, Mapping):  # classify.Cell: {class: probability}, in class order
-            probs = list(probs.values())
-        return {
-            "frame": index, "time_s": round(time_s, 4), "position": req.position_name,
-            "mode": req.mode, "followup": req.followup if req.followup is not None else "",
-            "objective": req.objective, "channel": req.channel, "pixel_size_um": ps,
-            "y": float(c.y), "x": float(c.x), "x_um": x_um, "y_um": y_um,
-            "area_um2": float(getattr(c, "area_um2", float("nan"))), "phase": str(c.phase),
-            "confidence": float(c.confidence),
-            "probabilities": probs,
-        }
 
     def _error_record(self, e: BaseException, time_s: float, where: str) -> dict[str, Any]:
         self._errors += 1
@@ -432,78 +393,7 @@ class SmartHook:
             records.append(self._error_record(e2, time_s, "recover"))
             return Step(done=True)
 
-    def _record(self, index: int, time_s: float, req: FrameRequest, step: Step,
-                errors: list[dict[str, Any]], rows: list[dict[str, Any]],
-                latency_ms: float) -> None:
-        try:
-            if self.cells is not None and rows:
-                self.cells.write(rows)
-            for d in [*errors, *step.decisions]:
-                rec = {"frame": index, "time_s": round(time_s, 4),
-                       "position": req.position_name, "mode": req.mode, **d,
-                       "latency_ms": round(latency_ms, 2)}
-                self.decision_log.append(rec)
-                if rec["event"] != "error":
-                    log.info("decision: %s", _summary(rec))
-                if self.decisions is not None:
-                    self.decisions.write(rec)
-        except Exception:
-            log.exception("could not write run records for frame %d", index)
-
-
 def _cells_of(result: Any) -> Sequence[Any]:
     return result.cells if hasattr(result, "cells") else result
 
 
-def _summary(rec: Mapping[str, Any]) -> str:
-    keys = ("event", "frame", "time_s", "position", "trigger", "reason")
-    return " ".join(f"{k}={rec[k]}" for k in keys if rec.get(k) is not None)
-
-
-def frame_classifier(classifier: Any, diameter_um: float) -> FrameClassifier:
-    """Detection + classification of one frame with a loaded ``Classifier``."""
-    from smartscope.classify import classify_frame
-
-    def run(image: np.ndarray, pixel_size_um: float) -> Any:
-        return classify_frame(image, pixel_size_um, classifier, diameter_um=diameter_um)
-
-    return run
-
-
-def check_presets(protocol: Protocol, core: Any, source: str) -> None:
-    """Every objective and channel preset the protocol uses must exist on the microscope."""
-    m = protocol.microscope
-    corecalls.check_preset(core, m.objective_group, protocol.screening.objective,
-                           "screening.objective", source)
-    corecalls.check_preset(core, m.channel_group, protocol.screening.channel,
-                           "screening.channel", source)
-    for i, t in enumerate(protocol.triggers):
-        for j, a in enumerate(t.actions):
-            where = f"triggers[{i}].actions[{j}]"
-            if a.type == "centre_on_cell" and a.objective:
-                corecalls.check_preset(core, m.objective_group, a.objective,
-                                       f"{where}.objective", source)
-            if a.type == "set_channel":
-                corecalls.check_preset(core, a.group or m.channel_group, a.preset,
-                                       f"{where}.preset", source)
-            for k, extra in enumerate(getattr(a, "extra_channels", ())):
-                corecalls.check_preset(core, extra.group or m.channel_group, extra.preset,
-                                       f"{where}.extra_channels[{k}].preset", source)
-
-
-def resolve_positions(screening: Screening, core: Any) -> tuple[Position, ...]:
-    """Screening positions with x, y and z filled in from the stage where not given."""
-    positions = screening.position_list()
-    if positions is None:
-        x, y = float(corecalls.call(core, "getXPosition")), float(
-            corecalls.call(core, "getYPosition"))
-        positions = (Position(name="here", x_um=x, y_um=y),)
-    z_now: float | None = None
-    out = []
-    for p in positions:
-        if p.z_um is None:
-            if z_now is None:
-                z_now = float(corecalls.call(core, "getPosition"))
-            p = p.model_copy(update={"z_um": z_now})
-        out.append(p)
-    return tuple(out)

@@ -176,6 +176,15 @@ class Run:
             try:
                 acq.acquire(hook.first_event())
                 _await(acq)
+            except _DeviceFailure as e:
+                hook.request_stop()
+                self._summarise(hook, "failed")
+                msg = (f"the microscope failed during the acquisition ({e}); the "
+                       f"{self.summary.frames} image(s) acquired before are saved in "
+                       f"{self.out_dir}; check the device, then run again")
+                hook.note({"event": "error", "where": "microscope", "error": str(e),
+                           "on_error": "stop"})
+                raise MicroscopeError(msg) from e.__cause__
             except KeyboardInterrupt:
                 interrupted = True
                 log.warning("interrupted: ending the acquisition, keeping what was acquired")
@@ -249,9 +258,38 @@ def _await(acq: Any) -> None:
 
     threading.Thread(target=wait, name="smartscope-await", daemon=True).start()
     while not done.wait(0.2):
-        pass
+        failure = _engine_failure(acq)
+        if failure is not None:
+            # pycromanager's Python engine aborts on a device error but its event thread keeps
+            # waiting for events, so await_completion would never return: finish it here
+            acq.mark_finished()
+            done.wait(30.0)
+            raise _DeviceFailure(_root_message(failure)) from failure
     if error:
-        raise MicroscopeError(f"the acquisition failed: {error[0]}") from error[0]
+        failure = _engine_failure(acq) or error[0]
+        raise _DeviceFailure(_root_message(failure)) from failure
+
+
+class _DeviceFailure(Exception):
+    """A device error ended the acquisition (the message is the device's)."""
+
+
+def _engine_failure(acq: Any) -> BaseException | None:
+    """The device error pycromanager's Python engine aborted the acquisition with, if any."""
+    engine_acq = getattr(acq, "_acq", None)  # read-only look at the engine's abort state
+    failure = getattr(engine_acq, "abort_exception_", None)
+    return failure if isinstance(failure, BaseException) else None
+
+
+def _root_message(e: BaseException) -> str:
+    """The innermost cause's message: the device error behind the engine's wrapper."""
+    seen = []
+    while e is not None and e not in seen:
+        seen.append(e)
+        e = e.__cause__ or e.__context__
+    root = seen[-1]
+    text = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
+    return text
 
 
 def _await_quietly(acq: Any) -> None:

@@ -11,7 +11,7 @@ import yaml
 
 from smartscope.acquire import corecalls
 from smartscope.acquire.connect import bridge_unreachable_message, connect, sim_config_for
-from smartscope.acquire.hook import check_presets, resolve_positions
+from smartscope.acquire.prepare import check_presets, resolve_positions
 from smartscope.errors import MicroscopeError, ProtocolError
 from smartscope.protocol import parse_protocol
 

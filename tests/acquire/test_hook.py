@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from smartscope.acquire.hook import SmartHook
-from smartscope.acquire.sinks import CellsCsv, DecisionsJsonl
+from smartscope.acquire.records import Recorder
 from smartscope.decide import Planner, PlanSettings
 from smartscope.protocol import Position, Screening, Trigger
 
@@ -42,8 +42,7 @@ def make_hook(tmp_path, classify, actions=None, on_error="continue", n_timepoint
         Planner(settings), classify=classify,
         preset_properties=lambda g, p: [("Turret", "Label", p)],
         pixel_sizes_um={"10x": 0.645, "60x": 0.1075}, on_error=on_error,
-        cells=CellsCsv(tmp_path / "cells.csv", CLASSES),
-        decisions=DecisionsJsonl(tmp_path / "decisions.jsonl"),
+        recorder=Recorder.in_folder(tmp_path, CLASSES),
         clock=lambda: float(next(clock)), **kw,
     )
 

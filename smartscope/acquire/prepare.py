@@ -1,0 +1,65 @@
+"""Preparing a run on a connected microscope: presets checked, positions completed, the frame
+classifier built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from smartscope.acquire import corecalls
+from smartscope.protocol import Position, Protocol, Screening
+
+FrameClassifier = Callable[[np.ndarray, float], Any]
+"""image, pixel size (um/px) -> classified nuclei: objects with y, x, area_um2, phase,
+confidence and probabilities (or a result object holding them in ``.cells``)."""
+
+
+def frame_classifier(classifier: Any, diameter_um: float) -> FrameClassifier:
+    """Detection + classification of one frame with a loaded ``Classifier``."""
+    from smartscope.classify import classify_frame
+
+    def run(image: np.ndarray, pixel_size_um: float) -> Any:
+        return classify_frame(image, pixel_size_um, classifier, diameter_um=diameter_um)
+
+    return run
+
+
+def check_presets(protocol: Protocol, core: Any, source: str) -> None:
+    """Every objective and channel preset the protocol uses must exist on the microscope."""
+    m = protocol.microscope
+    corecalls.check_preset(core, m.objective_group, protocol.screening.objective,
+                           "screening.objective", source)
+    corecalls.check_preset(core, m.channel_group, protocol.screening.channel,
+                           "screening.channel", source)
+    for i, t in enumerate(protocol.triggers):
+        for j, a in enumerate(t.actions):
+            where = f"triggers[{i}].actions[{j}]"
+            if a.type == "centre_on_cell" and a.objective:
+                corecalls.check_preset(core, m.objective_group, a.objective,
+                                       f"{where}.objective", source)
+            if a.type == "set_channel":
+                corecalls.check_preset(core, a.group or m.channel_group, a.preset,
+                                       f"{where}.preset", source)
+            for k, extra in enumerate(getattr(a, "extra_channels", ())):
+                corecalls.check_preset(core, extra.group or m.channel_group, extra.preset,
+                                       f"{where}.extra_channels[{k}].preset", source)
+
+
+def resolve_positions(screening: Screening, core: Any) -> tuple[Position, ...]:
+    """Screening positions with x, y and z filled in from the stage where not given."""
+    positions = screening.position_list()
+    if positions is None:
+        x, y = float(corecalls.call(core, "getXPosition")), float(
+            corecalls.call(core, "getYPosition"))
+        positions = (Position(name="here", x_um=x, y_um=y),)
+    z_now: float | None = None
+    out = []
+    for p in positions:
+        if p.z_um is None:
+            if z_now is None:
+                z_now = float(corecalls.call(core, "getPosition"))
+            p = p.model_copy(update={"z_um": z_now})
+        out.append(p)
+    return tuple(out)
