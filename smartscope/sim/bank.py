@@ -61,11 +61,17 @@ class NucleusBank:
         self._raw = crops
         self._isolated: dict[int, np.ndarray] = {}
         self._by_phase = {p: np.flatnonzero(names == p) for p in set(names)}
-        ref_phase = phases.INTERPHASE if phases.INTERPHASE in self._by_phase else names[0]
-        levels = [self._level(self._crop(int(i))) for i in self._by_phase[ref_phase][:200]]
-        level = float(np.median([x for x in levels if x > 0] or [1.0]))
+        self._phase_level: dict[str, float] = {}
+        ref_phase = phases.INTERPHASE if phases.INTERPHASE in self._by_phase else str(names[0])
         # densities relative to an interphase nucleus (1.0), like the procedural sprites
-        self._scale = PHASE_BRIGHTNESS.get(ref_phase, 1.0) / level
+        self._scale = PHASE_BRIGHTNESS.get(ref_phase, 1.0) / self._median_level(ref_phase)
+
+    def _median_level(self, phase: str) -> float:
+        """Typical brightness of the crops of ``phase`` (median over up to 200 crops)."""
+        if phase not in self._phase_level:
+            levels = [self._level(self._crop(int(i))) for i in self._by_phase[phase][:200]]
+            self._phase_level[phase] = float(np.median([x for x in levels if x > 0] or [1.0]))
+        return self._phase_level[phase]
 
     def _crop(self, i: int) -> np.ndarray:
         if i not in self._isolated:
@@ -139,12 +145,16 @@ class NucleusBank:
         idx = self._by_phase[phase]
         rng = np.random.default_rng([cell_id, phases.ALL_PHASES.index(phase)])
         crop = self._crop(int(idx[rng.integers(len(idx))]))
+        # keep the real brightness of each phase, but not outliers (dim, out-of-focus crops):
+        # a crop's level is held within 0.6-1.6 x its phase's median
+        med, level = self._median_level(phase), self._level(crop)
+        gain = float(np.clip(level, 0.6 * med, 1.6 * med) / level) if level > 0 else 1.0
         rot = ndimage.rotate(crop, math.degrees(angle_rad), reshape=False, order=1, mode="constant")
         zoom = self.pixel_size_um * size / pixel_size_um
         out = ndimage.zoom(rot, zoom, order=1, mode="constant")
         if out.shape[0] % 2 == 0:  # odd side so that the centre is a pixel
             out = np.pad(out, ((0, 1), (0, 1)))
-        return (np.clip(out, 0, None) * np.float32(self._scale)).astype(np.float32)
+        return (np.clip(out, 0, None) * np.float32(self._scale * gain)).astype(np.float32)
 
 
 def load_bank(path: Path | None, enabled: bool) -> NucleusBank | None:

@@ -60,9 +60,17 @@ class _Grid:
 
 
 def _soft_ellipse(g: _Grid, a: float, b: float, edge_um: float = 0.5, cu: float = 0.0,
-                  cv: float = 0.0) -> np.ndarray:
-    r = np.sqrt(((g.u - np.float32(cu)) / np.float32(a)) ** 2
-                + ((g.v - np.float32(cv)) / np.float32(b)) ** 2)
+                  cv: float = 0.0, wobble: np.ndarray | None = None) -> np.ndarray:
+    """Soft-edged ellipse; ``wobble`` rows (harmonic k, amplitude, phase) bend its outline."""
+    du = (g.u - np.float32(cu)) / np.float32(a)
+    dv = (g.v - np.float32(cv)) / np.float32(b)
+    r = np.sqrt(du**2 + dv**2)
+    if wobble is not None and len(wobble):
+        theta = np.arctan2(dv, du)
+        mod = np.ones_like(r)
+        for k, amp, phase in wobble:
+            mod += np.float32(amp) * np.cos(np.float32(k) * theta + np.float32(phase))
+        r /= mod
     return 1.0 / (1.0 + np.exp(np.clip((r - 1.0) * np.float32(min(a, b) / edge_um), -30, 30)))
 
 
@@ -91,7 +99,9 @@ def _points_in_ellipse(rng: np.random.Generator, n: int, a: float, b: float) -> 
 
 def _textured_nucleus(g: _Grid, rng: np.random.Generator, a: float, b: float,
                       speckle: float) -> np.ndarray:
-    base = _soft_ellipse(g, a, b, edge_um=0.6)
+    wobble = np.stack([np.array([2.0, 3.0, 4.0]), rng.uniform(0.0, 0.09, 3),
+                       rng.uniform(0, 2 * np.pi, 3)], axis=1)
+    base = _soft_ellipse(g, a, b, edge_um=0.6, wobble=wobble)
     n = 40
     tex = _blobs(g, _points_in_ellipse(rng, n, a, b), rng.uniform(0.7, 1.6, n),
                  rng.normal(0.0, 0.22, n))

@@ -92,9 +92,9 @@ def test_render_speed(px: int, budget_s: float) -> None:
     view = View(0.0, 0.0, 0.0, "10x", "FITC", 100.0, True, (px, px))
     r.frame(view, s.cells_at(0.0), rng)  # fills the sprite cache
     times = []
-    for k in range(1, 4):
+    for k in range(1, 6):
         cells = s.cells_at(60.0 * k)  # cells drift: sub-pixel positions change every frame
         t0 = time.perf_counter()
         r.frame(view, cells, rng)
         times.append(time.perf_counter() - t0)
-    assert min(times) < budget_s
+    assert min(times) < budget_s, f"{px}x{px} frames took {times} s (budget {budget_s} s)"
