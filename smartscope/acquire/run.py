@@ -83,6 +83,10 @@ class Run:
         Called with a ``Progress`` after every frame (from the hook's thread).
     observers : sequence of callables
         Called with every decided ``Frame`` (from the hook's thread).
+    stall_timeout_s : float
+        A frame whose hardware or camera step started but whose image has not arrived after
+        this many seconds ends the run as a device failure (``MicroscopeError``; images so far
+        are kept and the data set is closed).
     """
 
     def __init__(
@@ -98,7 +102,9 @@ class Run:
         clock: Callable[[], float] = time.monotonic,
         progress: Callable[[Progress], None] | None = None,
         observers: Sequence[Callable[[Frame], None]] = (),
+        stall_timeout_s: float = 60.0,
     ) -> None:
+        self.stall_timeout_s = stall_timeout_s
         self.protocol = protocol
         self.out_dir = Path(out_dir)
         self.simulate = simulate or isinstance(protocol.microscope, SimulatedMicroscope)
@@ -170,15 +176,18 @@ class Run:
         interrupted = False
         hook_t0 = self.clock()
         with _interrupts_as_keyboard_interrupt():
+            watchdog = _Watchdog(self.stall_timeout_s)
             acq = Acquisition(directory=str(self.out_dir), name=DATASET_NAME,
-                              image_process_fn=hook)
+                              image_process_fn=hook, notification_callback_fn=watchdog)
             self._acq = acq
             try:
                 acq.acquire(hook.first_event())
-                _await(acq)
+                _await(acq, watchdog)
             except _DeviceFailure as e:
                 hook.request_stop()
                 self._summarise(hook, "failed")
+                ds = _dataset_dir(self.out_dir)
+                self.summary.dataset = str(ds) if ds is not None else None
                 msg = (f"the microscope failed during the acquisition ({e}); the "
                        f"{self.summary.frames} image(s) acquired before are saved in "
                        f"{self.out_dir}; check the device, then run again")
@@ -243,8 +252,10 @@ class Run:
         write_json_atomic(path, data)
 
 
-def _await(acq: Any) -> None:
-    """``await_completion`` in short waits, so Ctrl-C reaches the main thread promptly."""
+def _await(acq: Any, watchdog: _Watchdog | None = None) -> None:
+    """``await_completion`` in short waits, so Ctrl-C reaches the main thread promptly; a device
+    failure (reported by the engine, or a frame stuck past the watchdog's timeout) raises
+    ``_DeviceFailure`` after ending the acquisition."""
     done = threading.Event()
     error: list[BaseException] = []
 
@@ -259,12 +270,17 @@ def _await(acq: Any) -> None:
     threading.Thread(target=wait, name="smartscope-await", daemon=True).start()
     while not done.wait(0.2):
         failure = _engine_failure(acq)
-        if failure is not None:
-            # pycromanager's Python engine aborts on a device error but its event thread keeps
-            # waiting for events, so await_completion would never return: finish it here
+        why = _root_message(failure) if failure is not None else None
+        if why is None and watchdog is not None:
+            why = watchdog.stalled()
+        if why is not None:
+            # pycromanager's Python engine swallows a device error (or aborts on it) while its
+            # event thread keeps waiting for events, so await_completion would never return:
+            # end the acquisition here (the data set is closed as on Ctrl-C)
+            acq.abort()
             acq.mark_finished()
             done.wait(30.0)
-            raise _DeviceFailure(_root_message(failure)) from failure
+            raise _DeviceFailure(why) from failure
     if error:
         failure = _engine_failure(acq) or error[0]
         raise _DeviceFailure(_root_message(failure)) from failure
@@ -272,6 +288,46 @@ def _await(acq: Any) -> None:
 
 class _DeviceFailure(Exception):
     """A device error ended the acquisition (the message is the device's)."""
+
+
+class _Watchdog:
+    """pycromanager ``notification_callback_fn`` that notices a frame the microscope never
+    delivers: a hardware or camera step started and no image followed within ``timeout_s``.
+
+    Waiting for an event's start time is not a stall (no notification is posted then).
+    """
+
+    def __init__(self, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.timeout_s = timeout_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._busy_since: float | None = None
+        self._step = ""
+        self._axes: Any = None
+
+    def __call__(self, notification: Any) -> None:
+        milestone = str(getattr(notification, "milestone", ""))
+        with self._lock:
+            if milestone in ("image_saved", "acq_events_finished", "data_sink_finished"):
+                self._busy_since = None
+            elif milestone in ("pre_hardware", "pre_z_drive", "post_hardware", "pre_snap",
+                               "post_snap", "pre_sequence_started"):
+                if self._busy_since is None:
+                    self._busy_since = self._clock()
+                self._step = milestone
+                payload = getattr(notification, "payload", None)
+                self._axes = payload if payload else self._axes
+
+    def stalled(self) -> str | None:
+        """Why the acquisition is stuck, or None."""
+        with self._lock:
+            if self._busy_since is None or self._clock() - self._busy_since < self.timeout_s:
+                return None
+            what = ("the camera did not deliver the image" if "snap" in self._step
+                    or "sequence" in self._step else
+                    "a device (objective, channel, stage or focus) did not reach its position")
+            return (f"{what} for the frame {self._axes} within {self.timeout_s:g} s (last step: "
+                    f"{self._step}); pycromanager's log above names the device error")
 
 
 def _engine_failure(acq: Any) -> BaseException | None:
