@@ -21,6 +21,10 @@ from smartscope.sim.sprites import PHASE_BRIGHTNESS
 
 log = logging.getLogger(__name__)
 
+#: Blur (Gaussian sigma, um) already in the crops: the in-focus blur of the 10x / NA 0.3 optics
+#: that recorded them (the renderer only adds blur beyond it).
+INTRINSIC_BLUR_UM = 0.11 / 0.3
+
 #: Where the packaged bank lives (inside the installed package).
 PACKAGED_BANK = Path(__file__).resolve().parent / "data" / "nucleus_bank.npz"
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from smartscope import phases
 from smartscope.sim import sprites
-from smartscope.sim.bank import NucleusBank
+from smartscope.sim.bank import INTRINSIC_BLUR_UM, NucleusBank
 from smartscope.sim.config import SimConfig
 from smartscope.sim.sample import CellTruth
 
@@ -130,6 +130,8 @@ class Renderer:
         seed = (self._config.seed * 1_000_003 + c.id) & 0x7FFFFFFF
         if kind == "chromatin" and self._bank is not None and self._bank.has(c.phase):
             img = self._bank.chromatin(c.phase, c.id, c.angle_rad, ps, c.size)
+            # the crops already carry the blur of the optics that recorded them
+            sigma_px = math.sqrt(max(0.0, blur_um**2 - INTRINSIC_BLUR_UM**2)) / ps
         elif kind == "chromatin":
             img = sprites.chromatin(c.phase, progress, c.size, c.angle_rad, seed, ps)
         else:

@@ -84,6 +84,7 @@ def test_every_phase_has_a_procedural_sprite() -> None:
         chromatin("mitosis", 0.5, 1.0, 0.0, 1, 0.645)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("px,budget_s", [(1024, 0.1), (2048, 0.3)])
 def test_render_speed(px: int, budget_s: float) -> None:
     cfg = SimConfig(sensor_px=px, use_nucleus_bank=False)

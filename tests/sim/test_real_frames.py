@@ -44,6 +44,7 @@ def sim_frame(seed: int = 0) -> np.ndarray:
     return img[162:862]  # a 700-row band, like the 700 x 1100 real frames
 
 
+@pytest.mark.slow
 def test_simulated_10x_frame_matches_real_statistics(hela_frames: Path) -> None:
     real = tifffile.imread(hela_frames)
     r = [frame_stats(real[i]) for i in (0, 10, 19)]
