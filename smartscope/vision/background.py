@@ -60,6 +60,8 @@ def estimate_background(work: np.ndarray, cell_px: int, percentile: float = 10.0
     where the background has a gradient, a mean of background pixels is not.
     """
     h, w = work.shape
+    if min(h, w) < 4:  # too small for a grid: one level
+        return np.full(work.shape, np.percentile(work, percentile), np.float32)
     cell = int(max(4, min(cell_px, h, w)))
     iy, cy = _cells(h, cell)
     ix, cx = _cells(w, cell)
@@ -119,6 +121,9 @@ def noise_sigma(fg: np.ndarray, cell_px: int) -> float:
     the noise after smoothing, whatever its spatial correlation.
     """
     h, w = fg.shape
+    if min(h, w) < 4:  # too small for cells: the whole image is one
+        lo, hi = np.percentile(fg, [10, 30])
+        return float(hi - lo) / 0.757
     cell = int(max(4, min(cell_px, h, w)))
     gh, gw = h // cell, w // cell
     step = 2 if cell >= 8 else 1  # every other pixel of a cell is enough for a percentile

@@ -142,6 +142,9 @@ def test_runtime_never_imports_tensorflow(int8_bundle):
         f"clf = Classifier({str(int8_bundle)!r})\n"
         "p = clf.predict(np.zeros((3, 64, 64), np.float32))\n"
         "assert p.shape == (3, 3), p.shape\n"
+        "from smartscope.classify import classify_frame\n"
+        "img = np.full((200, 200), 100, np.uint16); img[80:120, 80:120] = 900\n"
+        "assert len(classify_frame(img, 0.645, clf)) == 1\n"
         "bad = sorted(m for m in sys.modules if m == 'tensorflow' or m.startswith('keras'))\n"
         "print('LOADED', bad)\n"
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smartscope.errors import ImageError
 from smartscope.vision import Nuclei, find_nuclei
@@ -132,3 +134,25 @@ def test_real_hela_frame_precision_recall(hela_frames):
         interior = np.unique(lab[20:-20, 20:-20])
         fn += len(set(interior[interior > 0]) - matched)
     assert tp / (tp + fn) >= 0.9 and tp / (tp + fp) >= 0.85, (tp, fp, fn)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    h=st.integers(1, 90),
+    w=st.integers(1, 90),
+    pixel_size_um=st.floats(0.1, 3.0),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.int32, np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_any_small_frame_gives_consistent_nuclei(h, w, pixel_size_um, dtype, seed):
+    rng = np.random.default_rng(seed)
+    image = (rng.random((h, w)) * 200).astype(dtype)
+    if h > 10 and w > 10:
+        image[h // 3: h // 2, w // 3: w // 2] += dtype(50)
+    nuclei = find_nuclei(image, pixel_size_um, return_labels=True)
+    n = len(nuclei)
+    for arr in (nuclei.y, nuclei.x, nuclei.area_um2, nuclei.mean_intensity, nuclei.touches_edge):
+        assert arr.shape == (n,)
+    assert ((nuclei.y >= 0) & (nuclei.y <= h - 1)).all()
+    assert ((nuclei.x >= 0) & (nuclei.x <= w - 1)).all()
+    assert nuclei.labels.shape == (h, w) and nuclei.labels.max() == n
