@@ -88,6 +88,21 @@ def read_frames(path: Path) -> np.ndarray:
         raise ImageError(f"{path}: unreadable image ({type(e).__name__}: {e})") from e
     arr = np.asarray(arr)
     arr = np.squeeze(arr)
+    if arr.size == 0:
+        raise ImageError(f"{path}: the image is empty (shape {arr.shape}); give a non-empty image")
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:
+        raise ImageError(
+            f"{path}: colour image (shape {arr.shape}); save the fluorescence channel alone as "
+            "one grey channel"
+        )
+    if arr.dtype.kind in "iuf" and arr.ndim in (2, 3):
+        lo, hi = arr.min(), arr.max()
+        top = np.iinfo(arr.dtype).max if arr.dtype.kind in "iu" else None
+        if lo == hi and hi != top:
+            raise ImageError(
+                f"{path}: every pixel is {lo}: the image is blank; check the exposure, the light "
+                "source and the shutter"
+            )
     if arr.ndim == 2:
         return arr[None]
     if arr.ndim == 3:
@@ -135,7 +150,10 @@ def iter_crops(
     for si, path in enumerate(frames):
         stack = read_frames(path)
         for t, image in enumerate(stack):
-            nuclei, raw = cut_frame(image, pixel_size_um, diameter_um)
+            try:
+                nuclei, raw = cut_frame(image, pixel_size_um, diameter_um)
+            except ImageError as e:
+                raise ImageError(f"{path}, frame {t}: {e}") from e
             crops = to_storage(raw, stack.dtype)
             for k in range(len(nuclei)):
                 edge = bool(nuclei.touches_edge[k])
