@@ -77,6 +77,11 @@ def _training_time(r: dict) -> str:
             f"{_fmt(_get(res, 'training_loop_min', 'median'), ' min')}")
 
 
+def _history(r: dict) -> str:
+    return "; ".join(f"{row.get('revision')}: {row.get('total ms (CPU)')} ms"
+                     for row in r.get("table", [])) or "-"
+
+
 def _soak(r: dict) -> str:
     res = r.get("results", r)
     keys = [k for k in res if "growth" in k or "latency" in k][:3]
@@ -106,6 +111,9 @@ BENCHES = (
     Bench("hook_latency", headline=_hook_latency),
     Bench("training_time", headline=_training_time),
     Bench("soak", headline=_soak),
+    # the vision package before its speed work (ec1d2ab) and now
+    Bench("history", quick_args=("--quick", "WORKTREE"), full_args=("ec1d2ab", "WORKTREE"),
+          headline=_history),
 )
 
 

@@ -104,6 +104,16 @@ def test_soak_quick(tmp_path):
     assert r, "empty JSON"
 
 
+def test_history_quick(tmp_path):
+    r = run_quick("history", tmp_path, "--quick", "HEAD", "WORKTREE")
+    check_common(r)
+    for rev in ("HEAD", "WORKTREE"):
+        res = r["results"][rev]
+        assert res["nuclei"] >= 1
+        for part in ("detect", "crop", "classify"):
+            assert min(res[part]["cpu_ms"]) >= 0 and min(res[part]["wall_ms"]) > 0
+
+
 def test_run_all_headlines():
     """The summary of run_all reads every JSON the scripts above wrote."""
     if not _RESULTS:
