@@ -70,6 +70,23 @@ def _progress_key(c: CellTruth) -> int:
     return min(n - 1, int(c.progress * n))
 
 
+#: Daughter nuclei start small and reach full size over this time (sim s), in steps.
+_G1_GROWTH_S = 2 * 3600.0
+_G1_STEPS = 6
+_G1_START_SIZE = 0.7
+
+
+def _growth_key(c: CellTruth) -> int:
+    """Early-G1 growth step of a young interphase nucleus (0 = just born, _G1_STEPS = grown)."""
+    if c.phase != phases.INTERPHASE or c.parent_id is None:
+        return _G1_STEPS
+    return min(_G1_STEPS, int(_G1_STEPS * c.phase_elapsed_s / _G1_GROWTH_S))
+
+
+def _growth(step: int) -> float:
+    return _G1_START_SIZE + (1.0 - _G1_START_SIZE) * step / _G1_STEPS
+
+
 def _paste(out: np.ndarray, spr: np.ndarray, r0: int, c0: int, weight: float) -> None:
     """out[r0:, c0:] += weight * spr, clipped to out."""
     h, w = out.shape
@@ -121,21 +138,23 @@ class Renderer:
         ps = self._config.objectives[objective].pixel_size_um
         sigma_px = blur_um / ps
         blur_key = round(math.log(sigma_px), 1) if sigma_px > 0.4 else 0.0
-        key = (c.id, c.phase, _progress_key(c), kind, objective, blur_key)
+        grow = _growth_key(c)
+        key = (c.id, c.phase, _progress_key(c), grow, kind, objective, blur_key)
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
         progress = (_progress_key(c) + 0.5) / _PROGRESS_STEPS.get(c.phase, 1)
         seed = (self._config.seed * 1_000_003 + c.id) & 0x7FFFFFFF
+        size = c.size * _growth(grow)
         if kind == "chromatin" and self._bank is not None and self._bank.has(c.phase):
-            img = self._bank.chromatin(c.phase, c.id, c.angle_rad, ps, c.size)
+            img = self._bank.chromatin(c.phase, c.id, c.angle_rad, ps, size)
             # the crops already carry the blur of the optics that recorded them
             sigma_px = math.sqrt(max(0.0, blur_um**2 - INTRINSIC_BLUR_UM**2)) / ps
         elif kind == "chromatin":
-            img = sprites.chromatin(c.phase, progress, c.size, c.angle_rad, seed, ps)
+            img = sprites.chromatin(c.phase, progress, size, c.angle_rad, seed, ps)
         else:
-            img = sprites.cell_body(c.phase, progress, c.size, c.angle_rad, seed, ps)
+            img = sprites.cell_body(c.phase, progress, size, c.angle_rad, seed, ps)
         if kind == "chromatin":
             img = img * np.float32(c.brightness)
         if sigma_px > 0.4:
