@@ -91,7 +91,9 @@ def check_phases(protocol: Protocol, classes: Sequence[str], source: str = "<pro
 
 def format_validation_error(error: ValidationError, data: Any, source: str) -> str:
     """The first error of a pydantic ValidationError as one line for the user."""
-    err = error.errors()[0]
+    errors = error.errors()
+    # a typo gives "unknown field" AND "required field missing": the typo is what to report
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(err["loc"])
     path, parent = _walk(loc)
     field = path or "(top level)"
