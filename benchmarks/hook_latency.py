@@ -18,6 +18,7 @@ Targets (2048 x 2048, about 250 nuclei): p50 <= 0.3 s, p95 <= 0.5 s.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import tempfile
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p = arg_parser(__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=None,
                    help="camera sensor sides, px (default 1024 2048; quick: 256)")
-    p.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads")
+    p.add_argument("--threads", type=int, nargs="+", default=None,
+                   help="LiteRT interpreter threads, one run each (default 1 2; quick: 1)")
     p.add_argument("--bundle", type=Path, default=None,
                    help="model bundle (default: the shipped one, else an untrained paper-sized "
                         "int8 discriminator)")
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     sizes = args.sizes or ([256] if args.quick else [1024, 2048])
+    thread_counts = args.threads or ([1] if args.quick else [1, 2])
     repeats = args.repeats or (4 if args.quick else 40)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     bundle, bundle_note = benchmark_bundle(args.bundle)
@@ -114,12 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         "hook_latency",
         "acquisition hook latency in a simulated run (image in -> events queued)",
         settings={"sizes_px": sizes, "timed_images": repeats, "warmup_images": warmup,
-                  "threads": args.threads, "n_cells_on_slide": args.n_cells,
+                  "threads": thread_counts, "n_cells_on_slide": args.n_cells,
                   "objective": "10x (0.645 um/px)", "bundle": bundle_note, "quick": args.quick},
     )
     with tempfile.TemporaryDirectory(prefix="smartscope-hook-") as tmp:
-        for size in sizes:
-            raw = run_once(size, warmup + repeats, bundle, args.threads, args.n_cells,
+        for size, threads in itertools.product(sizes, thread_counts):
+            raw = run_once(size, warmup + repeats, bundle, threads, args.n_cells,
                            args.seed, Path(tmp))
             lat = summarise(raw["latency_ms"][warmup:])
             parts = {k: summarise([s[k] for s in raw["steps"][warmup:]])
@@ -127,18 +130,19 @@ def main(argv: list[str] | None = None) -> int:
             cycle = summarise(raw["cycle_ms"][warmup:])
             nuclei = summarise(raw["cells"][warmup:], unit="nuclei")
             other = lat.median - parts["total"].median
-            report.results[str(size)] = {
+            report.results[f"{size}px_{threads}t"] = {
+                "size_px": size, "threads": threads,
                 "latency_ms": lat, "steps_ms": parts, "cycle_ms": cycle, "nuclei": nuclei,
                 "hook_other_ms_median": other, "errors": raw["errors"],
                 "latency_ms_samples": [round(v, 2) for v in raw["latency_ms"]],
             }
             row = {
-                "sensor": f"{size}x{size}", "nuclei": f"{nuclei.median:.0f}",
+                "sensor": f"{size}x{size}", "threads": threads, "nuclei": f"{nuclei.median:.0f}",
                 "p50 ms": f"{lat.median:.0f}", "p95 ms": f"{lat.p95:.0f}",
                 "max ms": f"{lat.max:.0f}",
                 "detect": f"{parts['detect'].median:.0f}", "crop": f"{parts['crop'].median:.0f}",
                 "classify": f"{parts['classify'].median:.0f}", "rest of hook": f"{other:.0f}",
-                "CPU ms": f"{parts['cpu'].median:.0f}",
+                "CPU ms": f"{parts['cpu'].median:.0f}" if threads == 1 else "-",
                 "frame cycle ms": f"{cycle.median:.0f}",
             }
             if size == 2048:
@@ -149,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     report.notes.append("step columns are medians in ms inside the hook; 'rest of hook' = "
                         "latency - detect - crop - classify (decision, events, cells.csv rows); "
                         "'CPU ms' = CPU time of the hook's thread for detect + crop + classify "
-                        "(what the wall time would be on an idle machine, 1 thread)")
+                        "(about the wall time on an idle machine; shown for 1 thread only: "
+                        "LiteRT's other threads are not counted)")
     if args.quick:
         report.notes.append("quick mode: small sensor, few images; not comparable to targets")
     report.print()

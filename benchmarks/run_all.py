@@ -64,9 +64,9 @@ def _detection_quality(r: dict) -> str:
 def _hook_latency(r: dict) -> str:
     res = r.get("results", {})
     parts = []
-    for size, v in res.items():
+    for key, v in res.items():
         lat = v.get("latency_ms", {})
-        parts.append(f"{size}px p50 {_fmt(lat.get('median'), '', 4)} / "
+        parts.append(f"{key} p50 {_fmt(lat.get('median'), '', 4)} / "
                      f"p95 {_fmt(lat.get('p95'), ' ms', 4)}")
     return "; ".join(parts) or "-"
 

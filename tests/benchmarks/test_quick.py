@@ -81,7 +81,7 @@ def test_hook_latency_quick(tmp_path):
     r = run_quick("hook_latency", tmp_path, "--quick")
     check_common(r)
     (size,) = r["settings"]["sizes_px"]
-    res = r["results"][str(size)]
+    res = r["results"][f"{size}px_1t"]
     assert res["errors"] == 0
     check_stats(res["latency_ms"])
     for part in ("detect", "crop", "classify", "total", "cpu"):
