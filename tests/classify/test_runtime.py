@@ -151,3 +151,11 @@ def test_runtime_never_imports_tensorflow(int8_bundle):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "LOADED []" in out.stdout
+
+
+def test_padded_batches_give_the_same_probabilities(int8_bundle):
+    clf = Classifier(int8_bundle)
+    x = _crops(40, seed=5)
+    full = clf.predict(x)  # 40 -> runs as 48
+    for n in (37, 33, 20, 17, 1):  # some reuse the plan (padded), some re-plan
+        np.testing.assert_array_equal(clf.predict(x[:n]), full[:n])
