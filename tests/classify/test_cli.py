@@ -69,3 +69,16 @@ def test_bad_pixel_size_and_missing_image(int8_bundle, tmp_path, capsys):
     assert main(["classify", str(img), "--model", str(int8_bundle),
                  "--pixel-size-um", "-1"]) == 2
     assert "--pixel-size-um -1" in capsys.readouterr().err
+
+
+def test_pixel_size_read_from_imagej_tiff(tmp_path):
+    from smartscope.commands.classify import tiff_pixel_size_um
+
+    path = tmp_path / "px.tif"
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint16), imagej=True,
+                     resolution=(1 / 0.5, 1 / 0.5), metadata={"unit": "um"})
+    assert abs(tiff_pixel_size_um(path) - 0.5) < 1e-6
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.zeros((8, 8), np.uint16))
+    assert tiff_pixel_size_um(plain) is None
+    assert tiff_pixel_size_um(tmp_path / "x.png") is None
