@@ -11,8 +11,8 @@ from smartscope.sim import ManualClock, SimConfig, SimMicroscope, start
 
 @pytest.fixture
 def fast_config() -> SimConfig:
-    """Default optics and sample, but no real-time exposure waits."""
-    return SimConfig(real_exposure_time=False)
+    """Default optics and sample on a 512 x 512 camera, without real-time exposure waits."""
+    return SimConfig(real_exposure_time=False, sensor_px=512)
 
 
 @pytest.fixture
