@@ -120,6 +120,11 @@ def sim_config_for(protocol: Protocol) -> Any:
             channels[name] = ChannelSpec(chromatin_gain=1.0)
     positions = protocol.screening.position_list()
     first = positions[0] if positions else None
+    if first is not None and not (
+        defaults.x_limits_um[0] <= first.x_um <= defaults.x_limits_um[1]
+        and defaults.y_limits_um[0] <= first.y_um <= defaults.y_limits_um[1]
+    ):
+        first = None  # outside the stage: the planner refuses it, naming the protocol field
     for where, name, known in (("screening.objective", protocol.screening.objective, objectives),
                                ("screening.channel", protocol.screening.channel, channels)):
         if name not in known:
