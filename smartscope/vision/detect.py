@@ -3,11 +3,12 @@
 Pipeline, all at a *working scale* of about ``diameter_um / WORK_PX_PER_DIAMETER`` um per pixel
 (an integer block-mean of the frame, which is fast and averages the noise down):
 
-1. background: a coarse grid of low percentiles (cells of ~2.5 nucleus diameters), median filtered
-   and interpolated back; subtracting it removes the camera offset and uneven illumination;
-2. smoothing with a small Gaussian; the noise of the smoothed image is measured on the frame
-   itself (``noise_sigma``), so the threshold (a multiple of it) adapts to camera and exposure
-   and keeps dim interphase nuclei next to bright mitotic ones;
+1. smoothing with a small Gaussian, then the background (``background.estimate_background``: a
+   grid of cells of ~2.5 nucleus diameters, low percentile then mean of background pixels,
+   interpolated) is subtracted: this removes the camera offset and uneven illumination;
+2. the noise of the result is measured on the frame itself (``noise_sigma``), so the threshold
+   (a multiple of it, with hysteresis on each object's peak) adapts to camera and exposure and
+   keeps dim interphase nuclei next to bright mitotic ones;
 3. touching nuclei are split by a seeded watershed (``_split``), and each nucleus is trimmed to
    the pixels above a fraction of its own peak (no halo around bright nuclei);
 4. objects are kept when their area lies within a range derived from the expected diameter.
