@@ -64,7 +64,8 @@ class Classifier:
     Notes
     -----
     Crops are run in one batch: the input tensor is resized only when the batch no longer fits
-    (sizes are rounded up to a multiple of ``BATCH_STEP``; padding rows are dropped).
+    (sizes are rounded up to a multiple of ``BATCH_STEP``; padding rows are dropped). An instance
+    is not thread-safe: give each thread its own.
 
     Attributes
     ----------
