@@ -112,7 +112,7 @@ def test_triggering_cell_is_centred_at_60x(tmp_path):
     from smartscope.protocol import load_protocol
 
     proto = load_protocol(ACQ / "mitosis_zoom.yaml")
-    data = proto.model_dump(mode="python")
+    data = proto.model_dump(mode="json")
     data["triggers"][0]["actions"][-1] = {"type": "stop"}  # end after the first follow-up
     proto = type(proto).model_validate(data)
     seen: list[tuple] = []
