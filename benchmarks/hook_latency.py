@@ -42,7 +42,7 @@ N_CELLS = 250  # on the simulator's 1 x 1 mm slide: ~250 nuclei in a 2048 px fie
 
 
 def run_once(sensor_px: int, frames: int, bundle: Path, threads: int, n_cells: int,
-             seed: int, out_root: Path) -> dict[str, Any]:
+             seed: int, out_root: Path, diameter_um: float) -> dict[str, Any]:
     """One simulated screening run; returns the per-image latencies and breakdowns (ms)."""
     from smartscope.acquire import Run
     from smartscope.classify import Classifier, classify_frame
@@ -65,7 +65,7 @@ def run_once(sensor_px: int, frames: int, bundle: Path, threads: int, n_cells: i
         screening=Screening(objective="10x", channel="FITC", exposure_ms=20, interval_s=0,
                             n_timepoints=frames),
         model=ModelSpec(bundle=bundle, num_threads=threads),
-        detection=Detection(diameter_um=12),
+        detection=Detection(diameter_um=diameter_um),
         # evaluated on every image but never fires, so every image is a full screening frame
         triggers=(Trigger(name="never", phase=phase, min_cells=10**6, actions=(Stop(),)),),
     )
@@ -105,7 +105,13 @@ def main(argv: list[str] | None = None) -> int:
                         "int8 discriminator)")
     p.add_argument("--n-cells", type=int, default=N_CELLS, help="cells on the simulated slide")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--diameter-um", type=float, default=None,
+                   help="expected nucleus diameter of the protocol's detection (default: the "
+                        "detection's HeLa default, smartscope.vision DEFAULT_DIAMETER_UM)")
     args = p.parse_args(argv)
+    from smartscope.vision import DEFAULT_DIAMETER_UM
+
+    diameter = args.diameter_um or DEFAULT_DIAMETER_UM
     logging.basicConfig(level=logging.WARNING)
     sizes = args.sizes or ([256] if args.quick else [1024, 2048])
     thread_counts = args.threads or ([1] if args.quick else [1, 2])
@@ -118,12 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         "acquisition hook latency in a simulated run (image in -> events queued)",
         settings={"sizes_px": sizes, "timed_images": repeats, "warmup_images": warmup,
                   "threads": thread_counts, "n_cells_on_slide": args.n_cells,
+                  "diameter_um": diameter,
                   "objective": "10x (0.645 um/px)", "bundle": bundle_note, "quick": args.quick},
     )
     with tempfile.TemporaryDirectory(prefix="smartscope-hook-") as tmp:
         for size, threads in itertools.product(sizes, thread_counts):
             raw = run_once(size, warmup + repeats, bundle, threads, args.n_cells,
-                           args.seed, Path(tmp))
+                           args.seed, Path(tmp), diameter)
             lat = summarise(raw["latency_ms"][warmup:])
             parts = {k: summarise([s[k] for s in raw["steps"][warmup:]])
                      for k in ("detect", "crop", "classify", "total", "cpu")}
