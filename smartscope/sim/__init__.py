@@ -8,8 +8,8 @@ into a real Micro-Manager core that pycromanager's Python engine drives like har
 ...     ...
 
 Public API: ``start``, ``SimMicroscope``, ``SimConfig`` (with ``ObjectiveSpec``, ``ChannelSpec``,
-``DemoSpec``, ``demo_config``), ``CellTruth``, ``Faults``, the clocks ``ScaledClock`` and
-``ManualClock``, and the device labels / config group names below.
+``DemoSpec``, ``demo_config``), ``CellTruth``, ``FrameRecord``, ``Faults``, the clocks
+``ScaledClock`` and ``ManualClock``, and the device labels / config group names below.
 """
 
 from smartscope.sim.clock import Clock, ManualClock, ScaledClock
@@ -25,7 +25,7 @@ from smartscope.sim.core import (
     XY_STAGE,
 )
 from smartscope.sim.faults import Faults
-from smartscope.sim.microscope import SimMicroscope, start
+from smartscope.sim.microscope import FrameRecord, SimMicroscope, start
 from smartscope.sim.sample import CellTruth
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "Clock",
     "DemoSpec",
     "Faults",
+    "FrameRecord",
     "ManualClock",
     "ObjectiveSpec",
     "ScaledClock",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,6 +22,22 @@ from smartscope.sim.render import Renderer, View, pixel_positions
 from smartscope.sim.sample import CellTruth, Sample
 
 log = logging.getLogger(__name__)
+
+#: How many recent frames ``SimMicroscope.frames`` remembers.
+FRAME_HISTORY = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """One image the camera produced: its number (from 1), sim time (s) and what it looked at.
+
+    Image-processing hooks run behind the camera, so the microscope may have moved on by the time
+    a hook sees a frame; ``truth(frame=record)`` gives the cells as they were for that frame.
+    """
+
+    index: int
+    t_s: float
+    view: View
 
 
 class SimMicroscope:
@@ -49,6 +67,7 @@ class SimMicroscope:
         self._renderer = renderer
         self._lock = threading.Lock()
         self._rng = np.random.default_rng([config.seed, 2])
+        self._frames: deque[FrameRecord] = deque(maxlen=FRAME_HISTORY)
         self._xy: SimXYStage | None = None
         self._z: SimZStage | None = None
         self._objective: SimStateDevice | None = None
@@ -92,7 +111,14 @@ class SimMicroscope:
 
     # -- ground truth and images ------------------------------------------------------------
 
-    def truth(self, t_s: float | None = None, in_view: bool = False) -> list[CellTruth]:
+    @property
+    def frames(self) -> list[FrameRecord]:
+        """The most recent camera frames (up to ``FRAME_HISTORY``), oldest first."""
+        with self._lock:
+            return list(self._frames)
+
+    def truth(self, t_s: float | None = None, in_view: bool = False,
+              frame: FrameRecord | None = None) -> list[CellTruth]:
         """Ground truth of the cells at sim time ``t_s`` (default: now).
 
         Parameters
@@ -100,17 +126,23 @@ class SimMicroscope:
         t_s : float, optional
             Sim time (s).
         in_view : bool
-            Only the cells whose centre lies in the current image, with ``col_px``/``row_px``
-            set (see ``smartscope.sim.render`` for the geometry).
+            Only the cells whose centre lies in the image, with ``col_px``/``row_px`` set (see
+            ``smartscope.sim.render`` for the geometry).
+        frame : FrameRecord, optional
+            Use the time and view of this frame (from ``frames``) instead of now.
         """
-        t = self.time_s if t_s is None else float(t_s)
+        if frame is not None:
+            t, v = frame.t_s, frame.view
+        else:
+            t = self.time_s if t_s is None else float(t_s)
+            v = self.view() if in_view else None
         with self._lock:
             cells = self.sample.cells_at(t)
-        if not in_view:
+        if not in_view or v is None:
             return cells
-        v = self.view()
         h, w = v.shape
-        placed = pixel_positions(cells, v.stage_x_um, v.stage_y_um, self.pixel_size_um, v.shape)
+        ps = self.config.objectives[v.objective].pixel_size_um
+        placed = pixel_positions(cells, v.stage_x_um, v.stage_y_um, ps, v.shape)
         return [c for c in placed if 0 <= c.col_px < w and 0 <= c.row_px < h]  # type: ignore[operator]
 
     def expected_image(self, t_s: float | None = None,
@@ -128,7 +160,10 @@ class SimMicroscope:
         with self._lock:
             cells = self.sample.cells_at(t)
             img = self._renderer.frame(v, cells, self._rng)
-        meta = {"SimTime-s": f"{t:.3f}", "SimObjective": v.objective, "SimChannel": v.channel}
+            index = self._frames[-1].index + 1 if self._frames else 1
+            self._frames.append(FrameRecord(index, t, v))
+        meta = {"SimTime-s": f"{t:.3f}", "SimObjective": v.objective, "SimChannel": v.channel,
+                "SimFrame": str(index)}
         return img, meta
 
     # -- assembly ---------------------------------------------------------------------------

@@ -124,3 +124,17 @@ def test_truth_in_view(scope) -> None:
     assert all(0 <= c.col_px < 512 and 0 <= c.row_px < 512 for c in cells)
     scope.core.setConfig("Objective", "60x")
     assert len(scope.truth(in_view=True)) < len(cells) / 5
+
+
+def test_frame_records_keep_what_each_frame_saw(scope) -> None:
+    core = scope.core
+    core.snapImage()
+    first_view = {c.id for c in scope.truth(in_view=True)}
+    core.setXYPosition(300.0, 300.0)
+    scope.clock.advance(600.0)
+    core.snapImage()
+    f1, f2 = scope.frames[-2:]
+    assert (f1.index, f2.index) == (1, 2) and f2.t_s - f1.t_s == 600.0
+    assert f1.view.stage_x_um == 0.0 and f2.view.stage_x_um == 300.0
+    assert {c.id for c in scope.truth(in_view=True, frame=f1)} == first_view
+    assert {c.id for c in scope.truth(in_view=True, frame=f2)} != first_view

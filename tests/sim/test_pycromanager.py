@@ -11,6 +11,15 @@ from smartscope import phases
 from smartscope.sim import ManualClock, demo_config, start
 
 
+def _sharpness(img: np.ndarray) -> float:
+    """99.9th percentile of the gradient magnitude of a lightly smoothed image."""
+    from scipy import ndimage
+
+    sm = ndimage.gaussian_filter(img.astype(float), 2)
+    gy, gx = np.gradient(sm)
+    return float(np.percentile(np.hypot(gx, gy), 99.9))
+
+
 def test_demo_cells_reach_metaphase_in_view_within_20_frames() -> None:
     """The documented demo: seed 0, stage (0, 0), 10x, a frame every 2 s at time_scale 60."""
     cfg = demo_config(real_exposure_time=False)
@@ -34,23 +43,28 @@ def test_plain_pycromanager_script_with_event_adding_hook(tmp_path: Path) -> Non
 
     cfg = demo_config(time_scale=600.0, exposure_ms=10.0)  # 0.2 s interval = 2 sim minutes
     with start(cfg) as scope:
-        core = scope.core
         seen: list[dict] = []
         state = {"added": False}
-        follow_up = {"axes": {"time": 999, "channel": "Rhodamine"},
-                     "config_group": ["Channel", "Rhodamine"],
-                     "properties": [["Objective", "Label", "60x"]], "exposure": 20}
+        focus60 = cfg.focal_plane_um("60x")
+        # follow-up: a 3-slice z-stack at 60x (-2, 0, +2 um around focus), FITC
+        follow_up = [{"axes": {"time": 999, "channel": "FITC-60x", "z": k},
+                      "config_group": ["Channel", "FITC"], "z": focus60 + dz,
+                      "properties": [["Objective", "Label", "60x"]], "exposure": 20}
+                     for k, dz in enumerate((-2.0, 0.0, 2.0))]
 
         def image_process_fn(image, metadata, event_queue):
+            # hooks run behind the camera: take what the frame saw from the frame's record
             axes = dict(metadata["Axes"])
-            cells = scope.truth(in_view=True)
-            seen.append({"axes": axes, "shape": image.shape, "objective": scope.objective,
-                         "pixel_size": core.getPixelSizeUm(), "mean": float(image.mean()),
+            frame = scope.frames[len(seen)]
+            cells = scope.truth(in_view=True, frame=frame)
+            seen.append({"axes": axes, "shape": image.shape, "objective": frame.view.objective,
+                         "pixel_size": metadata["PixelSize_um"], "mean": float(image.mean()),
                          "metaphase": any(c.phase == phases.METAPHASE for c in cells)})
             if not state["added"] and seen[-1]["metaphase"]:
                 state["added"] = True
-                event_queue.put(follow_up)
-            if axes.get("time") == 999:
+                for event in follow_up:
+                    event_queue.put(event)
+            if axes.get("time") == 999 and axes.get("z") == 2:
                 event_queue.put(None)  # the follow-up was the last image: end the run
             return image, metadata
 
@@ -65,7 +79,7 @@ def test_plain_pycromanager_script_with_event_adding_hook(tmp_path: Path) -> Non
         dataset = acq.get_dataset()
         try:
             screen = dataset.read_image(time=3, channel="FITC")
-            follow = dataset.read_image(time=999, channel="Rhodamine")
+            stack = [dataset.read_image(time=999, channel="FITC-60x", z=k) for k in range(3)]
             axes = dataset.axes
         finally:
             dataset.close()
@@ -75,12 +89,15 @@ def test_plain_pycromanager_script_with_event_adding_hook(tmp_path: Path) -> Non
     assert all(s["objective"] == "10x" and s["shape"] == (1024, 1024) for s in screening)
     first = next(i for i, s in enumerate(screening) if s["metaphase"])
     assert first < 20
-    last = next(s for s in seen if s["axes"].get("time") == 999)
-    assert last["axes"] == {"time": 999, "channel": "Rhodamine"}
-    assert last["objective"] == "60x" and last["pixel_size"] == pytest.approx(0.1075)
+    follow = [s for s in seen if s["axes"].get("time") == 999]
+    assert [s["axes"]["z"] for s in follow] == [0, 1, 2]
+    assert all(s["objective"] == "60x" and s["pixel_size"] == pytest.approx(0.1075)
+               for s in follow)
     # images saved by pycromanager, readable from the NDTiff data set on disk
     assert screen.shape == (1024, 1024) and screen.dtype == np.uint16
-    assert follow.shape == (1024, 1024) and follow.mean() != screen.mean()
+    assert all(img.shape == (1024, 1024) for img in stack)
+    sharp = [_sharpness(img) for img in stack]
+    assert sharp[1] > 1.5 * max(sharp[0], sharp[2])  # the middle slice is in focus
     assert 999 in axes["time"]
     saved = list(tmp_path.glob("demo*/*.tif"))
     assert saved and (saved[0].parent / "NDTiff.index").is_file()
