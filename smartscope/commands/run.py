@@ -60,4 +60,9 @@ def register(app: typer.Typer) -> None:
             f"{lat.get('median', 0):.0f} ms, max {lat.get('max', 0):.0f} ms; outputs in {folder}"
         )
         if summary.status == "interrupted":
-            raise KeyboardInterrupt  # the CLI reports it and exits with 130
+            from smartscope.errors import SmartscopeError
+
+            class RunInterrupted(SmartscopeError):
+                exit_code = 130
+
+            raise RunInterrupted(f"the run was interrupted; what was acquired is in {folder}")
