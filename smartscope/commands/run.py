@@ -9,6 +9,14 @@ from typing import Annotated
 
 import typer
 
+from smartscope.errors import SmartscopeError
+
+
+class RunInterrupted(SmartscopeError):
+    """Ctrl-C or SIGTERM ended the run (cleanly); exit code 130 like a shell interrupt."""
+
+    exit_code = 130
+
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
@@ -60,9 +68,4 @@ def register(app: typer.Typer) -> None:
             f"{lat.get('median', 0):.0f} ms, max {lat.get('max', 0):.0f} ms; outputs in {folder}"
         )
         if summary.status == "interrupted":
-            from smartscope.errors import SmartscopeError
-
-            class RunInterrupted(SmartscopeError):
-                exit_code = 130
-
             raise RunInterrupted(f"the run was interrupted; what was acquired is in {folder}")
