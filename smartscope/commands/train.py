@@ -38,7 +38,11 @@ def _progress(quiet: bool):
             return
         from smartscope.train.sgan import format_record
 
-        stage = f"stage {record['stage']} " if "stage" in record else ""
+        stage = record.get("stage")
+        if stage is None:
+            stage = ""
+        else:  # transfer stages are numbered; the baseline is named
+            stage = f"{stage} " if isinstance(stage, str) else f"stage {stage} "
         typer.echo(f"{stage}epoch {record['epoch']:3d} ({record['steps']} steps)  "
                    f"{format_record(record)}", err=True)
     return show

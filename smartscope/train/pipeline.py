@@ -158,9 +158,17 @@ def _fit(req: TrainRequest, train: d.CropSet, val: d.CropSet, unl: d.CropSet | N
 
 
 def baseline_report(req: TrainRequest, train: d.CropSet, val: d.CropSet,
-                    test: d.CropSet | None, unl: d.CropSet | None) -> dict:
-    """Train ``supervised-only`` on the same split, seed and epoch length; float scores."""
-    res = _fit(req, train, val, unl, req.seed, method=SUPERVISED_ONLY)
+                    test: d.CropSet | None, unl: d.CropSet | None,
+                    on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train ``supervised-only`` on the same split, seed and epoch length; float scores.
+
+    ``on_epoch`` receives each epoch record with ``"stage": "baseline"`` added.
+    """
+    def tagged(record: dict) -> None:
+        if on_epoch is not None:
+            on_epoch({**record, "stage": "baseline"})
+
+    res = _fit(req, train, val, unl, req.seed, on_epoch=tagged, method=SUPERVISED_ONLY)
     c_model = classifier_head(res.discriminator)
     report = {"method": SUPERVISED_ONLY, "timing": timing_summary(res),
               "validation_float": classification_scores(
@@ -259,7 +267,7 @@ def train_run(req: TrainRequest, on_epoch: Callable[[dict], None] | None = None)
     if req.baseline and req.method == SGAN:
         log.info("training the supervised-only baseline on the same split")
         metrics["baseline_supervised_only"] = baseline_report(req, train, val, inp.test,
-                                                              inp.unlabelled)
+                                                              inp.unlabelled, on_epoch)
     if req.folds:
         def fit(tr_set: d.CropSet, va_set: d.CropSet, s: int) -> keras.Model:
             return _fit(req, tr_set, va_set, inp.unlabelled, s).discriminator
