@@ -28,7 +28,8 @@ from smartscope.sim.bank import INTRINSIC_BLUR_UM, NucleusBank
 from smartscope.sim.config import SimConfig
 from smartscope.sim.sample import CellTruth
 
-_CACHE_ENTRIES = 4000
+#: Memory the sprite cache may hold (bytes); least recently used sprites go first.
+CACHE_BYTES = 256 * 1024 * 1024
 _MAX_BLUR_UM = 25.0
 
 
@@ -122,6 +123,7 @@ class Renderer:
         self._config = config
         self._bank = bank
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._cache_bytes = 0
         self._flat: dict[tuple[int, int], np.ndarray] = {}
         self._pools: dict[tuple[int, int], np.ndarray] = {}
 
@@ -164,8 +166,10 @@ class Renderer:
             img = ndimage.gaussian_filter(np.pad(img, pad), sigma_px, truncate=3.0)
         img = img.astype(np.float32)
         self._cache[key] = img
-        if len(self._cache) > _CACHE_ENTRIES:
-            self._cache.popitem(last=False)
+        self._cache_bytes += img.nbytes
+        while self._cache_bytes > CACHE_BYTES and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._cache_bytes -= old.nbytes
         return img
 
     def _flat_field(self, shape: tuple[int, int]) -> np.ndarray:
