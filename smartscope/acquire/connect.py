@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,6 +168,10 @@ def _simulated(protocol: Protocol) -> Iterator[ScopeHandle]:
 
 def _bridge(m: MicroManagerMicroscope) -> ScopeHandle:
     pycromanager = _import_pycromanager()
+    try:  # nothing listening: say so at once (the bridge itself would time out noisily)
+        socket.create_connection(("localhost", m.port), timeout=m.timeout_s).close()
+    except OSError as e:
+        raise MicroscopeError(bridge_unreachable_message(m.port, e.strerror or e)) from e
     try:
         core = pycromanager.Core(port=m.port, timeout=int(m.timeout_s * 1000))
     except Exception as e:
