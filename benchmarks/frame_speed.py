@@ -221,11 +221,15 @@ def main(argv: list[str] | None = None) -> int:
             x = crops.astype(np.float32)
             one = x[:1]
             st = measure(lambda: model.predict(one, verbose=0), repeats=keras_calls, warmup=2)
+            cpu = measure_cpu(lambda: model.predict(one, verbose=0), keras_calls)
             results["keras_predict_single_ms_per_cell"] = st
+            results["keras_predict_single_cpu_ms_per_cell"] = cpu
             rows.append({"what": "Keras predict(), one crop per call (naive)", "unit": "ms/cell",
-                         "median": st.median, "min": st.min, "p5-p95": f"{st.p5:.3g}-{st.p95:.3g}"})
+                         "median": st.median, "min": st.min, "p5-p95": f"{st.p5:.3g}-{st.p95:.3g}",
+                         "cpu": cpu.median})
             rows.append({"what": f"  -> naive frame of {n0} nuclei (extrapolated)", "unit": "ms",
-                         "median": st.median * n0, "p5-p95": ""})
+                         "median": st.median * n0, "min": st.min * n0, "p5-p95": "",
+                         "cpu": cpu.median * n0})
             st = measure(lambda: model.predict(x, verbose=0, batch_size=len(x)),
                          repeats=max(2, repeats // 3), warmup=1, per=n0)
             results["keras_predict_batched_ms_per_cell"] = st
