@@ -159,3 +159,24 @@ def test_padded_batches_give_the_same_probabilities(int8_bundle):
     full = clf.predict(x)  # 40 -> runs as 48
     for n in (37, 33, 20, 17, 1):  # some reuse the plan (padded), some re-plan
         np.testing.assert_array_equal(clf.predict(x[:n]), full[:n])
+
+
+def test_no_runtime_gives_dependency_error(monkeypatch):
+    import importlib
+
+    from smartscope.classify import interpreter_class
+    from smartscope.errors import DependencyError
+
+    real = importlib.import_module
+    tried = []
+
+    def fake(name, *args, **kwargs):
+        if name.endswith("interpreter") or name == "tensorflow.lite":
+            tried.append(name)
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(DependencyError, match="pip install ai-edge-litert"):
+        interpreter_class()
+    assert tried == ["ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite"]
