@@ -117,7 +117,7 @@ class SimConfig(BaseModel):
 
     seed: int = 0
     """Seeds the sample, the cell cycle and the camera noise."""
-    n_cells: int = Field(default=600, ge=0, le=5000)
+    n_cells: int = Field(default=450, ge=0, le=5000)
     """Cells on the slide at sim time 0."""
     slide_size_um: tuple[float, float] = (1000.0, 1000.0)
     """Width and height (x, y) of the populated area, centred on stage (0, 0)."""
@@ -134,7 +134,7 @@ class SimConfig(BaseModel):
     """Exposure at start."""
     real_exposure_time: bool = True
     """The camera sleeps for its exposure time on each snap, like a real one."""
-    nucleus_counts_per_ms: float = Field(default=6.0, gt=0)
+    nucleus_counts_per_ms: float = Field(default=7.0, gt=0)
     """Mean signal of an interphase nucleus above background, ADU per ms (10x, FITC)."""
     background_counts_per_ms: float = Field(default=0.3, ge=0)
     """Background above the camera offset, ADU per ms (10x, FITC)."""

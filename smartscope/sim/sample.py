@@ -147,12 +147,17 @@ class Sample:
         rng = np.random.default_rng([cfg.seed, 0])
         w, h = cfg.slide_size_um
         pts: list[tuple[float, float]] = []
+        grid: dict[tuple[int, int], list[tuple[float, float]]] = {}  # spacing-sized bins
         tries = 0
         while len(pts) < cfg.n_cells and tries < cfg.n_cells * 50:
             tries += 1
             x, y = float(rng.uniform(-w / 2, w / 2)), float(rng.uniform(-h / 2, h / 2))
-            if all((x - a) ** 2 + (y - b) ** 2 >= _MIN_SPACING_UM**2 for a, b in pts[-400:]):
+            gx, gy = int(x // _MIN_SPACING_UM), int(y // _MIN_SPACING_UM)
+            near = (p for i in (-1, 0, 1) for j in (-1, 0, 1)
+                    for p in grid.get((gx + i, gy + j), ()))
+            if all((x - a) ** 2 + (y - b) ** 2 >= _MIN_SPACING_UM**2 for a, b in near):
                 pts.append((x, y))
+                grid.setdefault((gx, gy), []).append((x, y))
         t0 = cfg.start_time_s
         cells: list[_Cell] = []
         for i, (x, y) in enumerate(pts):
@@ -168,7 +173,9 @@ class Sample:
                 apo = self._maybe_apoptosis(rng, birth, durs[0])
                 if apo is not None and apo < t0 - 0.8 * self._apoptosis_s:
                     apo = None  # would already have washed away: keep it healthy instead
-            cells.append(_Cell(i, None, birth, x, y, vx, vy, float(rng.uniform(0, math.pi)),
+            # placed where it is at t0: its birth position lies back along its drift
+            x0, y0 = x - vx * (t0 - birth), y - vy * (t0 - birth)
+            cells.append(_Cell(i, None, birth, x0, y0, vx, vy, float(rng.uniform(0, math.pi)),
                                float(np.clip(rng.normal(1.0, 0.1), 0.7, 1.3)),
                                float(rng.lognormal(0.0, 0.3)), durs, apo))
         if cfg.demo is not None and cells:
@@ -179,18 +186,19 @@ class Sample:
         demo = self._config.demo
         assert demo is not None
         t0 = self._config.start_time_s
-        dist = [(c.x_um - demo.x_um) ** 2 + (c.y_um - demo.y_um) ** 2 for c in cells]
+        pos = [c.position(t0) for c in cells]
+        dist = [(x - demo.x_um) ** 2 + (y - demo.y_um) ** 2 for x, y in pos]
         order = np.argsort(dist)[: demo.n_cells]
         lo, hi = demo.metaphase_at_s
         when = np.linspace(lo, hi, len(order)) if len(order) > 1 else np.array([lo])
         for k, idx in enumerate(order):
             c = cells[int(idx)]
             to_metaphase = c.durations[0] + c.durations[1] + c.durations[2]
+            x, y = c.position(t0)
             c.birth_s = t0 + float(when[k]) - to_metaphase
             c.apoptosis_s = None
-            # place the cell where it should be at t0 despite drift
-            c.x_um -= c.vx * (t0 - c.birth_s)
-            c.y_um -= c.vy * (t0 - c.birth_s)
+            # keep the cell where it is at t0
+            c.x_um, c.y_um = x - c.vx * (t0 - c.birth_s), y - c.vy * (t0 - c.birth_s)
 
     def _reset(self) -> None:
         self._cells: dict[int, _Cell] = {}
