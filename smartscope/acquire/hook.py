@@ -274,7 +274,9 @@ class SmartHook:
             records += errors
             step = self.planner.on_frame(frame)
             if self._stop_requested:
-                step = Step(decisions=step.decisions + [{"event": "interrupted"}], done=True)
+                end = ({"event": "stop", "reason": "on_error: stop after a hook failure"}
+                       if errors and self.on_error == "stop" else {"event": "interrupted"})
+                step = Step(decisions=step.decisions + [end], done=True)
         except Exception as e:
             frame = None
             step = self._failed(e, time_s, records, where="decide")

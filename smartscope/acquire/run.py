@@ -203,7 +203,9 @@ class Run:
                 _await_quietly(acq)
                 elapsed = round(self.clock() - hook_t0, 3)
                 hook.note({"event": "interrupted", "run_elapsed_s": elapsed})
-        self._summarise(hook, "interrupted" if interrupted else "completed")
+        stopped = hook.on_error == "stop" and hook.progress().errors > 0
+        self._summarise(hook, "interrupted" if interrupted else
+                        "stopped_on_error" if stopped else "completed")
         ds = _dataset_dir(self.out_dir)
         self.summary.dataset = str(ds) if ds is not None else None
 
