@@ -163,11 +163,13 @@ def test_classifier_raises_on_error_continue(tmp_path):
 def test_classifier_raises_on_error_stop(tmp_path):
     fake = FakeClassifierWithFaults(raise_at=(2,))
     summary, err, _ = _run(_protocol("stop"), tmp_path / "run", fake)
-    assert err is None and summary.errors == 1
-    run = check_outputs(tmp_path / "run", fake, summary.status)
+    assert err is None and summary.errors == 1 and summary.status == "stopped_on_error"
+    run = check_outputs(tmp_path / "run", fake, "stopped_on_error")
     assert fake.calls == 2, "the run went on classifying after a failure with on_error: stop"
-    errors = [d for d in _decisions(tmp_path / "run") if d["event"] == "error"]
+    decisions = _decisions(tmp_path / "run")
+    errors = [d for d in decisions if d["event"] == "error"]
     assert errors[-1]["on_error"] == "stop"
+    assert decisions[-1]["event"] == "stop" and "on_error" in decisions[-1]["reason"]
     assert run["summary"]["screening_frames"] < 4
 
 
