@@ -24,8 +24,13 @@ pytestmark = pytest.mark.slow
 _RESULTS: dict[str, dict] = {}
 
 
-def run_quick(name: str, tmp_path: Path, *args: str, skip_rc: int | None = None) -> dict:
-    """Run ``benchmarks/<name>.py --quick --json ...``; returns its JSON."""
+def run_quick(name: str, tmp_path: Path, *args: str, skip_rc: int | None = None,
+              ok_rc: tuple[int, ...] = (0,)) -> dict:
+    """Run ``benchmarks/<name>.py --quick --json ...``; returns its JSON.
+
+    ``ok_rc``: exit statuses accepted when the JSON was written (a script whose status is its
+    verdict against a target).
+    """
     script = BENCH / f"{name}.py"
     if not script.is_file():
         pytest.skip(f"benchmarks/{name}.py not written yet")
@@ -35,8 +40,8 @@ def run_quick(name: str, tmp_path: Path, *args: str, skip_rc: int | None = None)
                           env=env, capture_output=True, text=True, timeout=540)
     if skip_rc is not None and proc.returncode == skip_rc:
         pytest.skip(f"{name}: input data not available ({proc.stderr.strip()[-200:]})")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert out.is_file(), f"{name} wrote no JSON"
+    assert proc.returncode in ok_rc, proc.stderr[-3000:]
+    assert out.is_file(), f"{name} wrote no JSON ({proc.returncode}): {proc.stderr[-3000:]}"
     result = json.loads(out.read_text())
     _RESULTS[name] = result
     return result
@@ -100,8 +105,13 @@ def test_training_time_quick(tmp_path):
 
 
 def test_soak_quick(tmp_path):
-    r = run_quick("soak", tmp_path, "--quick")
-    assert r, "empty JSON"
+    # exit status 1 is the soak's verdict (latency or memory not steady), not a crash: on a
+    # short run on a shared machine it says little; the smoke test checks the figures exist
+    r = run_quick("soak", tmp_path, "--quick", ok_rc=(0, 1))
+    check_common(r)
+    res = r["results"]
+    assert res["frames"] >= 1 and res["errors"] == 0
+    assert res["rss_growth_mb"] is not None and res["latency_quarters"]
 
 
 def test_history_quick(tmp_path):
