@@ -83,10 +83,9 @@ def _history(r: dict) -> str:
 
 
 def _soak(r: dict) -> str:
-    res = r.get("results", r)
-    keys = [k for k in res if "growth" in k or "latency" in k][:3]
-    return ", ".join(f"{k} {_fmt(res[k] if not isinstance(res[k], dict) else res[k].get('median'))}"
-                     for k in keys) or "see JSON"
+    res = r.get("results", {})
+    return (f"{res.get('frames')} images, RSS growth {_fmt(res.get('rss_growth_mb'), ' MB')}, "
+            f"latency steady {res.get('latency_steady')}, errors {res.get('errors')}")
 
 
 @dataclass
