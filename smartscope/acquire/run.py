@@ -353,6 +353,10 @@ def _root_message(e: BaseException) -> str:
 def _await_quietly(acq: Any) -> None:
     try:
         acq.await_completion()
+    except AttributeError:
+        # the waiting thread of ``_await`` completed it first: pycromanager then drops its
+        # engine object and a second await_completion fails on it (no traceback for Ctrl-C)
+        log.debug("acquisition already completed by the waiting thread", exc_info=True)
     except Exception:
         log.exception("while closing the aborted acquisition")
 
