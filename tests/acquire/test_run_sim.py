@@ -127,7 +127,8 @@ def test_triggering_cell_is_centred_at_60x(tmp_path):
     trig_frame, trig_truth = next((f, tr) for f, tr in seen if f.index == trig["frame"])
     tx, ty = trig["target"]["x_um"], trig["target"]["y_um"]
     cell = min(trig_truth, key=lambda c: (c.x_um - tx) ** 2 + (c.y_um - ty) ** 2)
-    assert np.hypot(cell.x_um - tx, cell.y_um - ty) < 5.0, "detection far from any true cell"
+    # the triggering cell: the true cell under the detection (within a nucleus radius)
+    assert np.hypot(cell.x_um - tx, cell.y_um - ty) < 8.0, "detection far from any true cell"
     zoom_frame, zoom_truth = next((f, tr) for f, tr in seen if f.request.objective == "60x")
     assert zoom_frame.index == trig["frame"] + 1
     now = next(c for c in zoom_truth if c.id == cell.id)
