@@ -294,11 +294,14 @@ class SmartHook:
         latency_ms = (self._clock() - t_in) * 1000.0
         self.latencies_ms.append(latency_ms)
         self.recorder.frame(index, time_s, req, [*records, *step.decisions], rows, latency_ms)
-        if frame is not None:
-            for obs in self._observers:
-                obs(frame)
-        if self._progress is not None:
-            self._progress(self.progress())
+        try:  # a failing observer or progress display must not stop the acquisition
+            if frame is not None:
+                for obs in self._observers:
+                    obs(frame)
+            if self._progress is not None:
+                self._progress(self.progress())
+        except Exception:
+            log.exception("observer or progress callback failed on frame %d", index)
         return image, metadata
 
     image_process_fn = __call__

@@ -188,3 +188,15 @@ def test_pixel_size_priority(tmp_path):
     hook = make_hook(tmp_path, lambda img, ps: [], pixel_size_um=0.2)
     assert hook.pixel_size_for("10x", {"PixelSize_um": 9.0}) == 0.2
     hook.close()
+
+
+def test_failing_observer_does_not_stop_the_run(tmp_path, caplog):
+    def bad(frame):
+        raise RuntimeError("observer bug")
+
+    hook = make_hook(tmp_path, lambda img, ps: [], observers=[bad],
+                     progress=lambda p: (_ for _ in ()).throw(ValueError("display bug")))
+    with caplog.at_level(logging.ERROR):
+        seen = drive(hook)
+    assert len(seen) == 3 and hook.finished
+    assert "observer bug" in caplog.text
