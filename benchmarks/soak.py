@@ -41,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Report, arg_parser, shipped_bundle  # noqa: E402
 
 MAX_GROWTH_MB = 50.0
+#: the simulator's sprite cache (a renderer cost that no real microscope has) is capped at this
+SIM_CACHE_MB = 16.0
 FIVE = ("interphase", "prometaphase", "metaphase", "anaphase", "apoptosis")
 #: simulator phase -> the model's five classes
 TO_FIVE = {"prophase": "interphase", "telophase": "anaphase"}
@@ -141,9 +143,19 @@ def _dataset_keys(out: Path) -> tuple[list[tuple], bool]:
 
 def soak(frames: int, *, sensor_px: int = 512, seed: int = 0, labels: str = "truth",
          bundle: Path | None = None, time_scale: float = 600.0, warmup: int | None = None,
-         out_dir: Path | None = None, max_growth_mb: float = MAX_GROWTH_MB) -> dict[str, Any]:
-    """Run the soak; returns the results (see the module docstring)."""
+         out_dir: Path | None = None, max_growth_mb: float = MAX_GROWTH_MB,
+         sim_cache_mb: float | None = SIM_CACHE_MB) -> dict[str, Any]:
+    """Run the soak; returns the results (see the module docstring).
+
+    ``sim_cache_mb`` caps the simulator's sprite cache (bounded, 256 MB by default) so that the
+    memory figure is the acquisition's, not the renderer's; None keeps the simulator's default.
+    """
     from smartscope.acquire import Run, connect
+    from smartscope.sim import render
+
+    cache_default = render.CACHE_BYTES
+    if sim_cache_mb is not None:
+        render.CACHE_BYTES = int(sim_cache_mb * 2**20)
 
     warmup = warmup if warmup is not None else max(20, frames // 10)
     tmp = None
@@ -185,6 +197,7 @@ def soak(frames: int, *, sensor_px: int = 512, seed: int = 0, labels: str = "tru
         wall_s = time.perf_counter() - t0
         disk_keys, closed = _dataset_keys(out_dir)
     finally:
+        render.CACHE_BYTES = cache_default
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -251,6 +264,8 @@ def main() -> int:
                    help="simulated seconds per real second (mitoses come often)")
     p.add_argument("--out", type=Path, default=None, help="keep the run folder here")
     p.add_argument("--max-growth-mb", type=float, default=MAX_GROWTH_MB)
+    p.add_argument("--sim-cache-mb", type=float, default=SIM_CACHE_MB,
+                   help="cap of the simulator's sprite cache; 0 or less: the simulator's own")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     frames = 40 if args.quick else args.frames
@@ -258,10 +273,12 @@ def main() -> int:
                     "warm-up, hook latency steady",
                     settings={"frames": frames, "sensor_px": args.sensor_px,
                               "labels": args.labels, "seed": args.seed,
-                              "time_scale": args.time_scale, "max_growth_mb": args.max_growth_mb})
+                              "time_scale": args.time_scale, "max_growth_mb": args.max_growth_mb,
+                              "sim_cache_mb": args.sim_cache_mb})
     res = soak(frames, sensor_px=args.sensor_px, seed=args.seed, labels=args.labels,
                bundle=args.bundle, time_scale=args.time_scale, out_dir=args.out,
-               warmup=args.warmup, max_growth_mb=args.max_growth_mb)
+               warmup=args.warmup, max_growth_mb=args.max_growth_mb,
+               sim_cache_mb=args.sim_cache_mb if args.sim_cache_mb > 0 else None)
     report.results = res
     report.rows = res["latency_quarters"]
     report.notes += [
