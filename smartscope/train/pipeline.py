@@ -54,7 +54,8 @@ class TrainRequest:
     name : model name in the card (default: the run folder's name)
     overwrite : replace an earlier run in ``out``
     baseline : also train ``--supervised-only`` on the same split and seed and report it
-    class_weighted : weight the supervised loss by n / (K * n_k) (unbalanced classes)
+    class_weighted : weight the supervised loss by n / (K * n_k) (unbalanced classes); early
+        stopping then monitors validation balanced accuracy
     """
 
     labelled: Path
@@ -152,7 +153,8 @@ def _fit(req: TrainRequest, train: d.CropSet, val: d.CropSet, unl: d.CropSet | N
     return run_loop(
         train.x, train.y, val.x, val.y, k,
         x_unlabelled=None if unl is None else unl.x, method=method or req.method, size=req.size,
-        cfg=req.loop, seed=seed, on_epoch=on_epoch,
+        cfg=replace(req.loop, monitor="balanced_accuracy") if req.class_weighted else req.loop,
+        seed=seed, on_epoch=on_epoch,
         class_weights=class_weights(train.y, k) if req.class_weighted else None,
     )
 

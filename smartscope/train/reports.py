@@ -130,6 +130,9 @@ def plot_curves(history: list[dict], path: Path, title: str = "") -> Path:
     ax1.legend(fontsize=8)
     ax2.plot(epochs, [r["train_accuracy"] for r in history], label="train (augmented)")
     ax2.plot(epochs, [r["val_accuracy"] for r in history], label="validation")
+    if all("val_balanced_accuracy" in r for r in history):
+        ax2.plot(epochs, [r["val_balanced_accuracy"] for r in history],
+                 label="validation, balanced")
     best = [r for r in history if r["epoch"] == history[-1]["best_epoch"]]
     if best:
         ax2.axvline(best[0]["epoch"], color="grey", ls="--", lw=1, label="best checkpoint")

@@ -10,7 +10,8 @@ Each SGAN step makes three updates, all of which reach the discriminator's share
 
 ``--supervised-only`` runs step 1 alone on the same discriminator. Each update has its own Adam
 optimiser (learning rate 6e-4, beta_1 0.5). The loop validates after each epoch, keeps the weights
-with the best validation accuracy and stops after ``patience`` epochs without improvement.
+with the best validation accuracy (or balanced accuracy, ``LoopConfig.monitor``) and stops
+after ``patience`` epochs without improvement.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class LoopConfig:
     max_minutes : wall-clock budget; the loop stops after the epoch that exceeds it
     augment : apply the paper's augmentation to real crops
     batch_cap : the 100 in N_B = min(100, floor(N_labelled / 2))
+    monitor : validation score for early stopping and the best checkpoint, ``"accuracy"`` or
+        ``"balanced_accuracy"`` (the mean per-class recall; use it with a class-weighted loss,
+        which trades plain accuracy for the rare classes)
     """
 
     learning_rate: float = 6e-4
@@ -68,6 +72,7 @@ class LoopConfig:
     max_minutes: float | None = None
     augment: bool = True
     batch_cap: int = 100
+    monitor: str = "accuracy"
 
 
 @dataclass
@@ -78,7 +83,7 @@ class LoopResult:
     generator: keras.Model | None
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
-    best_val_accuracy: float = 0.0
+    best_val_score: float = 0.0
     stop_reason: str = ""
     elapsed_s: float = 0.0
     batch_size: int = 0
@@ -104,11 +109,15 @@ def predict_probs(model: keras.Model, x: np.ndarray, batch: int = 256) -> np.nda
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
-def _val_scores(c_model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _val_scores(c_model: keras.Model, x: np.ndarray, y: np.ndarray
+                ) -> tuple[float, float, float]:
+    """(accuracy, balanced accuracy, cross-entropy) on validation crops."""
     p = predict_probs(c_model, x)
-    acc = float(np.mean(np.argmax(p, axis=1) == y))
+    hit = np.argmax(p, axis=1) == y
+    acc = float(np.mean(hit))
+    balanced = float(np.mean([hit[y == k].mean() for k in np.unique(y)]))
     loss = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))))
-    return acc, loss
+    return acc, balanced, loss
 
 
 def run_loop(
@@ -230,10 +239,11 @@ def run_loop(
             sums += np.array([float(v) for v in out])
         epoch_s = time.perf_counter() - t0
         step_times.append(epoch_s / steps)
-        val_acc, val_loss = _val_scores(c_model, x_val, y_val)
-        improved = val_acc > best_acc or (val_acc == best_acc and val_loss < best_loss)
+        val_acc, val_bal, val_loss = _val_scores(c_model, x_val, y_val)
+        score = val_bal if cfg.monitor == "balanced_accuracy" else val_acc
+        improved = score > best_acc or (score == best_acc and val_loss < best_loss)
         if improved:
-            best_acc, best_loss, best_epoch, waited = val_acc, val_loss, epoch, 0
+            best_acc, best_loss, best_epoch, waited = score, val_loss, epoch, 0
             best_weights = d_model.get_weights()
             best_g = g_model.get_weights() if g_model is not None else None
         else:
@@ -243,8 +253,9 @@ def run_loop(
             "epoch": epoch, "steps": steps, "loss_c": mean[0], "train_accuracy": mean[1],
             "loss_d": mean[2] if g_model is not None else None,
             "loss_g": mean[3] if g_model is not None else None,
-            "val_loss": val_loss, "val_accuracy": val_acc, "best_epoch": best_epoch,
-            "best_val_accuracy": best_acc, "epoch_s": epoch_s,
+            "val_loss": val_loss, "val_accuracy": val_acc, "val_balanced_accuracy": val_bal,
+            "monitor": cfg.monitor, "best_epoch": best_epoch, "best_val_score": best_acc,
+            "epoch_s": epoch_s,
             "elapsed_s": time.perf_counter() - start,
         }
         result.history.append(record)
@@ -252,7 +263,8 @@ def run_loop(
         if on_epoch is not None:
             on_epoch(record)
         if epoch >= cfg.min_epochs and waited >= cfg.patience:
-            result.stop_reason = f"early stop: no better validation accuracy for {waited} epochs"
+            result.stop_reason = (f"early stop: no better validation {cfg.monitor} "
+                                  f"for {waited} epochs")
             break
         if cfg.max_minutes is not None and record["elapsed_s"] > cfg.max_minutes * 60:
             result.stop_reason = f"time budget of {cfg.max_minutes} min reached"
@@ -262,7 +274,7 @@ def run_loop(
     d_model.set_weights(best_weights)
     if g_model is not None and best_g is not None:
         g_model.set_weights(best_g)
-    result.best_epoch, result.best_val_accuracy = best_epoch, best_acc
+    result.best_epoch, result.best_val_score = best_epoch, best_acc
     result.elapsed_s = time.perf_counter() - start
     # the first epoch includes tracing; report the median of the others
     result.step_s = float(np.median(step_times[1:] if len(step_times) > 1 else step_times))
@@ -276,7 +288,7 @@ def format_record(r: dict) -> str:
         parts += [f"loss_d {r['loss_d']:.3f}", f"loss_g {r['loss_g']:.3f}"]
     parts += [
         f"train_acc {r['train_accuracy']:.3f}", f"val_loss {r['val_loss']:.3f}",
-        f"val_acc {r['val_accuracy']:.3f}",
-        f"best {r['best_val_accuracy']:.3f}@{r['best_epoch']}", f"{r['epoch_s']:.1f} s",
+        f"val_acc {r['val_accuracy']:.3f}", f"val_bal {r['val_balanced_accuracy']:.3f}",
+        f"best {r['best_val_score']:.3f}@{r['best_epoch']}", f"{r['epoch_s']:.1f} s",
     ]
     return "  ".join(parts)

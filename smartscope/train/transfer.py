@@ -8,7 +8,8 @@ Two stages, as in the paper:
 
 ``full=True`` instead retrains every layer from the base weights in one stage (the paper needed
 this for a new imaging modality, DIC). The supervised loss is class-weighted
-(n / (K * n_k)) because new labellings are usually unbalanced.
+(n / (K * n_k)) because new labellings are usually unbalanced, and early stopping follows the
+validation balanced accuracy (mean per-class recall) to match.
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ class TransferRequest:
     test: Path | None = None
     full: bool = False
     unfreeze: int = 2
-    stage1: LoopConfig = field(default_factory=lambda: LoopConfig(max_epochs=30, patience=6))
-    stage2: LoopConfig = field(
-        default_factory=lambda: LoopConfig(learning_rate=5e-5, max_epochs=30, patience=6))
+    stage1: LoopConfig = field(default_factory=lambda: LoopConfig(
+        max_epochs=30, patience=6, monitor="balanced_accuracy"))
+    stage2: LoopConfig = field(default_factory=lambda: LoopConfig(
+        learning_rate=5e-5, max_epochs=30, patience=6, monitor="balanced_accuracy"))
     folds: int = 5
     seed: int = 0
     val_fraction: float = 0.2
@@ -98,16 +100,23 @@ def fit_transfer(req: TransferRequest, base: keras.Model, train: d.CropSet, val:
     model = new_discriminator(base, k)
     weights = class_weights(train.y, k)
     convs = conv_block_names(model)
+    def tagged(stage: int):
+        def show(record: dict) -> None:
+            if on_epoch is not None:
+                on_epoch({**record, "stage": stage})
+        return show
+
     common = dict(x_unlabelled=None, method=SUPERVISED_ONLY, seed=seed, discriminator=model,
-                  class_weights=weights, on_epoch=on_epoch)
+                  class_weights=weights)
     if req.full:
-        res = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage1, **common)
+        res = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage1, on_epoch=tagged(1),
+                       **common)
         return res.discriminator, [res]
     if not 1 <= req.unfreeze <= len(convs):
         raise TrainingDataError(f"--unfreeze is {req.unfreeze}; give 1 to {len(convs)}")
-    r1 = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage1,
+    r1 = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage1, on_epoch=tagged(1),
                   trainable=_variables(model, ["logits"]), **common)
-    r2 = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage2,
+    r2 = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage2, on_epoch=tagged(2),
                   trainable=_variables(model, [*convs[-req.unfreeze:], "logits"]), **common)
     return r2.discriminator, [r1, r2]
 
