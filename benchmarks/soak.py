@@ -13,7 +13,10 @@ z-stack, back to screening). After ``--frames`` images the run is ended and chec
   the RSS at the end of warm-up must stay under ``--max-growth-mb`` (50 MB);
 - latency: hook latency per image (the hook's own clock) of the classified frames, per quarter
   of the run after warm-up; steady when the last quarter's median is within 1.5x (+10 ms) of the
-  first's.
+  first's. The simulated cells divide, so at a high ``--time-scale`` a long run ends with more
+  nuclei per field than it started with (``nuclei_mean`` per quarter): latency then rises with the
+  work, not with the run's age; keep the population steady (e.g. ``--time-scale 120`` with
+  ``--labels model``) to judge it.
 
 Labels (``--labels``): ``truth`` (default) runs the package's real nucleus detection and labels
 each nucleus with the simulator's ground-truth phase, so triggers fire whatever model is
@@ -175,6 +178,7 @@ def soak(frames: int, *, sensor_px: int = 512, seed: int = 0, labels: str = "tru
         hook = holder["run"].hook
         per_frame.append({"i": frame.index, "mode": frame.request.mode,
                           "classified": frame.cells is not None,
+                          "nuclei": len(frame.cells) if frame.cells is not None else 0,
                           "latency_ms": hook.latencies_ms[-1] if hook.latencies_ms else None,
                           "rss_mb": _rss_mb(), "threads": threading.active_count()})
         seen_keys.append(frame.request.key())
@@ -215,6 +219,7 @@ def soak(frames: int, *, sensor_px: int = 512, seed: int = 0, labels: str = "tru
         lat = [f["latency_ms"] for f in q]
         rows.append({
             "quarter": k + 1, "frames": len(q),
+            "nuclei_mean": round(statistics.fmean(f["nuclei"] for f in q), 1) if q else None,
             "p50_ms": round(statistics.median(lat), 1) if lat else None,
             "p95_ms": round(_pct(lat, 95), 1) if lat else None,
             "max_ms": round(max(lat), 1) if lat else None,
