@@ -29,7 +29,7 @@ from smartscope.protocol import Protocol, parse_protocol
 from .conftest import base_protocol
 
 PHASES = ("interphase", "prometaphase", "metaphase", "anaphase", "apoptosis")
-STALL_S = 2.0
+STALL_S = 3.0
 
 
 class InjectedClassifierFault(RuntimeError):

