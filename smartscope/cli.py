@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
+        result = app(args=args, standalone_mode=False)
     except SmartscopeError as e:
         if debug:
             raise
@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo("aborted", err=True)
             return 130
         raise
-    return 0
+    # in non-standalone mode click returns the code of a typer.Exit instead of raising it
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":
