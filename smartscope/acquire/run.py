@@ -341,13 +341,13 @@ def _engine_failure(acq: Any) -> BaseException | None:
 
 def _root_message(e: BaseException) -> str:
     """The innermost cause's message: the device error behind the engine's wrapper."""
-    seen = []
-    while e is not None and e not in seen:
-        seen.append(e)
-        e = e.__cause__ or e.__context__
+    seen: list[BaseException] = []
+    cur: BaseException | None = e
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
     root = seen[-1]
-    text = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
-    return text
+    return str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
 
 
 def _await_quietly(acq: Any) -> None:
