@@ -22,14 +22,9 @@ def _classes(values: list[str] | None) -> tuple[str, ...] | None:
 
 
 def _setup_tensorflow(threads: int | None) -> None:
-    import os
+    from smartscope.train.tfsetup import setup_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    setup_tensorflow(threads)
 
 
 def _progress(quiet: bool):
