@@ -77,14 +77,19 @@ def hela_frame_20x(side: int) -> np.ndarray:
 
 
 def disc_frame(side: int, pixel_size_um: float, n: int, seed: int) -> np.ndarray:
-    """Fallback without the HeLa data: n soft discs of 18 um, mixed brightness, offset, noise."""
+    """Fallback without the HeLa data: up to n soft discs of 18 um, mixed brightness, offset, noise.
+
+    Discs do not overlap; on a frame too small for n of them, as many as fit are drawn.
+    """
     rng = np.random.default_rng(seed)
     img = background_canvas(side, 33000.0, 6.0, seed)
     r_px = 9.0 / pixel_size_um
     half = int(3 * r_px)
     yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
     placed: list[tuple[float, float]] = []
-    while len(placed) < n:
+    attempts = 0
+    while len(placed) < n and attempts < 200 * n:
+        attempts += 1
         cy, cx = rng.uniform(half, side - half - 1, 2)
         if all((cy - py) ** 2 + (cx - px) ** 2 > (2.2 * r_px) ** 2 for py, px in placed):
             placed.append((cy, cx))
