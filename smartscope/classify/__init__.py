@@ -7,7 +7,12 @@ the model agree and predicts class probabilities for a batch of normalised crops
 
 from smartscope.classify.card import CARD_FILE, MODEL_FILE, InputSpec, ModelCard, Quantisation
 from smartscope.classify.frame import Cell, FrameResult, classify_frame
-from smartscope.classify.runtime import Classifier, interpreter_class, load_classifier
+from smartscope.classify.runtime import (
+    Classifier,
+    default_threads,
+    interpreter_class,
+    load_classifier,
+)
 
 __all__ = [
     "CARD_FILE",
@@ -19,6 +24,7 @@ __all__ = [
     "ModelCard",
     "Quantisation",
     "classify_frame",
+    "default_threads",
     "interpreter_class",
     "load_classifier",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,37 @@ BATCH_STEP = 16
 """Batch sizes are rounded up to a multiple of this, so that a frame with a few more or fewer
 nuclei than the last one reuses the interpreter's plan instead of re-planning it."""
 
+MAX_AUTO_THREADS = 4
+"""The most LiteRT threads ``default_threads`` picks: one frame's batch of a few hundred 64 x 64
+crops gains little past four, and the acquisition engine and camera threads need a core too."""
+
 _INTERPRETER_MODULES = (
     "ai_edge_litert.interpreter",
     "tflite_runtime.interpreter",
     "tensorflow.lite",
 )
+
+
+def default_threads() -> int:
+    """LiteRT threads when none are asked for: the CPU cores this process may run on, at most 4.
+
+    Counts the cores in the process's CPU affinity where the platform reports it (a job pinned
+    to two cores of a workstation gets 2), else every logical core.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(MAX_AUTO_THREADS, n))
+
+
+def resolve_threads(num_threads: int | str | None) -> int:
+    """A thread count from an int, ``"auto"`` or None (both: ``default_threads()``)."""
+    if num_threads is None or num_threads == "auto":
+        return default_threads()
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ModelBundleError(f"num_threads={num_threads!r}: give 1 or more threads, or 'auto'")
+    return num_threads
 
 
 def interpreter_class() -> type:
@@ -58,8 +85,9 @@ class Classifier:
     bundle_path : path
         A bundle folder holding ``model.tflite`` and ``model_card.json`` (or the path of the
         ``.tflite`` file inside such a folder).
-    num_threads : int
-        Threads the interpreter may use (>= 1).
+    num_threads : int or "auto"
+        Threads the interpreter may use (>= 1); "auto" (the default) or None: the cores this
+        process may use, at most 4 (``default_threads``).
 
     Notes
     -----
@@ -83,7 +111,7 @@ class Classifier:
         If no TFLite runtime is installed.
     """
 
-    def __init__(self, bundle_path: str | Path, num_threads: int = 1) -> None:
+    def __init__(self, bundle_path: str | Path, num_threads: int | str | None = "auto") -> None:
         path = Path(bundle_path)
         folder = path.parent if path.suffix == ".tflite" else path
         if not folder.is_dir():
@@ -91,8 +119,7 @@ class Classifier:
                 f"{folder}: model bundle folder not found; give a folder holding {MODEL_FILE} "
                 "and model_card.json"
             )
-        if num_threads < 1:
-            raise ModelBundleError(f"num_threads={num_threads}: give 1 or more threads")
+        threads = resolve_threads(num_threads)
         model_path = path if path.suffix == ".tflite" else folder / MODEL_FILE
         if not model_path.is_file():
             raise ModelBundleError(
@@ -100,7 +127,7 @@ class Classifier:
             )
         self.card: ModelCard = ModelCard.load(folder)
         self.path = folder
-        self.num_threads = int(num_threads)
+        self.num_threads = threads
         content = model_path.read_bytes()
         interpreter_cls = interpreter_class()
         try:

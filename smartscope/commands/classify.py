@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from smartscope.errors import ImageError
+from smartscope.errors import ImageError, SmartscopeError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def run_classify(
     pixel_size_um: float | None = None,
     diameter_um: float | None = None,
     overlay: Path | None = None,
-    num_threads: int = 1,
+    num_threads: int | str = "auto",
 ) -> tuple[int, int]:
     """Classify every frame of every image; returns (number of frames, number of nuclei)."""
     from smartscope.classify import Classifier, classify_frame
@@ -118,14 +118,21 @@ def register(app: typer.Typer) -> None:
             "--diameter-um", help="Expected nucleus diameter, um (default 18, HeLa).")] = None,
         overlay: Annotated[Path | None, typer.Option(
             "--overlay", help="Overlay PNG (one per frame when several frames).")] = None,
-        threads: Annotated[int, typer.Option(
-            "--threads", help="Interpreter threads.")] = 1,
+        threads: Annotated[str, typer.Option(
+            "--threads", help="Interpreter threads, or auto: the cores this process may use, "
+            "at most 4.")] = "auto",
     ) -> None:
         """Find and classify every nucleus; write a CSV (and overlay PNGs)."""
         if pixel_size_um is not None and pixel_size_um <= 0:
             raise ImageError(f"--pixel-size-um {pixel_size_um}: give a positive pixel size")
         if diameter_um is not None and diameter_um <= 0:
             raise ImageError(f"--diameter-um {diameter_um}: give a positive diameter")
+        n_threads: int | str = threads
+        if threads != "auto":
+            if not threads.isdigit() or int(threads) < 1:
+                raise SmartscopeError(f"--threads {threads}: give a number of threads (1 or "
+                                       "more) or auto")
+            n_threads = int(threads)
         n_frames, n_cells = run_classify(images, model, out, pixel_size_um, diameter_um,
-                                         overlay, threads)
+                                         overlay, n_threads)
         typer.echo(f"{n_cells} nuclei in {n_frames} frames -> {out}")

@@ -84,12 +84,24 @@ class ModelSpec(Frozen):
     """The classifier: a model bundle folder (``model.tflite`` + ``model_card.json``)."""
 
     bundle: Path = Field(description="bundle folder; relative paths are relative to the protocol")
-    num_threads: int = Field(1, ge=1, le=64, description="LiteRT interpreter threads")
+    num_threads: int | Literal["auto"] = Field(
+        "auto", description="LiteRT interpreter threads, 1-64, or auto: the cores this process "
+        "may use, at most 4"
+    )
 
     @field_validator("bundle", mode="after")
     @classmethod
     def _relative_to_file(cls, v: Path, info: ValidationInfo) -> Path:
         return resolve_path(v, info)
+
+    @field_validator("num_threads", mode="before")
+    @classmethod
+    def _threads(cls, v: Any) -> int | str:
+        if v == "auto":
+            return v
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64:
+            raise ValueError(f"got {v!r}: give a whole number of threads from 1 to 64, or auto")
+        return v
 
 
 class Detection(Frozen):

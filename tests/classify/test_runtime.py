@@ -130,9 +130,22 @@ def test_bad_bundles_give_one_line_errors(int8_bundle, tmp_path, breakage, match
     assert "\n" not in str(e.value)
 
 
-def test_bad_thread_count(int8_bundle):
-    with pytest.raises(ModelBundleError, match="num_threads=0"):
-        Classifier(int8_bundle, num_threads=0)
+@pytest.mark.parametrize("bad", [0, -2, "two", 1.5, True])
+def test_bad_thread_count(int8_bundle, bad):
+    with pytest.raises(ModelBundleError, match="num_threads="):
+        Classifier(int8_bundle, num_threads=bad)
+
+
+def test_auto_threads_follow_the_cores_this_process_may_use(int8_bundle, monkeypatch):
+    import smartscope.classify.runtime as runtime
+
+    for cores, expected in [({0}, 1), ({0, 1}, 2), (set(range(16)), runtime.MAX_AUTO_THREADS)]:
+        monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda _pid, c=cores: c,
+                            raising=False)
+        assert runtime.default_threads() == expected
+        assert Classifier(int8_bundle).num_threads == expected
+        assert Classifier(int8_bundle, num_threads="auto").num_threads == expected
+    assert Classifier(int8_bundle, num_threads=3).num_threads == 3
 
 
 def test_runtime_never_imports_tensorflow(int8_bundle):

@@ -51,6 +51,12 @@ def test_examples_exist_and_load():
         assert proto.model.bundle == (REPO / "models" / "hela_sgan_5class").resolve()
 
 
+def test_model_threads_default_to_auto(base):
+    assert parse_protocol(base).model.num_threads == "auto"
+    base["model"]["num_threads"] = 2
+    assert parse_protocol(base).model.num_threads == 2
+
+
 def test_protocol_is_frozen(base):
     proto = parse_protocol(base)
     with pytest.raises(ValidationError):
@@ -103,6 +109,8 @@ def test_phase_accepts_one_or_many(base):
          ["microscope.objectives.60x.parfocal", "parfocal_z_offset_um"]),
         (lambda d: d["triggers"][0]["actions"][2].update(min_frames=20, max_frames=3),
          ["min_frames", "max_frames"]),
+        (lambda d: d["model"].update(num_threads=0), ["model.num_threads", "got 0", "auto"]),
+        (lambda d: d["model"].update(num_threads="all"), ["model.num_threads", "'all'"]),
     ],
 )
 def test_bad_input_one_line_errors(base, mutate, expected):
