@@ -46,7 +46,7 @@ def main() -> None:
     with start(config) as scope:  # <- your microscope: core = Core()
         hook = SmartHook.from_objects(
             scope.core, screening=screening, triggers=[division], classifier=classifier,
-            detection=Detection(diameter_um=12), out_dir=args.out,
+            detection=Detection(diameter_um=18), out_dir=args.out,
         )
         acq = Acquisition(directory=str(args.out), name="images", image_process_fn=hook)
         acq.acquire(hook.first_event())

@@ -107,7 +107,10 @@ class ModelSpec(Frozen):
 class Detection(Frozen):
     """Nucleus detection settings."""
 
-    diameter_um: float = Field(12.0, gt=0, le=200, description="expected nucleus diameter, um")
+    diameter_um: float = Field(
+        18.0, gt=0, le=200,
+        description="expected nucleus diameter, um (18: HeLa interphase, the detection's default)",
+    )
     pixel_size_um: float | None = Field(
         None, gt=0, description="overrides every other pixel-size source, um/px"
     )

@@ -173,3 +173,12 @@ def test_headless_paths_relative_to_file(tmp_path, base):
     p.write_text(yaml.safe_dump(base))
     proto = load_protocol(p)
     assert proto.microscope.config_file == (tmp_path / "mm" / "demo.cfg").resolve()
+
+
+def test_detection_default_is_the_validated_diameter():
+    """A protocol without `detection:` detects as `smartscope classify` does (18 um, measured
+    on the real HeLa masks by benchmarks/detection_quality.py)."""
+    from smartscope.protocol.schema import Detection
+    from smartscope.vision import DEFAULT_DIAMETER_UM
+
+    assert Detection().diameter_um == DEFAULT_DIAMETER_UM
