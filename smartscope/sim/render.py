@@ -1,9 +1,12 @@
 """Turns the virtual sample into camera frames.
 
-Geometry: the image pixel (row ``H // 2``, column ``W // 2``) looks at the stage position; a cell
-at stage (x, y) um appears at column ``W // 2 + (x - X) / p`` and row ``H // 2 + (y - Y) / p``
-(p = pixel size of the current objective). So to centre a cell seen at (col, row), move the stage
-to ``X + (col - W // 2) * p, Y + (row - H // 2) * p``.
+Geometry: the optical axis passes through the centre of the sensor, pixel-index position (row
+``(H - 1) / 2``, column ``(W - 1) / 2``) (pixel 0 is centred on 0; for an even size that is the
+corner shared by the four middle pixels), and looks at the stage position; a cell at stage (x, y)
+um appears at column ``(W - 1) / 2 + (x - X) / p`` and row ``(H - 1) / 2 + (y - Y) / p`` (p = pixel
+size of the current objective). So to centre a cell seen at (col, row), move the stage to
+``X + (col - (W - 1) / 2) * p, Y + (row - (H - 1) / 2) * p``: the convention of
+``smartscope.decide.geometry``.
 
 Photometry: fluorescence densities (1 = mean of an interphase nucleus) times
 ``nucleus_counts_per_ms`` x channel gain x objective brightness x exposure, plus background, times
@@ -53,8 +56,8 @@ def pixel_positions(cells: list[CellTruth], x_um: float, y_um: float, pixel_size
     h, w = shape
     out = []
     for c in cells:
-        col = w // 2 + (c.x_um - x_um) / pixel_size_um
-        row = h // 2 + (c.y_um - y_um) / pixel_size_um
+        col = (w - 1) / 2 + (c.x_um - x_um) / pixel_size_um
+        row = (h - 1) / 2 + (c.y_um - y_um) / pixel_size_um
         out.append(CellTruth(c.id, c.parent_id, c.x_um, c.y_um, c.phase, c.phase_elapsed_s,
                              c.phase_duration_s, c.angle_rad, c.size, c.brightness, col, row))
     return out
@@ -191,8 +194,8 @@ class Renderer:
         blur = self.blur_sigma_um(view.objective, view.z_um)
         margin = (sprites.SPRITE_RADIUS_UM * 1.5 + 3 * blur) / ps
         for c in cells:
-            col = w // 2 + (c.x_um - view.stage_x_um) / ps
-            row = h // 2 + (c.y_um - view.stage_y_um) / ps
+            col = (w - 1) / 2 + (c.x_um - view.stage_x_um) / ps
+            row = (h - 1) / 2 + (c.y_um - view.stage_y_um) / ps
             if not (-margin < col < w + margin and -margin < row < h + margin):
                 continue
             _paste_subpixel(out, self._sprite(c, kind, view.objective, blur), col, row)

@@ -50,8 +50,9 @@ def test_60x_magnifies_the_same_cell_6x_around_the_image_centre(one_cell: SimCon
         core.setConfig("Objective", "10x")
         img10 = scope.expected_image()
     # centroid offsets from the image centre scale by 6 (within 0.3 um), and so does the size
-    assert (c60 - w // 2) == pytest.approx(6 * (c10 - w // 2), abs=3)
-    assert (r60 - h // 2) == pytest.approx(6 * (r10 - h // 2), abs=3)
+    cx, cy = (w - 1) / 2, (h - 1) / 2  # the optical axis: the sensor's centre
+    assert (c60 - cx) == pytest.approx(6 * (c10 - cx), abs=3)
+    assert (r60 - cy) == pytest.approx(6 * (r10 - cy), abs=3)
     assert rad60 / rad10 == pytest.approx(6.0, rel=0.1)
     # the 60x frame binned 6x6 is the centre of the 10x frame
     n = 170  # 1020 px of the 60x frame
