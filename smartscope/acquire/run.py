@@ -83,10 +83,11 @@ class Run:
         Called with a ``Progress`` after every frame (from the hook's thread).
     observers : sequence of callables
         Called with every decided ``Frame`` (from the hook's thread).
-    stall_timeout_s : float
+    stall_timeout_s : float, optional
         A frame whose hardware or camera step started but whose image has not arrived after
         this many seconds ends the run as a device failure (``MicroscopeError``; images so far
-        are kept and the data set is closed).
+        are kept and the data set is closed). Default: the protocol's
+        ``microscope.stall_timeout_s`` (60 s unless set).
     """
 
     def __init__(
@@ -102,9 +103,10 @@ class Run:
         clock: Callable[[], float] = time.monotonic,
         progress: Callable[[Progress], None] | None = None,
         observers: Sequence[Callable[[Frame], None]] = (),
-        stall_timeout_s: float = 60.0,
+        stall_timeout_s: float | None = None,
     ) -> None:
-        self.stall_timeout_s = stall_timeout_s
+        self.stall_timeout_s = (protocol.microscope.stall_timeout_s if stall_timeout_s is None
+                                else stall_timeout_s)
         self.protocol = protocol
         self.out_dir = Path(out_dir)
         self.simulate = simulate or isinstance(protocol.microscope, SimulatedMicroscope)

@@ -63,6 +63,11 @@ class _MicroscopeBase(Frozen):
     )
     camera: CameraOrientation = CameraOrientation()
     stage_limits: StageLimits = StageLimits()
+    stall_timeout_s: float = Field(
+        60.0, gt=0, le=86400,
+        description="a frame whose image has not arrived this many seconds after its hardware or "
+        "camera step started ends the run as a device failure; raise it for long exposures",
+    )
 
 
 class SimulatedMicroscope(_MicroscopeBase):

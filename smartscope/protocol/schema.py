@@ -182,6 +182,23 @@ class Protocol(Frozen):
             seen.add(t.name)
         return v
 
+    @model_validator(mode="after")
+    def _stall_timeout_covers_exposures(self) -> Protocol:
+        where, longest_ms = "screening.exposure_ms", self.screening.exposure_ms
+        for i, trigger in enumerate(self.triggers):
+            for j, action in enumerate(trigger.actions):
+                ms = getattr(action, "exposure_ms", None)
+                if ms is not None and ms > longest_ms:
+                    where, longest_ms = f"triggers[{i}].actions[{j}].exposure_ms", ms
+        timeout = self.microscope.stall_timeout_s
+        if longest_ms / 1000.0 >= timeout:
+            raise ValueError(
+                f"microscope.stall_timeout_s is {timeout:g} s but {where} is {longest_ms:g} ms: "
+                "raise stall_timeout_s above the longest exposure, or a frame would end the run "
+                "as a stalled camera"
+            )
+        return self
+
     def objective_offset_um(self, objective: str) -> float:
         """Parfocal z offset of an objective preset (0 when the protocol does not list it)."""
         spec = self.microscope.objectives.get(objective)

@@ -51,6 +51,16 @@ def test_examples_exist_and_load():
         assert proto.model.bundle == (REPO / "models" / "hela_sgan_5class").resolve()
 
 
+def test_stall_timeout_from_the_protocol(base, tmp_path):
+    from smartscope.acquire import Run
+
+    assert parse_protocol(base).microscope.stall_timeout_s == 60
+    base["microscope"]["stall_timeout_s"] = 300
+    proto = parse_protocol(base)
+    assert Run(proto, tmp_path / "run").stall_timeout_s == 300
+    assert Run(proto, tmp_path / "run", stall_timeout_s=7).stall_timeout_s == 7
+
+
 def test_model_threads_default_to_auto(base):
     assert parse_protocol(base).model.num_threads == "auto"
     base["model"]["num_threads"] = 2
@@ -109,6 +119,10 @@ def test_phase_accepts_one_or_many(base):
          ["microscope.objectives.60x.parfocal", "parfocal_z_offset_um"]),
         (lambda d: d["triggers"][0]["actions"][2].update(min_frames=20, max_frames=3),
          ["min_frames", "max_frames"]),
+        (lambda d: d["microscope"].update(stall_timeout_s=0.01),
+         ["stall_timeout_s is 0.01 s", "screening.exposure_ms is 20 ms", "raise"]),
+        (lambda d: d["microscope"].update(stall_timeout_s=-1),
+         ["microscope.stall_timeout_s", "-1"]),
         (lambda d: d["model"].update(num_threads=0), ["model.num_threads", "got 0", "auto"]),
         (lambda d: d["model"].update(num_threads="all"), ["model.num_threads", "'all'"]),
     ],
