@@ -2,8 +2,9 @@
 
 What it measures: the wall clock of ``smartscope train`` (run as a command, so TensorFlow's
 import, data loading, training to early stop, the int8 export and the reports all count) on
-the paper's setting: at most 80 labelled crops per class, 600 unlabelled crops, the paper-sized
-SGAN, default loop settings (patience 10, at least 5 epochs). The labelled data set
+the paper's setting: at most 80 labelled crops per class, 600 unlabelled crops, the default model
+size (``--size``: "fast", the shipped one; "paper" for the paper's discriminator), default loop
+settings (patience 10, at least 5 epochs). The labelled data set
 ``data/hela_phases`` is used when present (it has 4 classes, and fewer than 80 crops of
 prometaphase and metaphase: the real counts are reported), else synthetic crops of 5 classes x 80.
 Also reported: epochs, the median and spread of the epoch time (the first epoch, which traces
@@ -79,7 +80,7 @@ def write_synthetic(root: Path, per_class: int, unlabelled: int, test_per_class:
 
 
 def train_once(labelled: Path, unlabelled: Path, test: Path, out: Path, seed: int, quick: bool,
-               labels: int, pool: int) -> tuple[float, float, dict]:
+               labels: int, pool: int, size: str = "fast") -> tuple[float, float, dict]:
     """Run ``smartscope train`` in a child process.
 
     Returns wall seconds, CPU seconds of the child (user + system, all threads) and its
@@ -92,6 +93,8 @@ def train_once(labelled: Path, unlabelled: Path, test: Path, out: Path, seed: in
     if quick:
         cmd += ["--size", "tiny", "--max-epochs", "2", "--min-epochs", "1",
                 "--steps-per-epoch", "2"]
+    else:
+        cmd += ["--size", size]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -111,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels-per-class", type=int, default=None, help="default 80 (quick: 10)")
     p.add_argument("--unlabelled-count", type=int, default=None, help="default 600 (quick: 60)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first repeat (+1 per repeat)")
+    p.add_argument("--size", default="fast", help="model size (smartscope train --size)")
     args = p.parse_args(argv)
     repeats = args.repeats or 1
     labels = args.labels_per_class or (10 if args.quick else 80)
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             "training_time",
             "wall clock of `smartscope train` (SGAN, to early stop, export included)",
             settings={"data": data_note, "labels_per_class": labels, "unlabelled": pool,
-                      "model": "tiny (quick)" if args.quick else "paper",
+                      "model": "tiny (quick)" if args.quick else args.size,
                       "loop": "2 epochs x 2 steps (quick)" if args.quick
                       else "defaults: patience 10, min 5 epochs, max 100",
                       "repeats": repeats, "quick": args.quick},
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(repeats):
             seed = args.seed + r
             wall, cpu, metrics = train_once(labelled, unlabelled, test, root / f"run{r}", seed,
-                                       args.quick, labels, pool)
+                                       args.quick, labels, pool, args.size)
             card = json.loads((root / f"run{r}" / "bundle" / "model_card.json").read_text())
             counts = card.get("training", {}).get("label_counts", {}).get("total", {})
             timing = metrics["timing"]

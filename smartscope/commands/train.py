@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-SIZE_NAMES = ("paper", "light", "tiny")
+SIZE_NAMES = ("fast", "paper", "light", "tiny")
 
 
 def _classes(values: list[str] | None) -> tuple[str, ...] | None:
@@ -104,7 +104,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         class_weighted: Annotated[bool, Opt(
             "--class-weighted", help="Weight the supervised loss by inverse class frequency."
         )] = False,
-        size: Annotated[str, Opt("--size", help=f"Model size: {', '.join(SIZE_NAMES)}.")] = "paper",
+        size: Annotated[str, Opt("--size", help=f"Model size: {', '.join(SIZE_NAMES)} (fast: "
+                                 "the paper's networks with 32 first-layer filters).")] = "fast",
         max_epochs: Annotated[int, Opt("--max-epochs")] = 100,
         patience: Annotated[int, Opt("--patience", help="Epochs without a better validation "
                                      "accuracy before stopping.")] = 10,

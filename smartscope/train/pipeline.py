@@ -18,7 +18,7 @@ from smartscope.errors import TrainingDataError
 from smartscope.train import data as d
 from smartscope.train import runs
 from smartscope.train.export import export_run
-from smartscope.train.models import LATENT_DIM, SIZES, classifier_head
+from smartscope.train.models import DEFAULT_SIZE, LATENT_DIM, SIZES, classifier_head
 from smartscope.train.reports import classification_scores, mean_sd, plot_curves, plot_grid
 from smartscope.train.sgan import (
     SGAN,
@@ -48,7 +48,7 @@ class TrainRequest:
     folds : stratified k-fold report with this many folds (0 = none)
     seed : seeds subsampling, the split, batches, augmentation and weights
     method : "sgan" or "supervised-only"
-    size : model size ("paper", "light", "tiny")
+    size : model size ("fast", "paper", "light", "tiny"; see ``models.SIZES``)
     loop : epochs, patience, learning rate
     val_fraction : validation share of the labelled crops (stratified)
     name : model name in the card (default: the run folder's name)
@@ -68,7 +68,7 @@ class TrainRequest:
     folds: int = 0
     seed: int = 0
     method: str = SGAN
-    size: str = "paper"
+    size: str = DEFAULT_SIZE
     loop: LoopConfig = field(default_factory=LoopConfig)
     val_fraction: float = 0.2
     name: str | None = None

@@ -29,6 +29,7 @@ import tensorflow as tf
 from smartscope.train.augment import build_augmenter
 from smartscope.train.data import batch_size_rule
 from smartscope.train.models import (
+    DEFAULT_SIZE,
     LATENT_DIM,
     SIZES,
     build_discriminator,
@@ -129,7 +130,7 @@ def run_loop(
     *,
     x_unlabelled: np.ndarray | None = None,
     method: str = SGAN,
-    size: str = "paper",
+    size: str = DEFAULT_SIZE,
     cfg: LoopConfig = LoopConfig(),
     seed: int = 0,
     discriminator: keras.Model | None = None,
