@@ -42,6 +42,15 @@ def test_card_states_counts_split_seed_scores_and_limits(card):
     assert "Too few training examples" in notes and "apoptosis" in notes
 
 
+def test_shipped_model_is_the_default_training_size(card):
+    """What `smartscope train` builds by default is what the speed figures were measured on."""
+    from smartscope.train.models import DEFAULT_SIZE, SIZES
+
+    size = card["training"]["model_size"]
+    assert size["name"] == DEFAULT_SIZE
+    assert tuple(size["disc_filters"]) == SIZES[DEFAULT_SIZE].disc_filters
+
+
 @pytest.mark.slow
 def test_evaluate_reproduces_the_card(card):
     from smartscope.train.evaluate import evaluate_bundle
