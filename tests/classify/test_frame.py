@@ -69,3 +69,23 @@ def test_int8_and_float_agree_on_real_crops(hela_frames, int8_bundle, float_bund
     margin = np.diff(np.sort(p_float, axis=1)[:, -2:], axis=1)[:, 0]
     agree = p_int8.argmax(1) == p_float.argmax(1)
     assert agree[margin > 0.05].all() and agree.mean() > 0.9
+
+
+def test_int8_and_float_agree_on_the_shipped_real_crops(int8_bundle, float_bundle):
+    """The same check on the labelled real HeLa crops in the repository (runs everywhere)."""
+    from pathlib import Path
+
+    import tifffile
+
+    from smartscope.vision.preprocess import prepare_crop_file_array
+
+    files = sorted((Path(__file__).resolve().parents[2] / "data" / "hela_phases" / "test")
+                   .glob("*/*.tif"))
+    assert len(files) > 100
+    crops = np.stack([prepare_crop_file_array(tifffile.imread(f)) for f in files])[..., None]
+    p_int8 = Classifier(int8_bundle).predict(crops)
+    p_float = Classifier(float_bundle).predict(crops)
+    assert np.abs(p_int8 - p_float).max() < 0.05
+    margin = np.diff(np.sort(p_float, axis=1)[:, -2:], axis=1)[:, 0]
+    agree = p_int8.argmax(1) == p_float.argmax(1)
+    assert agree[margin > 0.05].all() and agree.mean() > 0.9
