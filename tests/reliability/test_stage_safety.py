@@ -70,7 +70,8 @@ _action = st.one_of(
               st.sampled_from(("largest", "nearest_centre"))),
     st.builds(lambda n, m: {"type": "change_interval", "interval_s": 0.5, "min_frames": n,
                             "max_frames": n + m}, st.integers(1, 2), st.integers(0, 2)),
-    st.builds(lambda r, s: {"type": "z_stack", "range_um": r, "step_um": s},
+    # range capped at 500 steps: a valid protocol has at most 501 slices (ZStack checks it)
+    st.builds(lambda r, s: {"type": "z_stack", "range_um": min(r, 500 * s), "step_um": s},
               st.floats(0.5, 400), st.floats(0.5, 50)),
     st.builds(lambda n: {"type": "burst", "n_frames": n}, st.integers(1, 3)),
     st.just({"type": "set_channel", "preset": "DAPI", "exposure_ms": 30}),
