@@ -14,6 +14,7 @@ from typing import Any
 from smartscope.decide.geometry import NO_LIMITS, Limits
 from smartscope.errors import DependencyError, MicroscopeError, ProtocolError
 from smartscope.protocol import (
+    CentreOnCell,
     HeadlessMicroscope,
     MicroManagerMicroscope,
     Protocol,
@@ -92,7 +93,7 @@ def sim_config_for(protocol: Protocol) -> Any:
     if real:  # a real microscope's protocol: give the simulator every objective it names
         wanted |= {protocol.screening.objective} | {
             a.objective for t in protocol.triggers for a in t.actions
-            if getattr(a, "objective", None)
+            if isinstance(a, CentreOnCell) and a.objective
         }
     for name in sorted(wanted):
         spec = m.objectives.get(name)

@@ -26,7 +26,8 @@ def phase_colours(classes: tuple[str, ...]) -> dict[str, str]:
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
-    spare = [to_hex(c) for c in colormaps["tab10"].colors]
+    tab10 = colormaps["tab10"]
+    spare = [to_hex(tab10(i)) for i in range(tab10.N)]
     out = {}
     for i, name in enumerate(classes):
         out[name] = PHASE_COLOURS.get(name, spare[i % len(spare)])

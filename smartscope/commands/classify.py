@@ -35,6 +35,8 @@ def tiff_pixel_size_um(path: Path) -> float | None:
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
+            if not isinstance(page, tifffile.TiffPage):  # the first page is never a TiffFrame
+                return None
             tags = page.tags
             if "XResolution" not in tags:
                 return None

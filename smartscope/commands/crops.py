@@ -18,12 +18,15 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
 
 from smartscope.errors import ImageError
+
+if TYPE_CHECKING:
+    from smartscope.vision import Nuclei
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +131,7 @@ def write_crop(path: Path, crop: np.ndarray) -> None:
 
 def cut_frame(
     image: np.ndarray, pixel_size_um: float, diameter_um: float | None = None
-) -> tuple[object, np.ndarray]:
+) -> tuple[Nuclei, np.ndarray]:
     """Detect the nuclei of one frame and cut their raw crops (package detection and geometry).
 
     Returns
@@ -196,7 +199,7 @@ def contact_sheet(
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
     for k, (crop, caption) in enumerate(zip(crops, captions, strict=True)):
-        tile = Image.fromarray(display_stretch(crop)).resize((side, side), Image.NEAREST)
+        tile = Image.fromarray(display_stretch(crop)).resize((side, side), Image.Resampling.NEAREST)
         cx, cy = (k % columns) * (side + 4) + 2, (k // columns) * (side + head + 4) + 2
         sheet.paste(tile, (cx, cy + head))
         colour = caption_colours[k] if caption_colours is not None else (255, 255, 0)

@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-SCREEN = "screen"
-FOLLOW = "follow"
+#: The two kinds of frame: screening and follow-up (the ``mode`` axis of every image).
+Mode = Literal["screen", "follow"]
+SCREEN: Mode = "screen"
+FOLLOW: Mode = "follow"
 
 #: (config group, preset) -> [[device, property, value], ...]
 PresetProperties = Callable[[str, str], Sequence[Sequence[str]]]
@@ -24,7 +26,7 @@ PresetProperties = Callable[[str, str], Sequence[Sequence[str]]]
 class FrameRequest:
     """One image the planner wants, with the full microscope state for it."""
 
-    mode: Literal["screen", "follow"]
+    mode: Mode
     time_index: int
     position: int
     position_name: str

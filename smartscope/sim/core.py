@@ -13,10 +13,14 @@ import logging
 import re
 import tempfile
 import types
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from smartscope.errors import MicroscopeError
 from smartscope.sim._mm import UniMMCore, pymmcore
+
+if TYPE_CHECKING:
+    from pymmcore import PixelSizeConfigName
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,11 @@ class SimCore(UniMMCore):
         Objective label -> pixel size (um/px).
     """
 
+    # Set by ``register``: pycromanager's Python engine calls these on the core it runs.
+    get_tagged_image: Callable[..., Any]
+    pop_next_tagged_image: Callable[..., Any]
+    TaggedImage: type
+
     def __init__(self, pixel_sizes_um: dict[str, float], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._sim_pixel_sizes = dict(pixel_sizes_um)
@@ -59,10 +68,12 @@ class SimCore(UniMMCore):
         """Pixel size (um/px) of the objective in place; 0 without a turret (as MMCore)."""
         return float(self._sim_pixel_sizes.get(self._sim_objective(), 0.0))
 
-    def getCurrentPixelSizeConfig(self, cached: bool = False) -> str:  # noqa: N802
+    def getCurrentPixelSizeConfig(  # noqa: N802
+        self, cached: bool = False
+    ) -> PixelSizeConfigName:
         """Name of the pixel-size configuration of the objective in place (``Res10x``...)."""
         obj = self._sim_objective()
-        return f"Res{obj}" if obj in self._sim_pixel_sizes else ""
+        return cast("PixelSizeConfigName", f"Res{obj}" if obj in self._sim_pixel_sizes else "")
 
     def getMagnificationFactor(self) -> float:  # noqa: N802
         """1: magnification is carried by the pixel-size configurations."""
@@ -74,7 +85,10 @@ def _snake(name: str) -> str:
     return re.sub("([a-z0-9])([A-Z])", r"\1_\2", s).lower()
 
 
-def snake_case_class(base: type[UniMMCore] = SimCore) -> type[UniMMCore]:
+_Core = TypeVar("_Core", bound=UniMMCore)
+
+
+def snake_case_class(base: type[_Core]) -> type[_Core]:
     """A subclass of ``base`` where every CMMCore method also has its snake_case name.
 
     The names map to ``base``'s own (possibly overridden) methods, so Python devices and
@@ -88,17 +102,17 @@ def snake_case_class(base: type[UniMMCore] = SimCore) -> type[UniMMCore]:
         attr = getattr(base, name, None)
         if callable(attr):
             attrs[_snake(name)] = attr
-    return type(base.__name__ + "SnakeCase", (base,), attrs)
+    return cast("type[_Core]", type(base.__name__ + "SnakeCase", (base,), attrs))
 
 
 def new_core(pixel_sizes_um: dict[str, float]) -> SimCore:
     """A fresh core (no devices) with snake_case names, without a Micro-Manager install."""
     cls = snake_case_class(SimCore)
     mm_dir = tempfile.mkdtemp(prefix="smartscope-sim-")  # empty: no adapter search, no error log
-    return cls(pixel_sizes_um, mm_path=mm_dir)  # type: ignore[call-arg]
+    return cls(pixel_sizes_um, mm_path=mm_dir)
 
 
-def register(core: UniMMCore) -> None:
+def register(core: SimCore) -> None:
     """Make ``pycromanager.Acquisition(...)`` run on ``core`` with the Python engine.
 
     Raises

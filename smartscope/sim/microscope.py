@@ -131,6 +131,7 @@ class SimMicroscope:
         frame : FrameRecord, optional
             Use the time and view of this frame (from ``frames``) instead of now.
         """
+        v: View | None
         if frame is not None:
             t, v = frame.t_s, frame.view
         else:

@@ -115,15 +115,16 @@ def export_run(run_dir: Path) -> Path:
         check_y = np.concatenate([check_y, data["test_y"]])
     p_float = predict_probs(c_model, check_x)
     p_int8 = classifier.predict(check_x)
+    float_accuracy = round(float(np.mean(p_float.argmax(1) == check_y)), 4)
+    int8_accuracy = round(float(np.mean(p_int8.argmax(1) == check_y)), 4)
     agreement = {
         "set": "validation + test" if "test_x" in data else "validation",
         "n": int(len(check_y)),
         "top1_agreement": round(float(np.mean(p_float.argmax(1) == p_int8.argmax(1))), 4),
-        "float_accuracy": round(float(np.mean(p_float.argmax(1) == check_y)), 4),
-        "int8_accuracy": round(float(np.mean(p_int8.argmax(1) == check_y)), 4),
+        "float_accuracy": float_accuracy,
+        "int8_accuracy": int8_accuracy,
+        "int8_minus_float_points": round(100 * (int8_accuracy - float_accuracy), 2),
     }
-    agreement["int8_minus_float_points"] = round(
-        100 * (agreement["int8_accuracy"] - agreement["float_accuracy"]), 2)
     metrics["int8_vs_float"] = agreement
     val_pred = classifier.predict(data["val_x"]).argmax(1)
     metrics["validation_int8"] = classification_scores(data["val_y"], val_pred, classes)

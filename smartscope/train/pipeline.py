@@ -118,7 +118,13 @@ def load_inputs(req: TrainRequest) -> Inputs:
 
 def data_summary(req: TrainRequest, inp: Inputs, train: d.CropSet, val: d.CropSet) -> dict:
     """The card's ``training`` section: counts per class, split, hashes (sha256), settings."""
-    summary = {
+    hashes: dict[str, str] = {"labelled_used": inp.labelled.sha256, "train": train.sha256,
+                              "validation": val.sha256}
+    if inp.unlabelled is not None:
+        hashes["unlabelled_used"] = inp.unlabelled.sha256
+    if inp.test is not None:
+        hashes["test"] = inp.test.sha256
+    summary: dict[str, object] = {
         "labelled_folder": Path(req.labelled).name,
         "label_counts": {"train": train.counts(), "validation": val.counts(),
                          "total": inp.labelled.counts()},
@@ -126,16 +132,12 @@ def data_summary(req: TrainRequest, inp: Inputs, train: d.CropSet, val: d.CropSe
         "unlabelled_count": 0 if inp.unlabelled is None else len(inp.unlabelled),
         "split": f"stratified {1 - req.val_fraction:.0%}/{req.val_fraction:.0%} "
                  f"train/validation, seed {req.seed}",
-        "data_sha256": {"labelled_used": inp.labelled.sha256, "train": train.sha256,
-                        "validation": val.sha256},
+        "data_sha256": hashes,
         "model_size": {"name": req.size, **SIZES[req.size].to_dict()},
     }
-    if inp.unlabelled is not None:
-        summary["data_sha256"]["unlabelled_used"] = inp.unlabelled.sha256
-    if inp.test is not None:
+    if inp.test is not None and req.test is not None:
         summary["test_folder"] = Path(req.test).name
         summary["test_counts"] = inp.test.counts()
-        summary["data_sha256"]["test"] = inp.test.sha256
     return summary
 
 

@@ -33,13 +33,14 @@ def classification_scores(
     predicted = cm.sum(axis=0)
     tp = np.diag(cm).astype(float)
     per_class = {}
-    f1s, recalls = [], []
+    f1s: list[float] = []
+    recalls: list[float] = []
     for i, name in enumerate(classes):
         precision = tp[i] / predicted[i] if predicted[i] else 0.0
         recall = tp[i] / support[i] if support[i] else None
         f1 = (2 * precision * recall / (precision + recall)
               if recall is not None and precision + recall > 0 else 0.0)
-        if support[i]:
+        if recall is not None:  # the class is in y_true (support > 0)
             f1s.append(f1)
             recalls.append(recall)
         per_class[name] = {"precision": round(float(precision), 4),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -107,7 +108,8 @@ def save_export_data(run_dir: Path, representative: np.ndarray, val_x: np.ndarra
                      val_y: np.ndarray, test_x: np.ndarray | None = None,
                      test_y: np.ndarray | None = None) -> Path:
     """Store the crops ``export`` needs (float16, compressed), so a run folder is self-contained."""
-    arrays = {"representative": representative.astype(np.float16),
+    # Any: numpy's stub types every ``**kwds`` of savez_compressed against ``allow_pickle`` too
+    arrays: dict[str, Any] = {"representative": representative.astype(np.float16),
               "val_x": val_x.astype(np.float16), "val_y": val_y.astype(np.int64)}
     if test_x is not None and test_y is not None and len(test_x):
         arrays.update(test_x=test_x.astype(np.float16), test_y=test_y.astype(np.int64))

@@ -144,7 +144,7 @@ def transfer_run(req: TransferRequest, on_epoch: Callable[[dict], None] | None =
     d.batch_size_rule(len(train))
     model, stages = fit_transfer(req, base, train, val, req.seed, on_epoch)
     runs.save_checkpoint(out, model)
-    history = []
+    history: list[dict[str, object]] = []
     for i, res in enumerate(stages, 1):
         offset = len(history)
         history += [{**r, "stage": i, "epoch": r["epoch"] + offset,
@@ -168,29 +168,29 @@ def transfer_run(req: TransferRequest, on_epoch: Callable[[dict], None] | None =
         metrics["kfold"] = kfold_report(labelled.x, labelled.y, train.classes, req.folds,
                                         req.seed, fit, req.labelled)
     weights = class_weights(train.y, len(train.classes))
-    info = {
-        "name": req.name or Path(out).name, "method": "transfer", "seed": req.seed,
-        "classes": list(train.classes),
-        "training": {
-            "base_run": Path(base_dir).name, "base_classes": base_info.get("classes"),
-            "base_data_sha256": base_info.get("training", {}).get("data_sha256"),
-            "labelled_folder": Path(req.labelled).name,
-            "label_counts": {"train": train.counts(), "validation": val.counts(),
-                             "total": labelled.counts()},
-            "split": f"stratified {1 - req.val_fraction:.0%}/{req.val_fraction:.0%} "
-                     f"train/validation, seed {req.seed}",
-            "data_sha256": {"labelled_used": labelled.sha256, "train": train.sha256,
-                            "validation": val.sha256,
-                            **({"test": test.sha256} if test is not None else {})},
-            "scheme": method,
-            "class_weights": dict(zip(train.classes, map(float, weights), strict=True)),
-            "learning_rates": {"stage1": req.stage1.learning_rate,
-                               **({} if req.full else {"stage2": req.stage2.learning_rate})},
-        },
-        "history": history, "metrics": metrics, "notes": [],
+    training: dict[str, object] = {
+        "base_run": Path(base_dir).name, "base_classes": base_info.get("classes"),
+        "base_data_sha256": base_info.get("training", {}).get("data_sha256"),
+        "labelled_folder": Path(req.labelled).name,
+        "label_counts": {"train": train.counts(), "validation": val.counts(),
+                         "total": labelled.counts()},
+        "split": f"stratified {1 - req.val_fraction:.0%}/{req.val_fraction:.0%} "
+                 f"train/validation, seed {req.seed}",
+        "data_sha256": {"labelled_used": labelled.sha256, "train": train.sha256,
+                        "validation": val.sha256,
+                        **({"test": test.sha256} if test is not None else {})},
+        "scheme": method,
+        "class_weights": dict(zip(train.classes, map(float, weights), strict=True)),
+        "learning_rates": {"stage1": req.stage1.learning_rate,
+                           **({} if req.full else {"stage2": req.stage2.learning_rate})},
     }
     if test is not None:
-        info["training"]["test_counts"] = test.counts()
+        training["test_counts"] = test.counts()
+    info = {
+        "name": req.name or Path(out).name, "method": "transfer", "seed": req.seed,
+        "classes": list(train.classes), "training": training,
+        "history": history, "metrics": metrics, "notes": [],
+    }
     runs.save_export_data(out, train.x, val.x, val.y, None if test is None else test.x,
                           None if test is None else test.y)
     runs.save_info(out, info)
