@@ -43,3 +43,7 @@ class HookError(SmartscopeError):
 
 class DependencyError(SmartscopeError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class RecordingError(SmartscopeError):
+    """A recorded movie (or its ground-truth labels) cannot be replayed as given."""

@@ -18,6 +18,7 @@ from smartscope.protocol import (
     HeadlessMicroscope,
     MicroManagerMicroscope,
     Protocol,
+    ReplayMicroscope,
     SimulatedMicroscope,
 )
 
@@ -32,6 +33,7 @@ class ScopeHandle:
     """A connected microscope: its core, the stage's own limits, and (simulated) the simulator.
 
     ``core`` has Micro-Manager's camelCase API (a pymmcore-plus core, or the bridge's core).
+    ``truth``: the replay microscope's labelled nuclei (``RecordedTruth``), when given.
     """
 
     core: Any
@@ -39,6 +41,7 @@ class ScopeHandle:
     stage_limits: Limits = NO_LIMITS
     sim: Any = None
     info: dict[str, Any] = field(default_factory=dict)
+    truth: Any = None
 
 
 def _import_pycromanager() -> Any:
@@ -54,7 +57,8 @@ def _import_pycromanager() -> Any:
 
 @contextlib.contextmanager
 def connect(protocol: Protocol, simulate: bool = False) -> Iterator[ScopeHandle]:
-    """Connect to the protocol's microscope (or the simulator when ``simulate``) for a run.
+    """Connect to the protocol's microscope (or the simulator when ``simulate``) for a run: the
+    Micro-Manager app, headless Micro-Manager, the simulator or the replay of a recording.
 
     With ``simulate`` a protocol naming a real microscope gets the simulator, configured with the
     protocol's objectives and channels. The connection is closed on exit.
@@ -74,6 +78,11 @@ def connect(protocol: Protocol, simulate: bool = False) -> Iterator[ScopeHandle]
         yield _bridge(m)
     elif isinstance(m, HeadlessMicroscope):
         with _headless(m) as handle:
+            yield handle
+    elif isinstance(m, ReplayMicroscope):
+        from smartscope.acquire.replay import replayed
+
+        with replayed(protocol) as handle:
             yield handle
     else:  # pragma: no cover - the schema admits no other type
         raise ProtocolError(f"microscope type {m.type!r} is not supported")

@@ -24,7 +24,7 @@ from smartscope.acquire.hook import FrameClassifier, Progress, SmartHook
 from smartscope.acquire.sinks import file_sha256, package_versions, write_json_atomic
 from smartscope.decide import Frame
 from smartscope.errors import MicroscopeError, SmartscopeError
-from smartscope.protocol import Protocol, SimulatedMicroscope
+from smartscope.protocol import Protocol, ReplayMicroscope, SimulatedMicroscope
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ class RunSummary:
     latency_ms: dict[str, float] = field(default_factory=dict)
     dataset: str | None = None
     error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    event_capture: dict[str, Any] | None = None
 
 
 def output_dir(protocol: Protocol, now: _dt.datetime, protocol_name: str = "protocol") -> Path:
@@ -110,6 +112,7 @@ class Run:
         self.protocol = protocol
         self.out_dir = Path(out_dir)
         self.simulate = simulate or isinstance(protocol.microscope, SimulatedMicroscope)
+        self._replay = not self.simulate and isinstance(protocol.microscope, ReplayMicroscope)
         self.scope = scope
         self.classifier = classifier
         self.classify = classify
@@ -151,6 +154,7 @@ class Run:
                 with connect(self.protocol, simulate=self.simulate) as scope:
                     self.scope = scope
                     self._acquire(scope)
+                    self._score(scope)
         except BaseException as e:
             self.summary.error = f"{type(e).__name__}: {e}"
             raise
@@ -168,8 +172,16 @@ class Run:
     def _acquire(self, scope: ScopeHandle) -> None:
         from pycromanager import Acquisition
 
+        protocol = self.protocol
+        if scope.kind == "replay":
+            from smartscope.acquire.replay import fit_to_recording
+
+            protocol, note = fit_to_recording(protocol, scope.sim)
+            if note is not None:
+                log.warning("replay: %s", note)
+                self.summary.notes.append(note)
         hook = SmartHook.from_protocol(
-            self.protocol, scope.core, classifier=self.classifier, classify=self.classify,
+            protocol, scope.core, classifier=self.classifier, classify=self.classify,
             out_dir=self.out_dir,
             stage_limits=scope.stage_limits, source=self.source, clock=self.clock,
             progress=self.progress, observers=self.observers,
@@ -211,6 +223,20 @@ class Run:
         ds = _dataset_dir(self.out_dir)
         self.summary.dataset = str(ds) if ds is not None else None
 
+    def _score(self, scope: ScopeHandle) -> None:
+        """Event capture against the replayed movie's labelled nuclei (when it has them)."""
+        if scope.kind != "replay" or scope.truth is None or self.hook is None:
+            return
+        from smartscope.acquire.replay import score_run
+
+        self.hook.close()
+        try:
+            self.summary.event_capture = score_run(self.protocol, scope, self.out_dir,
+                                                   tuple(self.classifier.classes))
+        except Exception as e:  # scoring must not turn a finished acquisition into a failure
+            log.exception("event capture could not be scored")
+            self.summary.notes.append(f"event capture could not be scored: {e}")
+
     def _summarise(self, hook: SmartHook, status: str) -> None:
         p = hook.progress()
         lat = hook.latencies_ms
@@ -234,7 +260,7 @@ class Run:
         data = {
             "protocol_file": self.source,
             "protocol": self.protocol.model_dump(mode="json"),
-            "simulated": self.simulate,
+            "simulated": self.simulate or self._replay,
             "microscope": self.scope.kind if self.scope is not None else None,
             "scope_info": self.scope.info if self.scope is not None else {},
             "started": _dt.datetime.now().isoformat(timespec="seconds") if started else None,

@@ -32,12 +32,38 @@ def register(app: typer.Typer) -> None:
         progress_every_s: Annotated[float, typer.Option(
             "--progress-every", help="Seconds between progress lines."
         )] = 2.0,
+        replay: Annotated[Path | None, typer.Option(
+            "--replay", help="Replay a recorded movie (TIFF stack T x Y x X, NDTiff data set or "
+            "folder of frames) instead of the protocol's microscope; the rest of the protocol "
+            "is kept."
+        )] = None,
+        pixel_size_um: Annotated[float | None, typer.Option(
+            "--pixel-size-um", help="With --replay: the recording's pixel size, um/px."
+        )] = None,
+        frame_interval_s: Annotated[float | None, typer.Option(
+            "--frame-interval-s", help="With --replay: time between recorded frames, s."
+        )] = None,
+        truth: Annotated[Path | None, typer.Option(
+            "--truth", help="With --replay: labelled nuclei CSV (frame, y, x, phase) to score "
+            "trigger precision and recall."
+        )] = None,
     ) -> None:
         """Screen, classify every nucleus, and act when a target phase appears."""
         from smartscope.acquire import Run, output_dir
         from smartscope.protocol import load_protocol
 
         proto = load_protocol(protocol)
+        if replay is not None:
+            if simulate:
+                raise SmartscopeError("--simulate and --replay both choose the microscope; "
+                                      "give one of them")
+            from smartscope.acquire.replay import with_replay
+
+            proto = with_replay(proto, replay, pixel_size_um=pixel_size_um,
+                                frame_interval_s=frame_interval_s, truth=truth)
+        elif pixel_size_um is not None or frame_interval_s is not None or truth is not None:
+            raise SmartscopeError("--pixel-size-um, --frame-interval-s and --truth describe a "
+                                  "recording: give them with --replay MOVIE")
         folder = out if out is not None else output_dir(proto, dt.datetime.now(), protocol.stem)
         state = {"last": 0.0, "triggers": 0}
 
@@ -56,8 +82,8 @@ def register(app: typer.Typer) -> None:
             )
 
         if not quiet:
-            typer.echo(f"run: {protocol} -> {folder}" + (" (simulated)" if simulate else ""),
-                       err=True)
+            kind = (" (simulated)" if simulate else f" (replay of {replay})" if replay else "")
+            typer.echo(f"run: {protocol} -> {folder}{kind}", err=True)
         summary = Run(proto, folder, simulate=simulate, source=str(protocol),
                       progress=progress).execute()
         lat = summary.latency_ms
@@ -67,5 +93,20 @@ def register(app: typer.Typer) -> None:
             f"{summary.errors} error(s) in {summary.duration_s:.1f} s; hook latency median "
             f"{lat.get('median', 0):.0f} ms, max {lat.get('max', 0):.0f} ms; outputs in {folder}"
         )
+        for note in summary.notes:
+            typer.echo(f"note: {note}")
+        if summary.event_capture is not None:
+            typer.echo(capture_line(summary.event_capture))
         if summary.status == "interrupted":
             raise RunInterrupted(f"the run was interrupted; what was acquired is in {folder}")
+
+
+def capture_line(ec: dict) -> str:
+    """Event capture of a replay as one line (precision and recall with their counts)."""
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f}"
+
+    return (f"event capture ({', '.join(ec['phases'])}): trigger precision {fmt(ec['precision'])}"
+            f" ({ec['right']} of {ec['triggers']} triggers on a cell labelled in the target "
+            f"phase, {ec['on_unlabelled']} on unlabelled nuclei), recall {fmt(ec['recall'])} "
+            f"({ec['caught']} of {ec['episodes']} labelled episodes in view caught)")

@@ -22,6 +22,7 @@ from smartscope.protocol.microscope import (
     MicroManagerMicroscope,
     Microscope,
     ObjectiveSpec,
+    ReplayMicroscope,
     SimulatedMicroscope,
     StageLimits,
 )
@@ -41,7 +42,7 @@ __all__ = [
     "ACTION_TYPES", "DEFAULT_BRIDGE_PORT", "PROTOCOL_VERSION", "Action", "Burst",
     "CameraOrientation", "CentreOnCell", "ChangeInterval", "Detection", "Grid",
     "HeadlessMicroscope", "MicroManagerMicroscope", "Microscope", "ModelSpec", "ObjectiveSpec",
-    "Output", "Position", "Protocol", "ReturnToScreening", "Screening", "SetChannel",
-    "SimulatedMicroscope", "StageLimits", "Stop", "Trigger", "ZStack", "check_phases",
+    "Output", "Position", "Protocol", "ReplayMicroscope", "ReturnToScreening", "Screening",
+    "SetChannel", "SimulatedMicroscope", "StageLimits", "Stop", "Trigger", "ZStack", "check_phases",
     "load_protocol", "parse_protocol",
 ]

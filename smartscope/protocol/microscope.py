@@ -103,7 +103,80 @@ class HeadlessMicroscope(_MicroscopeBase):
         return resolve_path(v, info)
 
 
+class ReplayMicroscope(_MicroscopeBase):
+    """A recorded time-lapse replayed as the sample of the simulated microscope's devices."""
+
+    type: Literal["replay"] = "replay"
+    movie: Path = Field(
+        description="TIFF stack (T x Y x X), NDTiff data set folder, or folder of one-frame TIFF "
+        "files; relative to the protocol file"
+    )
+    frame_pattern: str = Field("*.tif*", description="which files of a folder are frames (glob)")
+    pixel_size_um: float | None = Field(
+        None, gt=0, description="recorded pixel size, um/px (an NDTiff data set may carry it)"
+    )
+    frame_interval_s: float | None = Field(
+        None, gt=0, description="time between recorded frames, s (an NDTiff data set may carry it)"
+    )
+    objective: str | None = Field(
+        None, description="objective preset the movie was recorded with (default: screening's)"
+    )
+    time_scale: float | None = Field(
+        None, gt=0, description="sample seconds per real second from the first image; default: "
+        "frame_interval_s / screening.interval_s (each screening time point shows the next frame)"
+    )
+    sensor_px: tuple[int, int] | None = Field(
+        None, description="camera sensor [rows, cols]; default: the recording's frame size"
+    )
+    centre_um: tuple[float, float] = Field(
+        (0.0, 0.0), description="stage position [x, y] of the recording's centre, um"
+    )
+    at_end: Literal["stop", "loop"] = Field(
+        "stop", description="stop: screening ends with the recording (follow-up frames after it "
+        "see the last frame); loop: the recording starts over"
+    )
+    truth: Path | None = Field(
+        None, description="labelled nuclei CSV (frame, y, x, phase; px of the recording) to "
+        "score event capture; relative to the protocol file"
+    )
+    match_radius_um: float = Field(
+        10.0, gt=0, description="a trigger's cell is the labelled nucleus within this distance"
+    )
+    background_adu: float | None = Field(
+        None, description="level outside the recorded field; default: estimated from the movie"
+    )
+    seed: int = Field(0, description="seeds the background noise outside the recorded field")
+
+    @field_validator("movie", "truth", mode="after")
+    @classmethod
+    def _relative_to_file(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        return None if v is None else resolve_path(v, info)
+
+    @field_validator("sensor_px", mode="before")
+    @classmethod
+    def _square(cls, v: object) -> object:
+        return (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @model_validator(mode="after")
+    def _pixel_size_known(self) -> ReplayMicroscope:
+        ndtiff = self.movie.is_dir() and any(self.movie.glob("*NDTiff.index"))
+        if self.pixel_size_um is None and not ndtiff:
+            raise ValueError(
+                f"pixel_size_um is missing: the movie {self.movie.name} does not carry its pixel "
+                "size; set microscope.pixel_size_um (um per recorded pixel, e.g. 0.645 for a 10x "
+                "objective on a 6.45 um camera pixel)"
+            )
+        if self.frame_interval_s is None and not ndtiff:
+            raise ValueError(
+                f"frame_interval_s is missing: the movie {self.movie.name} does not carry its "
+                "frame interval; set microscope.frame_interval_s (seconds between frames)"
+            )
+        if self.sensor_px is not None and min(self.sensor_px) < 16:
+            raise ValueError(f"sensor_px={list(self.sensor_px)}: give [rows, cols], each >= 16")
+        return self
+
+
 Microscope = Annotated[
-    SimulatedMicroscope | MicroManagerMicroscope | HeadlessMicroscope,
+    SimulatedMicroscope | MicroManagerMicroscope | HeadlessMicroscope | ReplayMicroscope,
     Field(discriminator="type"),
 ]

@@ -1,0 +1,204 @@
+"""Protocols on the replay microscope: its configuration from a protocol, the connection, the
+``--replay`` shortcut, and the screening cut to the recording's length."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from smartscope.decide.geometry import Limits
+from smartscope.errors import DependencyError
+from smartscope.protocol import Protocol, ReplayMicroscope
+
+log = logging.getLogger(__name__)
+
+#: numerical apertures of common objectives (used for the defocus blur); others are guessed
+_NA = {"4x": 0.13, "10x": 0.3, "20x": 0.75, "40x": 0.95, "60x": 1.4, "63x": 1.4, "100x": 1.45}
+_STAGE_TRAVEL_UM = 5000.0
+
+
+def with_replay(protocol: Protocol, movie: Path, *, pixel_size_um: float | None = None,
+                frame_interval_s: float | None = None, truth: Path | None = None) -> Protocol:
+    """The protocol with its microscope replaced by a replay of ``movie`` (the CLI's
+    ``--replay``): objectives, channel group, camera orientation and stage limits are kept.
+
+    Raises
+    ------
+    ProtocolError
+        Missing pixel size or frame interval (and the movie does not carry them).
+    """
+    from smartscope.protocol import parse_protocol
+
+    data = protocol.model_dump(mode="json")
+    old = data["microscope"]
+    keep = ("objective_group", "channel_group", "objectives", "camera", "stage_limits",
+            "stall_timeout_s")
+    new: dict[str, Any] = {k: old[k] for k in keep if k in old}
+    if old.get("type") == "replay":  # a replay protocol: keep its settings, replace what is given
+        new = {k: v for k, v in old.items() if v is not None}
+    new.update({"type": "replay", "movie": str(Path(movie).resolve())})
+    if pixel_size_um is not None:
+        new["pixel_size_um"] = pixel_size_um
+    if frame_interval_s is not None:
+        new["frame_interval_s"] = frame_interval_s
+    if truth is not None:
+        new["truth"] = str(Path(truth).resolve())
+    data["microscope"] = new
+    return parse_protocol(data, source="--replay")
+
+
+def replay_config_for(protocol: Protocol, frame_interval_s: float | None = None) -> Any:
+    """The ``ReplayConfig`` of a replay protocol: every objective and channel preset it names.
+
+    ``frame_interval_s`` is the recording's interval when the protocol leaves it to the movie's
+    metadata (it sets the default ``time_scale``).
+    """
+    from smartscope.sim.config import ObjectiveSpec
+    from smartscope.sim.replay import DEFAULT_CHANNELS, ReplayConfig
+
+    m = protocol.microscope
+    assert isinstance(m, ReplayMicroscope)
+    recorded = m.objective or protocol.screening.objective
+    names: set[str] = {recorded, protocol.screening.objective, *m.objectives}
+    for t in protocol.triggers:
+        for a in t.actions:
+            name = getattr(a, "objective", None)
+            if name:
+                names.add(str(name))
+    rec_mag = _magnification(recorded)
+    objectives = {}
+    for name in sorted(names):
+        mag = _magnification(name)
+        spec = m.objectives.get(name)
+        pixel = spec.pixel_size_um if spec is not None and spec.pixel_size_um else None
+        if pixel is None:  # same camera: pixel size scales with magnification
+            pixel = (m.pixel_size_um or 1.0) * rec_mag / mag
+        objectives[name] = ObjectiveSpec(
+            magnification=mag, pixel_size_um=pixel, na=_NA.get(name, min(1.4, 0.03 * mag + 0.1)),
+            z_offset_um=spec.parfocal_z_offset_um if spec is not None else 0.0)
+    channels = list(DEFAULT_CHANNELS)
+    wanted = [protocol.screening.channel] + [
+        p for t in protocol.triggers for a in t.actions
+        for p in ([a.preset] if a.type == "set_channel" else [])
+        + [e.preset for e in getattr(a, "extra_channels", ())]]
+    channels += [c for c in dict.fromkeys(wanted) if c not in channels]
+    interval = m.frame_interval_s or frame_interval_s
+    time_scale = m.time_scale
+    if time_scale is None:
+        sc = protocol.screening.interval_s
+        time_scale = interval / sc if interval and sc > 0 else 1.0
+    cx, cy = m.centre_um
+    return ReplayConfig(
+        movie=m.movie, frame_pattern=m.frame_pattern, pixel_size_um=m.pixel_size_um,
+        frame_interval_s=interval, objective=recorded, objectives=objectives,
+        channels=tuple(channels), start_channel=protocol.screening.channel,
+        sensor_shape_px=m.sensor_px, centre_um=m.centre_um, time_scale=time_scale,
+        at_end=m.at_end, background_adu=m.background_adu, seed=m.seed,
+        exposure_ms=protocol.screening.exposure_ms,
+        x_limits_um=(cx - _STAGE_TRAVEL_UM, cx + _STAGE_TRAVEL_UM),
+        y_limits_um=(cy - _STAGE_TRAVEL_UM, cy + _STAGE_TRAVEL_UM),
+    )
+
+
+def _magnification(name: str) -> float:
+    import re
+
+    match = re.search(r"(\d+(?:\.\d+)?)\s*[xX]", name)
+    return float(match.group(1)) if match else 10.0
+
+
+@contextlib.contextmanager
+def replayed(protocol: Protocol) -> Iterator[Any]:
+    """Connect to the replay microscope of a replay protocol (yields a ``ScopeHandle``)."""
+    from smartscope.acquire.connect import ScopeHandle
+
+    try:
+        from smartscope.sim import replay
+    except ImportError as e:
+        raise DependencyError(
+            f"the replay microscope needs pymmcore-plus and pycromanager ({e}); install the "
+            "extra: pip install 'smartscope[sim]'"
+        ) from e
+    m = protocol.microscope
+    assert isinstance(m, ReplayMicroscope)
+    interval = m.frame_interval_s
+    if interval is None:  # from the movie's metadata (NDTiff)
+        movie = replay.open_movie(m.movie, m.frame_pattern)
+        interval = movie.frame_interval_s
+        movie.close()
+    config = replay_config_for(protocol, interval)
+    with replay.start(config) as scope:
+        truth = None
+        if m.truth is not None:
+            labels = replay.read_labels(m.truth, scope.movie.n_frames, scope.movie.shape)
+            truth = replay.RecordedTruth(
+                labels, n_frames=scope.movie.n_frames, shape=scope.movie.shape,
+                pixel_size_um=scope.pixel_size_um, frame_interval_s=scope.frame_interval_s,
+                centre_um=config.centre_um, loop=config.at_end == "loop")
+        limits = Limits(x_um=tuple(config.x_limits_um), y_um=tuple(config.y_limits_um),
+                        z_um=tuple(config.z_limits_um))
+        info = {
+            "replay": {
+                "movie": str(scope.movie.path), "frames": scope.movie.n_frames,
+                "frame_shape_px": list(scope.movie.shape),
+                "pixel_size_um": scope.pixel_size_um, "frame_interval_s": scope.frame_interval_s,
+                "recorded_objective": config.objective, "time_scale": config.time_scale,
+                "recording_s": scope.duration_s, "at_end": config.at_end,
+                "truth": str(m.truth) if m.truth is not None else None,
+                "labels": len(truth.labels) if truth is not None else 0,
+                "magnification": {k: round(scope.magnification(k), 4) for k in scope.objectives},
+                "note": "objectives other than the recorded one interpolate the recorded pixels "
+                        "(magnified or reduced): no real resolution is gained",
+            },
+            "replay_config": config.model_dump(mode="json"),
+        }
+        yield ScopeHandle(core=scope.core, kind="replay", stage_limits=limits, sim=scope,
+                          info=info, truth=truth)
+
+
+def fit_to_recording(protocol: Protocol, scope: Any) -> tuple[Protocol, str | None]:
+    """With ``at_end: stop``, cut the screening to the recording: its duration becomes at most
+    the real time the recording lasts at the replay's time scale.
+
+    Returns the protocol to run and a note saying what was cut (None if nothing was).
+    """
+    m = protocol.microscope
+    if not isinstance(m, ReplayMicroscope) or scope.config.at_end != "stop":
+        return protocol, None
+    sc = protocol.screening
+    real_s = scope.duration_s / scope.config.time_scale
+    planned = [v for v in (sc.duration_s,
+                           sc.n_timepoints * sc.interval_s if sc.n_timepoints else None) if v]
+    if planned and min(planned) <= real_s:
+        return protocol, None
+    covered = int(-(-real_s // sc.interval_s)) if sc.interval_s > 0 else None
+    note = (f"the recording ({scope.movie.n_frames} frames, {scope.duration_s:g} s of sample "
+            f"time = {real_s:.1f} s at time scale {scope.config.time_scale:g}) is shorter than "
+            f"the protocol's screening: the screening ends with it"
+            + (f" after {covered} time point(s)" if covered else "")
+            + " (at_end: stop; set microscope.at_end: loop to start the recording over)")
+    cut = protocol.model_copy(update={"screening": sc.model_copy(update={"duration_s": real_s})})
+    return cut, note
+
+
+def score_run(protocol: Protocol, scope: Any, out_dir: Path,
+              classes: tuple[str, ...]) -> dict[str, Any]:
+    """Trigger precision and recall of a finished replay run (its ``decisions.jsonl``)."""
+    import json
+
+    from smartscope.sim.replay.score import score_event_capture
+
+    m = protocol.microscope
+    assert isinstance(m, ReplayMicroscope)
+    path = Path(out_dir) / "decisions.jsonl"
+    decisions = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    result = score_event_capture(
+        decisions, scope.sim.frames, scope.truth,
+        {t.name: t.phase for t in protocol.triggers}, classes, m.match_radius_um)
+    log.info("replay event capture: precision %s (%d of %d triggers), recall %s (%d of %d "
+             "episodes)", result["precision"], result["right"], result["triggers"],
+             result["recall"], result["caught"], result["episodes"])
+    return result
