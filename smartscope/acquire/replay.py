@@ -202,3 +202,18 @@ def score_run(protocol: Protocol, scope: Any, out_dir: Path,
              "episodes)", result["precision"], result["right"], result["triggers"],
              result["recall"], result["caught"], result["episodes"])
     return result
+
+
+def write_frames_csv(path: Path, frames: Any) -> None:
+    """One row per camera image of a replay (in acquisition order, ``image`` from 1): the sample
+    time, the recorded frame shown, whether the recording had ended, and the view."""
+    import csv
+
+    with Path(path).open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["image", "sample_time_s", "movie_frame", "past_end", "stage_x_um",
+                      "stage_y_um", "z_um", "objective", "channel", "pixel_size_um"])
+        for f in frames:
+            out.writerow([f.index, round(f.t_s, 3), f.movie_frame, int(f.past_end),
+                          round(f.stage_x_um, 3), round(f.stage_y_um, 3), round(f.z_um, 3),
+                          f.objective, f.channel, f.pixel_size_um])

@@ -224,11 +224,15 @@ class Run:
         self.summary.dataset = str(ds) if ds is not None else None
 
     def _score(self, scope: ScopeHandle) -> None:
-        """Event capture against the replayed movie's labelled nuclei (when it has them)."""
-        if scope.kind != "replay" or scope.truth is None or self.hook is None:
+        """Replay: ``replay_frames.csv`` (the recorded frame each image showed) and the event
+        capture against the movie's labelled nuclei (when it has them)."""
+        if scope.kind != "replay" or self.hook is None:
             return
-        from smartscope.acquire.replay import score_run
+        from smartscope.acquire.replay import score_run, write_frames_csv
 
+        write_frames_csv(self.out_dir / "replay_frames.csv", scope.sim.frames)
+        if scope.truth is None:
+            return
         self.hook.close()
         try:
             self.summary.event_capture = score_run(self.protocol, scope, self.out_dir,

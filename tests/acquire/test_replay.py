@@ -1,0 +1,267 @@
+"""Protocols on the replay microscope: the protocol section, the --replay shortcut, ground
+truth, scoring, and runs through pycromanager on a synthetic and on the real HeLa movie."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+
+from smartscope.errors import ProtocolError, RecordingError
+from smartscope.protocol import ReplayMicroscope, parse_protocol
+
+REPO = Path(__file__).resolve().parents[2]
+ACQ = REPO / "acquisitions"
+HELA = REPO.parent / "shared" / "data" / "hela" / "Fluo_Hela_02_img.tif"
+CELLCOG = REPO.parent / "shared" / "data" / "cellcognition_h2b" / "frames"
+LABELS = REPO / "data" / "hela_phases" / "labels.csv"
+
+T, H, W, PIXEL_UM, DT_S = 5, 128, 160, 0.645, 1800.0
+#: known nuclei: (row, col) per frame; nucleus A moves +4 px in x per frame
+A = [(40, 40 + 4 * t) for t in range(T)]
+B = (90, 110)
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:H, 0:W]
+    frames = []
+    for t in range(T):
+        img = 500 + 3 * rng.standard_normal((H, W))
+        for r, c in (A[t], B):
+            img += 800 * np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * 6.0**2))
+        frames.append(np.rint(img).astype(np.uint16))
+    path = tmp_path_factory.mktemp("replay") / "movie.tif"
+    tifffile.imwrite(path, np.stack(frames))
+    return path
+
+
+@pytest.fixture(scope="module")
+def labels(movie) -> Path:
+    """A in metaphase in frames 1-2 (one episode), B interphase throughout."""
+    rows = ["frame,y,x,phase"]
+    for t in range(T):
+        rows.append(f"{t},{A[t][0]},{A[t][1]},{'metaphase' if t in (1, 2) else 'interphase'}")
+        rows.append(f"{t},{B[0]},{B[1]},interphase")
+    path = movie.parent / "labels.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _protocol(microscope: dict, **screening) -> object:
+    data = yaml.safe_load((ACQ / "mitosis_zoom.yaml").read_text())
+    data["microscope"] = {"objectives": data["microscope"]["objectives"], **microscope}
+    data["screening"].update(screening)
+    return parse_protocol(data, "p.yaml", base_dir=ACQ)
+
+
+# --- protocol ------------------------------------------------------------------------------
+
+
+def test_replay_section_and_default_time_scale(movie):
+    from smartscope.acquire.replay import replay_config_for
+
+    proto = _protocol({"type": "replay", "movie": str(movie), "pixel_size_um": PIXEL_UM,
+                       "frame_interval_s": DT_S, "sensor_px": 64})
+    m = proto.microscope
+    assert isinstance(m, ReplayMicroscope) and m.sensor_px == (64, 64)
+    cfg = replay_config_for(proto)
+    # each screening time point (2 s) shows the next recorded frame (1800 s)
+    assert cfg.time_scale == pytest.approx(DT_S / 2.0)
+    assert cfg.objective == "10x" and {"10x", "60x"} <= set(cfg.objectives)
+    assert cfg.objectives["60x"].pixel_size_um == pytest.approx(PIXEL_UM / 6)
+    assert cfg.objectives["60x"].z_offset_um == 3.0  # the protocol's parfocal offset
+
+
+def test_missing_pixel_size_is_a_one_line_error(movie):
+    with pytest.raises(ProtocolError) as e:
+        _protocol({"type": "replay", "movie": str(movie), "frame_interval_s": DT_S})
+    msg = str(e.value)
+    assert "microscope" in msg and "pixel_size_um is missing" in msg and "\n" not in msg
+
+
+def test_replay_shortcut_keeps_the_rest_of_the_protocol(movie):
+    from smartscope.acquire.replay import with_replay
+    from smartscope.protocol import load_protocol
+
+    proto = load_protocol(ACQ / "mitosis_zoom.yaml")
+    out = with_replay(proto, movie, pixel_size_um=PIXEL_UM, frame_interval_s=DT_S)
+    assert isinstance(out.microscope, ReplayMicroscope)
+    assert out.microscope.objectives == proto.microscope.objectives
+    assert out.triggers == proto.triggers and out.screening == proto.screening
+    with pytest.raises(ProtocolError, match="pixel_size_um is missing"):
+        with_replay(proto, movie, frame_interval_s=DT_S)
+
+
+# --- ground truth and scoring --------------------------------------------------------------
+
+
+def test_labels_outside_the_movie_are_refused(tmp_path):
+    from smartscope.sim.replay import read_labels
+
+    bad = tmp_path / "l.csv"
+    bad.write_text("frame,y,x,phase\n0,10,10,interphase\n7,10,10,metaphase\n")
+    with pytest.raises(RecordingError, match="line 3: frame 7 is outside the movie"):
+        read_labels(bad, T, (H, W))
+    bad.write_text("frame,y,x,phase\n0,10,300,interphase\n")
+    with pytest.raises(RecordingError, match=r"line 2: \(y, x\) = \(10, 300\) px is outside"):
+        read_labels(bad, T, (H, W))
+    bad.write_text("frame,row,col,phase\n")
+    with pytest.raises(RecordingError, match="columns y, x are missing"):
+        read_labels(bad, T, (H, W))
+
+
+def _truth(labels):
+    from smartscope.sim.replay import RecordedTruth, read_labels
+
+    return RecordedTruth(read_labels(labels, T, (H, W)), n_frames=T, shape=(H, W),
+                         pixel_size_um=PIXEL_UM, frame_interval_s=DT_S)
+
+
+def _stage(rc):
+    return ((rc[1] - (W - 1) / 2) * PIXEL_UM, (rc[0] - (H - 1) / 2) * PIXEL_UM)
+
+
+def test_truth_phase_at_a_stage_position_and_time(labels):
+    truth = _truth(labels)
+    x, y = _stage(A[1])
+    assert truth.phase_at(x, y, 1.2 * DT_S, radius_um=5) == "metaphase"
+    assert truth.phase_at(x, y, 0.9 * DT_S, radius_um=2) is None  # A was 2.6 um away then
+    assert truth.phase_at(x, y, 0.9 * DT_S, radius_um=5) == "interphase"
+    assert truth.phase_at(*_stage(A[0]), 0.9 * DT_S, radius_um=5) == "interphase"
+    assert truth.phase_at(0.0, 0.0, 0.0, radius_um=5) is None  # no nucleus labelled there
+    (ep,) = truth.episodes(["metaphase"])
+    assert (ep.first_frame, ep.last_frame) == (1, 2)
+    assert (ep.start_s, ep.end_s) == (DT_S, 3 * DT_S)
+
+
+def _frames(times):
+    from smartscope.sim.replay import ReplayFrame
+
+    return [ReplayFrame(i + 1, t, int(t // DT_S), False, 0.0, 0.0, 0.0, "10x", "FITC",
+                        PIXEL_UM, (H, W)) for i, t in enumerate(times)]
+
+
+def test_score_counts_right_and_wrong_triggers(labels):
+    from smartscope.sim.replay.score import score_event_capture
+
+    truth = _truth(labels)
+    ax, ay = _stage(A[1])
+    bx, by = _stage(B)
+    frames = _frames([0.0, 1.1 * DT_S, 2.1 * DT_S, 3.1 * DT_S])
+    decisions = [  # hook frame 1 shows recorded frame 1: A in metaphase (right), then B (wrong)
+        {"event": "trigger", "frame": 1, "trigger": "m",
+         "cells": [{"x_um": ax, "y_um": ay}], "target": {"x_um": ax, "y_um": ay}, "refused": None},
+        {"event": "trigger", "frame": 3, "trigger": "m",
+         "cells": [{"x_um": bx + 1, "y_um": by}], "target": {"x_um": bx, "y_um": by},
+         "refused": None},
+    ]
+    s = score_event_capture(decisions, frames, truth, {"m": ("metaphase",)},
+                            ("interphase", "metaphase"), radius_um=5)
+    assert (s["triggers"], s["right"], s["precision"]) == (2, 1, 0.5)
+    assert (s["episodes"], s["caught"], s["recall"]) == (1, 1, 1.0)
+    s = score_event_capture(decisions[1:], frames, truth, {"m": ("metaphase",)},
+                            ("interphase", "metaphase"), radius_um=5)
+    assert (s["precision"], s["recall"]) == (0.0, 0.0) and s["missed"][0]["frames"] == [1, 2]
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+def _images(out: Path) -> list[tuple[dict, dict, np.ndarray]]:
+    from ndstorage import Dataset
+
+    (ds_dir,) = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("images")]
+    ds = Dataset(str(ds_dir))
+    try:
+        items = [(a, ds.read_metadata(**a), np.asarray(ds.read_image(**a)))
+                 for a in ds.get_image_coordinates_list()]
+    finally:
+        ds.close()
+    return sorted(items, key=lambda x: x[1]["ElapsedTime-ms"])
+
+
+@pytest.mark.slow
+def test_replay_run_shows_the_recording_and_scores(movie, labels, tmp_path):
+    """Through pycromanager and the shipped model: every screening image is the recorded frame
+    of its sample time, the screening ends with the recording, run.json has the score."""
+    from smartscope.acquire import Run
+
+    proto = _protocol({"type": "replay", "movie": str(movie), "pixel_size_um": PIXEL_UM,
+                       "frame_interval_s": DT_S, "truth": str(labels)},
+                      interval_s=1.0, n_timepoints=50)
+    out = tmp_path / "run"
+    summary = Run(proto, out).execute()
+    assert summary.status == "completed"
+    assert summary.screening_frames == T  # cut to the recording (at_end: stop)
+    assert any("shorter than the protocol's screening" in n for n in summary.notes)
+    run = json.loads((out / "run.json").read_text())
+    assert run["microscope"] == "replay" and run["scope_info"]["replay"]["frames"] == T
+    ec = run["summary"]["event_capture"]
+    assert ec["phases"] == ["metaphase"] and ec["episodes"] == 1
+    stack = tifffile.imread(movie)
+    with (out / "replay_frames.csv").open() as fh:
+        shown_by_image = list(csv.DictReader(fh))
+    images = _images(out)
+    assert len(images) == len(shown_by_image)
+    shown = []
+    for (axes, _, img), row in zip(images, shown_by_image, strict=True):
+        k = int(row["movie_frame"])
+        assert k == int(float(row["sample_time_s"]) // DT_S)
+        assert np.array_equal(img, stack[k]) == (axes["mode"] == "screen")  # 60x: magnified
+        if axes["mode"] == "screen":
+            shown.append(k)
+    assert shown[0] == 0 and shown == sorted(shown) and shown[-1] >= T - 2
+
+
+@pytest.mark.slow
+def test_cli_replay_errors_are_one_line(movie, tmp_path):
+    cmd = [sys.executable, "-m", "smartscope", "run", str(ACQ / "mitosis_zoom.yaml"),
+           "--replay", str(movie), "--frame-interval-s", "60", "--out", str(tmp_path / "r")]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pixel_size_um is missing" in lines[0]
+
+
+@pytest.mark.slow
+def test_replay_of_the_real_hela_movie_scores_event_capture(tmp_path):
+    if not HELA.is_file():
+        pytest.skip("real HeLa movie not next to the repository (../shared/data/hela/, Cell "
+                    "Tracking Challenge Fluo-N2DL-HeLa sequence 02)")
+    out = tmp_path / "run"
+    data = yaml.safe_load((ACQ / "mitosis_zoom.yaml").read_text())
+    data["screening"]["n_timepoints"] = 4
+    proto_file = tmp_path / "p.yaml"
+    data["model"]["bundle"] = str(REPO / "models" / "hela_sgan_5class")
+    proto_file.write_text(yaml.safe_dump(data))
+    cmd = [sys.executable, "-m", "smartscope", "run", str(proto_file), "--replay", str(HELA),
+           "--pixel-size-um", "0.645", "--frame-interval-s", "1800", "--truth", str(LABELS),
+           "--out", str(out), "--quiet"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "event capture (metaphase): trigger precision" in proc.stdout
+    ec = json.loads((out / "run.json").read_text())["summary"]["event_capture"]
+    assert ec["episodes"] >= 4  # labelled metaphases in frames 0-3 of the movie
+
+
+@pytest.mark.slow
+def test_replay_of_the_cellcognition_frames_runs(tmp_path):
+    if not CELLCOG.is_dir():
+        pytest.skip("CellCognition frames not next to the repository "
+                    "(../shared/data/cellcognition_h2b/frames/)")
+    from smartscope.acquire import Run
+
+    proto = _protocol({"type": "replay", "movie": str(CELLCOG), "frame_pattern": "*_h2b.tif",
+                       "pixel_size_um": 0.3225, "frame_interval_s": 240, "objective": "20x"},
+                      objective="20x", interval_s=1.0, n_timepoints=3)
+    summary = Run(proto, tmp_path / "run").execute()
+    assert summary.status == "completed" and summary.screening_frames == 3
