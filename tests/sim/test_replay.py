@@ -78,7 +78,8 @@ def test_time_mapping_shows_the_frame_of_the_sample_time(movie_path):
     clock = ManualClock(0.0)
     with start(_config(movie_path), clock=clock) as scope:
         movie = open_movie(movie_path)
-        for t_s, k in ((0.0, 0), (DT_S - 1, 0), (DT_S, 1), (3.5 * DT_S, 3), ((T - 1) * DT_S, T - 1)):
+        cases = ((0.0, 0), (DT_S - 1, 0), (DT_S, 1), (3.5 * DT_S, 3), ((T - 1) * DT_S, T - 1))
+        for t_s, k in cases:
             clock.set(t_s)
             img = _snap(scope)
             assert np.array_equal(img, movie.frame(k)), f"t={t_s}: expected frame {k}"
