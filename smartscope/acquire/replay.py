@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -184,24 +184,53 @@ def fit_to_recording(protocol: Protocol, scope: Any) -> tuple[Protocol, str | No
     return cut, note
 
 
-def score_run(protocol: Protocol, scope: Any, out_dir: Path,
-              classes: tuple[str, ...]) -> dict[str, Any]:
-    """Trigger precision and recall of a finished replay run (its ``decisions.jsonl``)."""
+def score_replay(protocol: Protocol, scope: Any, out_dir: Path, run_times: Sequence[
+        tuple[int, float]], classes: Sequence[str]) -> dict[str, Any]:
+    """Event capture of a finished replay run against the movie's labelled nuclei.
+
+    Parameters
+    ----------
+    protocol : Protocol
+    scope : ScopeHandle
+        The replay (``scope.sim``) with its labels (``scope.truth``).
+    out_dir : path
+        The run folder (its ``decisions.jsonl`` is scored).
+    run_times : sequence of (hook frame index, run seconds)
+        When the hook's frames were taken (hook frame i is the camera's image i + 1).
+    classes : the model's classes
+
+    Returns
+    -------
+    dict
+        Trigger name (and ``"all"``) -> ``TriggerScore``.
+    """
     import json
 
-    from smartscope.sim.replay.score import score_event_capture
+    from smartscope.decide.capture import ScreenedField, score_run
+    from smartscope.sim.truth import TimeMap
 
     m = protocol.microscope
     assert isinstance(m, ReplayMicroscope)
+    sim = scope.sim
+    frames = {f.index: f for f in sim.frames}
+    pairs = [(run_s, frames[i + 1].t_s) for i, run_s in run_times if i + 1 in frames]
+    time_map = TimeMap.fit(pairs, scale=sim.config.time_scale)
+    until = max((f.t_s for f in frames.values()), default=0.0)
+    truth = scope.truth.provider(time_map, until, match_um=m.match_radius_um, link_um=m.link_um)
+    h, w = sim.sensor_shape
+    ps = sim.objectives[protocol.screening.objective].pixel_size_um
+    positions = protocol.screening.position_list() or ()
+    centres = [(p.name or f"pos{i}", p.x_um, p.y_um) for i, p in enumerate(positions)]
+    fields = [ScreenedField(name, x, y, w * ps, h * ps)
+              for name, x, y in (centres or [("here", *sim.config.centre_um)])]
     path = Path(out_dir) / "decisions.jsonl"
     decisions = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    result = score_event_capture(
-        decisions, scope.sim.frames, scope.truth,
-        {t.name: t.phase for t in protocol.triggers}, classes, m.match_radius_um)
-    log.info("replay event capture: precision %s (%d of %d triggers), recall %s (%d of %d "
-             "episodes)", result["precision"], result["right"], result["triggers"],
-             result["recall"], result["caught"], result["episodes"])
-    return result
+    times = [t for _, t in run_times] or [0.0]
+    scores = score_run(decisions, {t.name: t.phase for t in protocol.triggers}, truth, fields,
+                       min(times), max(times), classes)
+    log.info("replay event capture against %s: %s", m.truth, {
+        k: (s.precision, s.recall) for k, s in scores.items()})
+    return scores
 
 
 def write_frames_csv(path: Path, frames: Any) -> None:

@@ -48,6 +48,7 @@ class RunSummary:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     event_capture: dict[str, Any] | None = None
+    event_capture_lines: list[str] = field(default_factory=list)
 
 
 def output_dir(protocol: Protocol, now: _dt.datetime, protocol_name: str = "protocol") -> Path:
@@ -121,6 +122,7 @@ class Run:
         self.progress = progress
         self.observers = tuple(observers)
         self.hook: SmartHook | None = None
+        self._run_times: list[tuple[int, float]] = []
         self.summary = RunSummary(out_dir=str(self.out_dir))
         self._acq: Any = None
 
@@ -184,7 +186,7 @@ class Run:
             protocol, scope.core, classifier=self.classifier, classify=self.classify,
             out_dir=self.out_dir,
             stage_limits=scope.stage_limits, source=self.source, clock=self.clock,
-            progress=self.progress, observers=self.observers,
+            progress=self.progress, observers=(*self.observers, self._note_time),
         )
         self.hook = hook
         interrupted = False
@@ -223,20 +225,27 @@ class Run:
         ds = _dataset_dir(self.out_dir)
         self.summary.dataset = str(ds) if ds is not None else None
 
+    def _note_time(self, frame: Frame) -> None:
+        self._run_times.append((frame.index, frame.time_s))
+
     def _score(self, scope: ScopeHandle) -> None:
         """Replay: ``replay_frames.csv`` (the recorded frame each image showed) and the event
         capture against the movie's labelled nuclei (when it has them)."""
         if scope.kind != "replay" or self.hook is None:
             return
-        from smartscope.acquire.replay import score_run, write_frames_csv
+        from smartscope.acquire.replay import score_replay, write_frames_csv
 
         write_frames_csv(self.out_dir / "replay_frames.csv", scope.sim.frames)
         if scope.truth is None:
             return
+        from smartscope.decide.capture import format_scores, summarise
+
         self.hook.close()
         try:
-            self.summary.event_capture = score_run(self.protocol, scope, self.out_dir,
-                                                   tuple(self.classifier.classes))
+            scores = score_replay(self.protocol, scope, self.out_dir, self._run_times,
+                                  tuple(self.classifier.classes))
+            self.summary.event_capture = summarise(scores)
+            self.summary.event_capture_lines = format_scores(scores)
         except Exception as e:  # scoring must not turn a finished acquisition into a failure
             log.exception("event capture could not be scored")
             self.summary.notes.append(f"event capture could not be scored: {e}")

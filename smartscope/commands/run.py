@@ -95,18 +95,8 @@ def register(app: typer.Typer) -> None:
         )
         for note in summary.notes:
             typer.echo(f"note: {note}")
-        if summary.event_capture is not None:
-            typer.echo(capture_line(summary.event_capture))
+        for line in summary.event_capture_lines:
+            typer.echo(line)
         if summary.status == "interrupted":
             raise RunInterrupted(f"the run was interrupted; what was acquired is in {folder}")
 
-
-def capture_line(ec: dict) -> str:
-    """Event capture of a replay as one line (precision and recall with their counts)."""
-    def fmt(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.2f}"
-
-    return (f"event capture ({', '.join(ec['phases'])}): trigger precision {fmt(ec['precision'])}"
-            f" ({ec['right']} of {ec['triggers']} triggers on a cell labelled in the target "
-            f"phase, {ec['on_unlabelled']} on unlabelled nuclei), recall {fmt(ec['recall'])} "
-            f"({ec['caught']} of {ec['episodes']} labelled episodes in view caught)")

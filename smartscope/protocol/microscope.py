@@ -140,7 +140,11 @@ class ReplayMicroscope(_MicroscopeBase):
         "score event capture; relative to the protocol file"
     )
     match_radius_um: float = Field(
-        10.0, gt=0, description="a trigger's cell is the labelled nucleus within this distance"
+        9.0, gt=0, description="a trigger's cell is the labelled nucleus within this distance, um"
+    )
+    link_um: float = Field(
+        10.0, gt=0, description="labels of consecutive frames within this distance are one cell "
+        "(for the episodes that recall counts), um"
     )
     background_adu: float | None = Field(
         None, description="level outside the recorded field; default: estimated from the movie"

@@ -119,58 +119,62 @@ def test_labels_outside_the_movie_are_refused(tmp_path):
         read_labels(bad, T, (H, W))
 
 
-def _truth(labels):
+def _truth(labels, offset_s=0.0):
+    """The labels as a TruthProvider for a run whose sample time is 900 x run time + offset."""
     from smartscope.sim.replay import RecordedTruth, read_labels
+    from smartscope.sim.truth import TimeMap
 
-    return RecordedTruth(read_labels(labels, T, (H, W)), n_frames=T, shape=(H, W),
-                         pixel_size_um=PIXEL_UM, frame_interval_s=DT_S)
+    rec = RecordedTruth(read_labels(labels, T, (H, W)), n_frames=T, shape=(H, W),
+                        pixel_size_um=PIXEL_UM, frame_interval_s=DT_S)
+    return rec.provider(TimeMap(offset_s, 900.0), T * DT_S, match_um=5.0)
 
 
 def _stage(rc):
     return ((rc[1] - (W - 1) / 2) * PIXEL_UM, (rc[0] - (H - 1) / 2) * PIXEL_UM)
 
 
-def test_truth_phase_at_a_stage_position_and_time(labels):
-    truth = _truth(labels)
+def test_truth_is_the_labelled_frame_shown_at_a_run_time(labels):
+    truth = _truth(labels)  # frame k is shown from run time 2k s
     x, y = _stage(A[1])
-    assert truth.phase_at(x, y, 1.2 * DT_S, radius_um=5) == "metaphase"
-    assert truth.phase_at(x, y, 0.9 * DT_S, radius_um=2) is None  # A was 2.6 um away then
-    assert truth.phase_at(x, y, 0.9 * DT_S, radius_um=5) == "interphase"
-    assert truth.phase_at(*_stage(A[0]), 0.9 * DT_S, radius_um=5) == "interphase"
-    assert truth.phase_at(0.0, 0.0, 0.0, radius_um=5) is None  # no nucleus labelled there
-    (ep,) = truth.episodes(["metaphase"])
-    assert (ep.first_frame, ep.last_frame) == (1, 2)
-    assert (ep.start_s, ep.end_s) == (DT_S, 3 * DT_S)
+    assert truth.cell_at(x, y, 2.4).phase == "metaphase"
+    assert truth.cell_at(x, y, 1.9).phase == "interphase"  # frame 0: A 2.6 um to the left
+    assert truth.cell_at(0.0, 0.0, 0.0) is None  # no nucleus labelled there
+    shifted = _truth(labels, offset_s=-900.0)  # sample time 0 at run time 1 s
+    assert shifted.cell_at(x, y, 2.4).phase == "interphase"
+    assert shifted.cell_at(x, y, 3.1).phase == "metaphase"
 
 
-def _frames(times):
-    from smartscope.sim.replay import ReplayFrame
-
-    return [ReplayFrame(i + 1, t, int(t // DT_S), False, 0.0, 0.0, 0.0, "10x", "FITC",
-                        PIXEL_UM, (H, W)) for i, t in enumerate(times)]
-
-
-def test_score_counts_right_and_wrong_triggers(labels):
-    from smartscope.sim.replay.score import score_event_capture
+def test_event_capture_of_a_replay_against_its_labels(labels):
+    """Issue 13's scorer on the replay's truth: one right and one wrong trigger, the one
+    metaphase episode (frames 1-2 = run seconds 2-6) caught."""
+    from smartscope.decide.capture import ScreenedField, score_run
 
     truth = _truth(labels)
-    ax, ay = _stage(A[1])
-    bx, by = _stage(B)
-    frames = _frames([0.0, 1.1 * DT_S, 2.1 * DT_S, 3.1 * DT_S])
-    decisions = [  # hook frame 1 shows recorded frame 1: A in metaphase (right), then B (wrong)
-        {"event": "trigger", "frame": 1, "trigger": "m",
-         "cells": [{"x_um": ax, "y_um": ay}], "target": {"x_um": ax, "y_um": ay}, "refused": None},
-        {"event": "trigger", "frame": 3, "trigger": "m",
-         "cells": [{"x_um": bx + 1, "y_um": by}], "target": {"x_um": bx, "y_um": by},
-         "refused": None},
-    ]
-    s = score_event_capture(decisions, frames, truth, {"m": ("metaphase",)},
-                            ("interphase", "metaphase"), radius_um=5)
-    assert (s["triggers"], s["right"], s["precision"]) == (2, 1, 0.5)
-    assert (s["episodes"], s["caught"], s["recall"]) == (1, 1, 1.0)
-    s = score_event_capture(decisions[1:], frames, truth, {"m": ("metaphase",)},
-                            ("interphase", "metaphase"), radius_um=5)
-    assert (s["precision"], s["recall"]) == (0.0, 0.0) and s["missed"][0]["frames"] == [1, 2]
+    fields = [ScreenedField("here", 0.0, 0.0, W * PIXEL_UM, H * PIXEL_UM)]
+    (ep,) = truth.episodes({"metaphase"}, fields, 0.0, 10.0)
+    assert (ep.start_s, ep.end_s) == (2.0, 6.0)
+
+    def trig(fid, t, rc):
+        x, y = _stage(rc)
+        return [{"event": "trigger", "followup": fid, "trigger": "m", "time_s": t,
+                 "cell": {"x_um": x, "y_um": y}},
+                {"event": "return", "followup": fid, "trigger": "m", "time_s": t + 1}]
+
+    decisions = trig(1, 2.1, A[1]) + trig(2, 4.1, B)
+    s = score_run(decisions, {"m": ("metaphase",)}, truth, fields, 0.0, 10.0)["m"]
+    assert (s.triggers, s.right, s.episodes, s.caught) == (2, 1, 1, 1)
+    s = score_run(trig(2, 4.1, B), {"m": ("metaphase",)}, truth, fields, 0.0, 10.0)["m"]
+    assert (s.precision, s.recall) == (0.0, 0.0)
+
+
+def test_looping_recording_repeats_its_labels(labels):
+    from smartscope.sim.replay import RecordedTruth, read_labels
+
+    rec = RecordedTruth(read_labels(labels, T, (H, W)), n_frames=T, shape=(H, W),
+                        pixel_size_um=PIXEL_UM, frame_interval_s=DT_S, loop=True)
+    rows = rec.rows(until_sample_s=2.5 * T * DT_S)
+    assert len(rows) == 3 * len(rec.labels)
+    assert max(t for t, *_ in rows) == (3 * T - 1) * DT_S
 
 
 # --- runs ----------------------------------------------------------------------------------
@@ -205,8 +209,8 @@ def test_replay_run_shows_the_recording_and_scores(movie, labels, tmp_path):
     assert any("shorter than the protocol's screening" in n for n in summary.notes)
     run = json.loads((out / "run.json").read_text())
     assert run["microscope"] == "replay" and run["scope_info"]["replay"]["frames"] == T
-    ec = run["summary"]["event_capture"]
-    assert ec["phases"] == ["metaphase"] and ec["episodes"] == 1
+    ec = run["summary"]["event_capture"]["metaphase_zoom"]
+    assert ec["episodes"] == 1  # A's metaphase, frames 1-2
     stack = tifffile.imread(movie)
     with (out / "replay_frames.csv").open() as fh:
         shown_by_image = list(csv.DictReader(fh))
@@ -248,9 +252,9 @@ def test_replay_of_the_real_hela_movie_scores_event_capture(tmp_path):
            "--out", str(out), "--quiet"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "event capture (metaphase): trigger precision" in proc.stdout
+    assert "event capture [metaphase_zoom]:" in proc.stdout and "precision" in proc.stdout
     ec = json.loads((out / "run.json").read_text())["summary"]["event_capture"]
-    assert ec["episodes"] >= 4  # labelled metaphases in frames 0-3 of the movie
+    assert ec["metaphase_zoom"]["episodes"] >= 4  # labelled metaphases in frames 0-3
 
 
 @pytest.mark.slow

@@ -23,11 +23,10 @@ from smartscope.sim.replay.microscope import (
 )
 from smartscope.sim.replay.movie import Movie, open_movie
 from smartscope.sim.replay.optics import Window, recorded_coords, render
-from smartscope.sim.replay.truth import Episode, Label, RecordedTruth, read_labels, truth_phases
+from smartscope.sim.replay.truth import Label, RecordedTruth, read_labels
 
 __all__ = [
     "DEFAULT_CHANNELS",
-    "Episode",
     "FirstFrameClock",
     "Label",
     "Movie",
@@ -42,5 +41,4 @@ __all__ = [
     "recorded_coords",
     "render",
     "start",
-    "truth_phases",
 ]
