@@ -47,3 +47,7 @@ class DependencyError(SmartscopeError):
 
 class RecordingError(SmartscopeError):
     """A recorded movie (or its ground-truth labels) cannot be replayed as given."""
+
+
+class OutputError(SmartscopeError):
+    """An output cannot be written where asked (an input, a foreign file, an unwritable place)."""

@@ -21,6 +21,20 @@ PHASE_COLOURS: dict[str, str] = {
 """Outline colour per phase; other class names get matplotlib's tab10 colours."""
 
 
+OVERLAY_SOFTWARE = "smartscope overlay"
+"""Written in every overlay PNG's ``Software`` text chunk: marks the file as ours (replaceable)."""
+
+
+def is_overlay_png(path: Path) -> bool:
+    """True when ``path`` is a PNG written by :func:`write_overlay` (its text chunk says so)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG") and OVERLAY_SOFTWARE.encode() in head
+
+
 def phase_colours(classes: tuple[str, ...]) -> dict[str, str]:
     """A colour for each class (fixed for the canonical phases)."""
     from matplotlib import colormaps
@@ -104,6 +118,6 @@ def write_overlay(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png", metadata={"Software": OVERLAY_SOFTWARE})
     plt.close(fig)
     return path

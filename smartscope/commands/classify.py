@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from smartscope.errors import ImageError, SmartscopeError
+from smartscope.outputs import atomic_file, check_file_target, made_dirs
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,15 @@ def overlay_path(base: Path, image: Path, frame: int, single: bool) -> Path:
     if single:
         return base
     return base.with_name(f"{base.stem}-{image.stem}-f{frame:03d}{base.suffix or '.png'}")
+
+
+def _is_classify_csv(path: Path) -> bool:
+    """True when ``path`` is a CSV written by an earlier ``classify`` (its header says so)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.readline().startswith("image,frame,cell,")
+    except OSError:
+        return False
 
 
 def tiff_pixel_size_um(path: Path) -> float | None:
@@ -66,20 +76,34 @@ def run_classify(
 ) -> tuple[int, int]:
     """Classify every frame of every image; returns (number of frames, number of nuclei)."""
     from smartscope.classify import Classifier, classify_frame
-    from smartscope.classify.overlay import write_overlay
+    from smartscope.classify.overlay import is_overlay_png, write_overlay
     from smartscope.commands.crops import read_frames
     from smartscope.vision import DEFAULT_DIAMETER_UM
     from smartscope.vision.preprocess import REFERENCE_PIXEL_SIZE_UM
 
+    images = [Path(p) for p in images]
+    inputs = [*images, Path(model), *(Path(model).glob("*") if Path(model).is_dir() else ())]
+    check_file_target(out_csv, option="--out", inputs=inputs, replaceable=_is_classify_csv)
+    if overlay is not None and Path(overlay).suffix.lower() != ".png":
+        raise ImageError(f"--overlay {overlay}: overlays are written as PNG; give a file name "
+                         "ending in .png")
     clf = Classifier(model, num_threads=num_threads)
-    stacks = [(Path(p), read_frames(Path(p))) for p in images]
+    stacks = [(p, read_frames(p)) for p in images]
     n_frames_total = sum(len(s) for _, s in stacks)
+    targets: dict[tuple[Path, int], Path] = {}
+    if overlay is not None:
+        for path, frames in stacks:
+            for t in range(len(frames)):
+                target = overlay_path(Path(overlay), path, t, n_frames_total == 1)
+                check_file_target(target, option="--overlay", inputs=[*inputs, out_csv],
+                                  replaceable=is_overlay_png)
+                targets[path, t] = target
     fields = ["image", "frame", "cell", "y", "x", "area_um2", "phase", "confidence",
               "touches_edge"] + [f"p_{c}" for c in clf.classes]
     out_csv = Path(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
     n_cells = 0
-    with out_csv.open("w", newline="") as fh:
+    with made_dirs(out_csv.parent), atomic_file(out_csv) as tmp_csv, \
+            tmp_csv.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for path, frames in stacks:
@@ -99,8 +123,9 @@ def run_classify(
                 log.info("%s frame %d: %d nuclei (%.0f ms)", path.name, t, len(result),
                          result.timings_ms["total"])
                 if overlay is not None:
-                    target = overlay_path(Path(overlay), path, t, n_frames_total == 1)
-                    write_overlay(frame, result, target, title=f"{path.name} frame {t}")
+                    target = targets[path, t]
+                    with made_dirs(target.parent), atomic_file(target) as tmp_png:
+                        write_overlay(frame, result, tmp_png, title=f"{path.name} frame {t}")
     return n_frames_total, n_cells
 
 
