@@ -84,6 +84,10 @@ def _set_hash(file_hashes: dict[str, str]) -> str:
     return h.hexdigest()
 
 
+def _non_finite(arr: np.ndarray) -> int:
+    return int(arr.size - np.count_nonzero(np.isfinite(arr)))
+
+
 def read_crop_file(path: Path) -> tuple[np.ndarray, str]:
     """Read one crop file and prepare it; returns (64x64 float32 in [-1, 1], sha256 of the bytes).
 
@@ -114,8 +118,14 @@ def read_crop_file(path: Path) -> tuple[np.ndarray, str]:
         raise TrainingDataError(
             f"{path}: unreadable crop file ({type(e).__name__}); fix or remove it"
         ) from e
+    arr = np.asarray(arr)
+    if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+        raise TrainingDataError(
+            f"{path}: {_non_finite(arr)} of {arr.size} pixels are NaN or infinite; such a crop "
+            "makes the training loss NaN; fix or remove the file"
+        )
     try:
-        return prepare_crop_file_array(np.asarray(arr)), digest
+        return prepare_crop_file_array(arr), digest
     except ImageError as e:
         raise TrainingDataError(f"{path}: {e}; fix or remove it") from e
 
@@ -284,6 +294,14 @@ def _load_npz_pool(path: Path) -> CropSet:
         arr = arr[..., 0]
     if arr.ndim != 3 or len(arr) == 0:
         raise TrainingDataError(f"{path}: crops array has shape {arr.shape}; give (N, H, W)")
+    if arr.dtype.kind in "fc":
+        bad = np.flatnonzero(~np.isfinite(arr).reshape(len(arr), -1).all(axis=1))
+        if len(bad):
+            raise TrainingDataError(
+                f"{path}: crops {', '.join(map(str, bad[:5]))}{' ...' if len(bad) > 5 else ''} "
+                f"({len(bad)} of {len(arr)}) hold NaN or infinite pixels; such crops make the "
+                "training loss NaN; remove them from the array"
+            )
     try:
         x = np.stack([prepare_crop_file_array(a) for a in arr])[..., None].astype(np.float32)
     except ImageError as e:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from smartscope.classify import Classifier
+from smartscope.outputs import check_dir_target, made_dirs
 from smartscope.phases import MITOTIC
 from smartscope.train.data import load_test
 from smartscope.train.reports import classification_scores, plot_confusion, write_json
@@ -63,6 +64,8 @@ def evaluate_bundle(bundle: Path, test: Path, out: Path | None = None,
     TrainingDataError
         If the test folder is missing, unreadable, or holds a class the model does not know.
     """
+    if out is not None:
+        check_dir_target(Path(out), option="--out", inputs=[Path(bundle), Path(test)])
     clf = Classifier(bundle, num_threads=num_threads)
     classes = tuple(clf.classes)
     data = load_test(test, classes)
@@ -74,11 +77,10 @@ def evaluate_bundle(bundle: Path, test: Path, out: Path | None = None,
     scores["test_folder"] = Path(test).name
     scores["test_sha256"] = data.sha256
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / EVALUATION_JSON, scores)
-        plot_confusion(np.asarray(scores["confusion_matrix"]), classes, out / EVALUATION_PNG,
-                       f"{clf.card.name} on {Path(test).name} "
-                       f"(n={scores['n']}, acc {scores['accuracy']})")
+        with made_dirs(Path(out)) as folder:
+            write_json(folder / EVALUATION_JSON, scores)
+            plot_confusion(np.asarray(scores["confusion_matrix"]), classes,
+                           folder / EVALUATION_PNG, f"{clf.card.name} on {Path(test).name} "
+                           f"(n={scores['n']}, acc {scores['accuracy']})")
     log.info("evaluated %s on %s: accuracy %s", bundle, test, scores["accuracy"])
     return scores

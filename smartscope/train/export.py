@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from smartscope.classify import MODEL_FILE, Classifier, InputSpec, ModelCard, Quantisation
 from smartscope.errors import ModelBundleError
+from smartscope.outputs import staged_dir
 from smartscope.train import runs
 from smartscope.train.evaluate import mitotic_scores
 from smartscope.train.models import classifier_head
@@ -88,6 +89,14 @@ def export_run(run_dir: Path) -> Path:
         If the run folder lacks its checkpoint or run description.
     """
     run_dir = Path(run_dir)
+    final = run_dir / runs.BUNDLE_DIR
+    runs.load_info(run_dir)  # a run folder, before anything is made in it
+    with staged_dir(final, replace=True) as bundle:  # moved into place when complete
+        _export_into(run_dir, bundle)
+    return final
+
+
+def _export_into(run_dir: Path, bundle: Path) -> None:
     info = runs.load_info(run_dir)
     d_model = runs.load_checkpoint(run_dir)
     data = runs.load_export_data(run_dir)
@@ -95,8 +104,6 @@ def export_run(run_dir: Path) -> Path:
     c_model = classifier_head(d_model)
     seed = int(info.get("seed", 0))
     tflite = convert_int8(c_model, data["representative"], seed)
-    bundle = run_dir / runs.BUNDLE_DIR
-    bundle.mkdir(parents=True, exist_ok=True)
     (bundle / MODEL_FILE).write_bytes(tflite)
     card = ModelCard(
         name=info.get("name") or run_dir.name, classes=classes,
@@ -142,9 +149,8 @@ def export_run(run_dir: Path) -> Path:
     card = card.model_copy(update={"scores": scores})
     card.save(bundle)
     write_json(run_dir / runs.METRICS_JSON, metrics)
-    log.info("exported %s: int8/float top-1 agreement %.3f", bundle,
+    log.info("exported %s: int8/float top-1 agreement %.3f", run_dir / runs.BUNDLE_DIR,
              agreement["top1_agreement"])
-    return bundle
 
 
 def _brief(section):

@@ -222,12 +222,20 @@ def kfold_report(
 def train_run(req: TrainRequest, on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train, save the checkpoint and figures, export the int8 bundle; returns ``metrics.json``.
 
+    The run folder is built under a temporary name and moved to ``req.out`` when complete.
+
     Raises
     ------
     TrainingDataError
-        For bad input (see :func:`load_inputs`) or an existing run in ``req.out``.
+        For bad input (see :func:`load_inputs`).
+    OutputError
+        For an ``req.out`` that holds an earlier run (without ``overwrite``) or other files.
     """
-    out = runs.prepare_out(req.out, req.overwrite)
+    with runs.staged_out(req.out, req.overwrite, (req.labelled, req.unlabelled, req.test)) as out:
+        return _train_into(req, out, on_epoch)
+
+
+def _train_into(req: TrainRequest, out: Path, on_epoch: Callable[[dict], None] | None) -> dict:
     inp = load_inputs(req)
     tr, va = d.stratified_split(inp.labelled.y, req.val_fraction, req.seed)
     train, val = inp.labelled.subset(tr), inp.labelled.subset(va)
@@ -257,7 +265,7 @@ def train_run(req: TrainRequest, on_epoch: Callable[[dict], None] | None = None)
     if small:
         notes.append(f"classes with fewer than 10 training labels: {', '.join(small)}")
     info = {
-        "name": req.name or Path(out).name, "method": req.method, "seed": req.seed,
+        "name": req.name or Path(req.out).name, "method": req.method, "seed": req.seed,
         "classes": list(train.classes), "training": {
             **data_summary(req, inp, train, val), "batch_size": result.batch_size,
             "steps_per_epoch": result.steps_per_epoch, "epochs": len(result.history),

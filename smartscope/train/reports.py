@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from smartscope.outputs import atomic_file
+
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Confusion matrix (true class rows, predicted class columns), int."""
@@ -69,8 +71,11 @@ def mean_sd(values: Sequence[float]) -> dict:
 
 
 def write_json(path: Path, data: dict) -> Path:
+    """Write ``data`` as JSON through a temporary file moved into place when complete."""
     path = Path(path)
-    path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
+    text = json.dumps(data, indent=2, default=_jsonable) + "\n"
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
     return path
 
 
@@ -111,7 +116,7 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: Path, title: st
     ax.set_ylabel("true")
     ax.set_title(title or "confusion matrix")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _savefig(fig, path, 110)
     plt.close(fig)
     return Path(path)
 
@@ -143,7 +148,7 @@ def plot_curves(history: list[dict], path: Path, title: str = "") -> Path:
     ax2.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _savefig(fig, path, 110)
     plt.close(fig)
     return Path(path)
 
@@ -162,6 +167,12 @@ def plot_grid(images: np.ndarray, path: Path, title: str = "", cols: int = 8,
             ax.set_title(labels[i], fontsize=6)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _savefig(fig, path, 100)
     plt.close(fig)
     return Path(path)
+
+
+def _savefig(fig, path: Path, dpi: int) -> None:  # noqa: ANN001 - a matplotlib Figure
+    """Save a figure through a temporary file moved into place when complete."""
+    with atomic_file(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=dpi)

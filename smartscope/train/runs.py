@@ -13,14 +13,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from smartscope.errors import ModelBundleError, TrainingDataError
+from smartscope.errors import ModelBundleError, OutputError
+from smartscope.outputs import check_dir_target, staged_dir
 from smartscope.train.augment import RandomIntensityScale  # noqa: F401  (registers the layer)
 from smartscope.train.models import SalimansActivation  # noqa: F401  (registers the layer)
 from smartscope.train.reports import write_json
@@ -36,23 +39,49 @@ CURVES_PNG = "training_curves.png"
 SAMPLES_PNG = "samples.png"
 
 
-def prepare_out(out: Path, overwrite: bool) -> Path:
-    """Create the run folder; refuse to overwrite an earlier run unless asked.
+RUN_FILES = frozenset({BUNDLE_DIR, CHECKPOINT, GENERATOR, INFO_JSON, EXPORT_DATA, METRICS_JSON,
+                       CONFUSION_PNG, CURVES_PNG, SAMPLES_PNG})
+"""Everything a run folder may hold: ``--overwrite`` replaces a folder holding nothing else."""
+
+
+def prepare_out(out: Path, overwrite: bool, inputs: Iterable[Path | None] = ()) -> Path:
+    """Check that ``out`` may become a run folder; refuse to overwrite an earlier run unless
+    asked, and never write into a folder of other files or into (or around) an input folder.
 
     Raises
     ------
-    TrainingDataError
-        If ``out`` already holds a run and ``overwrite`` is False.
+    OutputError
+        If ``out`` is a file, overlaps an input, holds files not written by a training run, or
+        already holds a run and ``overwrite`` is False.
     """
-    out = Path(out)
-    if (out / INFO_JSON).exists() and not overwrite:
-        raise TrainingDataError(
-            f"{out}: already holds a training run; choose another --out or pass --overwrite"
+    out = check_dir_target(Path(out), option="--out", inputs=[p for p in inputs if p])
+    if not out.is_dir() or not any(out.iterdir()):
+        return out
+    if not (out / INFO_JSON).is_file():
+        raise OutputError(
+            f"--out {out}: holds files that are not a training run; give a new or empty folder"
         )
-    if out.exists() and not out.is_dir():
-        raise TrainingDataError(f"{out}: exists and is not a folder; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES)
+    if foreign:
+        raise OutputError(
+            f"--out {out}: holds a training run and other files ({', '.join(foreign[:3])}); "
+            "give a new or empty folder"
+        )
+    if not overwrite:
+        raise OutputError(
+            f"--out {out}: already holds a training run; choose another --out or pass --overwrite"
+        )
     return out
+
+
+@contextlib.contextmanager
+def staged_out(out: Path, overwrite: bool, inputs: Iterable[Path | None] = ()) -> Iterator[Path]:
+    """A run folder built in a staging folder next to ``out`` and swapped in when complete
+    (an earlier run replaced as a whole with ``overwrite``); nothing of it remains if the
+    command fails. See :func:`prepare_out` for what is refused."""
+    out = prepare_out(out, overwrite, inputs)
+    with staged_dir(out, replace=overwrite) as stage:
+        yield stage
 
 
 def save_info(run_dir: Path, info: dict) -> Path:

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from smartscope.errors import TrainingDataError
 from smartscope.train.augment import build_augmenter
 from smartscope.train.data import batch_size_rule
 from smartscope.train.models import (
@@ -237,7 +238,15 @@ def run_loop(
                 out = sgan_step(idx, uidx)
             else:
                 out = (*supervised_step(idx), 0.0, 0.0)
-            sums += np.array([float(v) for v in out])
+            values = np.array([float(v) for v in out])
+            if not np.all(np.isfinite(values)):
+                raise TrainingDataError(
+                    f"training diverged at epoch {epoch}: a loss became NaN or infinite "
+                    f"(loss_c {values[0]:.3g}, loss_d {values[2]:.3g}, loss_g {values[3]:.3g}); "
+                    "check the crops for extreme values or lower --learning-rate; no model "
+                    "was written"
+                )
+            sums += values
         epoch_s = time.perf_counter() - t0
         step_times.append(epoch_s / steps)
         val_acc, val_bal, val_loss = _val_scores(c_model, x_val, y_val)

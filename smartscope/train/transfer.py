@@ -132,7 +132,12 @@ def transfer_run(req: TransferRequest, on_epoch: Callable[[dict], None] | None =
         For bad labelled or test input.
     """
     base_dir = runs.find_base_run(req.base)
-    out = runs.prepare_out(req.out, req.overwrite)
+    with runs.staged_out(req.out, req.overwrite, (req.labelled, req.test, base_dir)) as out:
+        return _transfer_into(req, base_dir, out, on_epoch)
+
+
+def _transfer_into(req: TransferRequest, base_dir: Path, out: Path,
+                   on_epoch: Callable[[dict], None] | None) -> dict:
     labelled = d.load_labelled(req.labelled, req.classes)
     if req.folds:
         d.stratified_folds(labelled.y, req.folds, req.seed, labelled.classes, req.labelled)
@@ -187,7 +192,7 @@ def transfer_run(req: TransferRequest, on_epoch: Callable[[dict], None] | None =
     if test is not None:
         training["test_counts"] = test.counts()
     info = {
-        "name": req.name or Path(out).name, "method": "transfer", "seed": req.seed,
+        "name": req.name or Path(req.out).name, "method": "transfer", "seed": req.seed,
         "classes": list(train.classes), "training": training,
         "history": history, "metrics": metrics, "notes": [],
     }
