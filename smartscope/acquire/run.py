@@ -23,7 +23,8 @@ from smartscope.acquire.connect import ScopeHandle, connect
 from smartscope.acquire.hook import FrameClassifier, Progress, SmartHook
 from smartscope.acquire.sinks import file_sha256, package_versions, write_json_atomic
 from smartscope.decide import Frame
-from smartscope.errors import MicroscopeError, SmartscopeError
+from smartscope.errors import MicroscopeError, OutputError
+from smartscope.outputs import check_dir_target
 from smartscope.protocol import Protocol, ReplayMicroscope, SimulatedMicroscope
 
 log = logging.getLogger(__name__)
@@ -134,11 +135,16 @@ class Run:
         ProtocolError, ModelBundleError, MicroscopeError, DependencyError
             Before the acquisition starts, with a one-line message.
         """
+        check_dir_target(self.out_dir, option="--out")
         if (self.out_dir / "run.json").exists():
-            raise SmartscopeError(
+            raise OutputError(
                 f"{self.out_dir}: already holds a run (run.json); choose another --out folder"
             )
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.out_dir.is_dir() and any(self.out_dir.iterdir()):
+            raise OutputError(
+                f"{self.out_dir}: holds files that this run did not write; choose a new or "
+                "empty --out folder"
+            )
         if self.classifier is None:
             from smartscope.classify import Classifier
 
@@ -147,6 +153,7 @@ class Run:
         from smartscope.protocol import check_phases
 
         check_phases(self.protocol, self.classifier.classes, self.source)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         t0 = self.clock()
         self._write_run_json(t0, started=True)
         try:

@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
         import tifffile
         from pydantic import ValidationError
 
-        from smartscope.errors import MicroscopeError
+        from smartscope.errors import MicroscopeError, OutputError
+        from smartscope.outputs import atomic_file, check_file_target, made_dirs, same_path
         from smartscope.sim import DemoSpec, ManualClock, SimConfig, start
 
         try:
@@ -57,6 +58,14 @@ def register(app: typer.Typer) -> None:
                                      ("--channel", channel, config.channels)):
             if value not in allowed:
                 raise MicroscopeError(f"{name} {value!r}: choose one of {', '.join(allowed)}")
+        targets = [(o, v) for o, v in (("--snap", snap), ("--png", png), ("--truth", truth))
+                   if v is not None]
+        for i, (option, target) in enumerate(targets):
+            check_file_target(target, option=option)
+            for other, earlier in targets[:i]:
+                if same_path(target, earlier):
+                    raise OutputError(f"{option} {target}: the same file as {other}; give "
+                                      "each output its own name")
         with start(config, clock=ManualClock(time_s)) as scope:
             core = scope.core
             core.setConfig("Objective", objective)
@@ -67,11 +76,12 @@ def register(app: typer.Typer) -> None:
             img = np.asarray(core.getImage())
             cells = scope.truth(in_view=True)
             pixel_size = core.getPixelSizeUm()
-        snap.parent.mkdir(parents=True, exist_ok=True)
-        tifffile.imwrite(snap, img, resolution=(1e4 / pixel_size, 1e4 / pixel_size),
-                         resolutionunit="CENTIMETER",
-                         metadata={"objective": objective, "channel": channel, "x_um": x_um,
-                                   "y_um": y_um, "time_s": time_s, "pixel_size_um": pixel_size})
+        with made_dirs(snap.parent), atomic_file(snap) as tmp:
+            tifffile.imwrite(tmp, img, resolution=(1e4 / pixel_size, 1e4 / pixel_size),
+                             resolutionunit="CENTIMETER",
+                             metadata={"objective": objective, "channel": channel, "x_um": x_um,
+                                       "y_um": y_um, "time_s": time_s,
+                                       "pixel_size_um": pixel_size})
         msg = (f"wrote {snap}: {img.shape[1]}x{img.shape[0]} uint16, {objective} "
                f"({pixel_size} um/px), {channel}, {exposure_ms} ms, stage ({x_um}, {y_um}) um, "
                f"t={time_s} s, {len(cells)} cells in view")
@@ -79,14 +89,14 @@ def register(app: typer.Typer) -> None:
             import matplotlib.pyplot as plt
 
             lo, hi = np.percentile(img, [0.5, 99.8])
-            png.parent.mkdir(parents=True, exist_ok=True)
-            plt.imsave(png, img, cmap="gray", vmin=lo, vmax=max(hi, lo + 1))
+            with made_dirs(png.parent), atomic_file(png) as tmp:
+                plt.imsave(tmp, img, cmap="gray", vmin=lo, vmax=max(hi, lo + 1), format="png")
             msg += f"; preview {png}"
         if truth is not None:
-            truth.parent.mkdir(parents=True, exist_ok=True)
             rows = ["id,parent_id,phase,x_um,y_um,col_px,row_px"]
             rows += [f"{c.id},{'' if c.parent_id is None else c.parent_id},{c.phase},"
                      f"{c.x_um:.2f},{c.y_um:.2f},{c.col_px:.1f},{c.row_px:.1f}" for c in cells]
-            truth.write_text("\n".join(rows) + "\n")
+            with made_dirs(truth.parent), atomic_file(truth) as tmp:
+                tmp.write_text("\n".join(rows) + "\n")
             msg += f"; truth {truth}"
         typer.echo(msg)
