@@ -19,7 +19,8 @@ TINY = ["--size", "tiny", "--max-epochs", "1", "--min-epochs", "1", "--patience"
 
 
 def _synth():
-    spec = importlib.util.spec_from_file_location("_reliability_synth", TESTS / "train" / "synth.py")
+    spec = importlib.util.spec_from_file_location("_reliability_synth",
+                                                  TESTS / "train" / "synth.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
