@@ -15,7 +15,7 @@ import pytest
 from .conftest import TESTS, CliResult
 
 TINY = ["--size", "tiny", "--max-epochs", "1", "--min-epochs", "1", "--patience", "1",
-        "--steps-per-epoch", "2", "--quiet", "--threads", "1"]
+        "--steps-per-epoch", "2", "--quiet"]
 
 
 def _synth():
