@@ -32,9 +32,10 @@ log = logging.getLogger(__name__)
 
 INDEX_FIELDS = (
     "crop_id", "file", "source", "frame", "y", "x", "area_um2", "mean_intensity", "touches_edge",
+    "pixel_size_um",
 )
 """Columns of ``index.csv`` (y, x in pixels of the source frame; area in um^2; intensity in
-camera counts above the local background)."""
+camera counts above the local background; the pixel size the frames were cut at, um/px)."""
 
 SHEET_COLUMNS = 8
 SHEET_ROWS = 6
@@ -227,7 +228,7 @@ def run_crops(
     for rec, crop in iter_crops(frames, pixel_size_um, diameter_um, skip_edge):
         file = f"crops/{rec.crop_id}.tif"
         write_crop(out / file, crop)
-        rows.append(rec.row(file))
+        rows.append({**rec.row(file), "pixel_size_um": f"{pixel_size_um:g}"})
         pending.append(crop)
         captions.append(rec.crop_id)
         if len(pending) == per_sheet:
