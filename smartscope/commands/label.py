@@ -27,17 +27,19 @@ def build_session(
     Raises
     ------
     TrainingDataError
-        Bad pool, class names, labelled folder or uncertainty method.
+        Bad pool, class names or uncertainty method.
+    OutputError
+        ``out`` overlaps the pool, is unwritable, or holds files not made by this command.
     """
     from smartscope.label.order import appearance_order, model_probabilities, uncertainty_order
     from smartscope.label.pool import LINK_UM, load_pool
     from smartscope.label.session import LabelSession, predictions_from
     from smartscope.label.store import LabelStore
+    from smartscope.outputs import check_dir_target
 
     if method not in ("margin", "entropy"):
         raise TrainingDataError(f"--uncertainty {method!r}: use margin or entropy")
-    if Path(out).resolve() == Path(pool_dir).resolve():
-        raise TrainingDataError(f"--out {out}: give a folder other than the pool")
+    check_dir_target(Path(out), option="--out", inputs=[Path(pool_dir)])
     pool = load_pool(pool_dir, LINK_UM if link_um is None else link_um)
     store = LabelStore(out, classes)
     ids = list(pool)

@@ -13,16 +13,15 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from smartscope.errors import TrainingDataError
+from smartscope.errors import OutputError, TrainingDataError
 from smartscope.label.pool import PoolItem, read_pixels
+from smartscope.outputs import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +60,9 @@ def check_classes(classes: Sequence[str]) -> tuple[str, ...]:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` under a temporary name, then move it into place."""
+    with atomic_file(Path(path)) as tmp:
+        tmp.write_bytes(data)
 
 
 @dataclass(frozen=True)
@@ -103,13 +93,26 @@ class LabelStore:
     Raises
     ------
     TrainingDataError
-        If an existing ``labels.csv`` cannot be read.
+        If a class name is not usable or an existing ``labels.csv`` cannot be read.
+    OutputError
+        If the folder holds files but no ``labels.csv`` (it was not made by this command) or
+        cannot be created.
     """
 
     def __init__(self, folder: Path, classes: Sequence[str]) -> None:
-        self.root = Path(folder).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
         self.classes = check_classes(classes)
+        self.root = Path(folder).resolve()
+        if (self.root.is_dir() and not (self.root / LABELS_FILE).exists()
+                and any(self.root.iterdir())):
+            raise OutputError(
+                f"--out {folder}: holds files but no {LABELS_FILE}, so it was not made by "
+                "`smartscope label`; give a new or empty folder (or one to resume)"
+            )
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"--out {folder}: cannot create the folder ({e.strerror}); choose "
+                              "a writable place") from e
         self.records: list[LabelRecord] = self._read()
 
     @property

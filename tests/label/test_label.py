@@ -89,7 +89,7 @@ def test_store_assign_undo_resume_and_junk(pool, tmp_path):
     store.assign(items["s0t000n003"], "anaphase")  # relabel moves the file
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.tif")) == [
         "anaphase/s0t000n003.tif", "metaphase/s0t000n001.tif"]
-    assert not list(out.rglob("*.tmp")) and not (out / JUNK).exists()
+    assert not list(out.rglob(".*")) and not (out / JUNK).exists()  # no temporary left
     np.testing.assert_array_equal(
         __import__("tifffile").imread(out / "metaphase" / "s0t000n001.tif"),
         __import__("tifffile").imread(pool / "crops" / "s0t000n001.tif"))
@@ -221,3 +221,16 @@ def test_cli_bad_input_is_one_line(pool, tmp_path, capsys):
                  str(tmp_path / "o"), "--no-open"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "2 to 9" in err[0] and "smartscope crops" in err[1]
+
+
+def test_labelled_folder_must_be_new_ours_or_outside_the_pool(pool, tmp_path):
+    from smartscope.errors import OutputError
+
+    with pytest.raises(OutputError, match="overlaps the input"):
+        build_session(pool, CLASSES, pool / "labelled")
+    foreign = tmp_path / "hand_sorted"
+    (foreign / "interphase").mkdir(parents=True)
+    (foreign / "interphase" / "s0t000n001.tif").write_bytes(b"mine")
+    with pytest.raises(OutputError, match="not made by `smartscope label`"):
+        build_session(pool, CLASSES, foreign)
+    assert (foreign / "interphase" / "s0t000n001.tif").read_bytes() == b"mine"
