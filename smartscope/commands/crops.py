@@ -248,18 +248,37 @@ def run_crops(
 def register(app: typer.Typer) -> None:
     @app.command("crops")
     def crops(
-        frames: Annotated[list[Path], typer.Argument(
-            help="Image files: single frames or (T, H, W) TIFF stacks, one grey channel.")],
-        pixel_size_um: Annotated[float, typer.Option(
-            "--pixel-size-um", help="Pixel size of the frames in the sample, um/px.")],
-        out: Annotated[Path, typer.Option("--out", help="Output folder (created).")],
+        frames: Annotated[list[Path] | None, typer.Argument(
+            help="Image files: single frames or (T, H, W) TIFF stacks, one grey channel.")] = None,
+        pixel_size_um: Annotated[float | None, typer.Option(
+            "--pixel-size-um", help="Pixel size of the frames in the sample, um/px.")] = None,
+        out: Annotated[Path, typer.Option("--out", help="Output folder (created).")] = Path(),
         diameter_um: Annotated[float | None, typer.Option(
             "--diameter-um", help="Expected nucleus diameter, um (default: HeLa, 18).")] = None,
         skip_edge: Annotated[bool, typer.Option(
             "--skip-edge", help="Leave out nuclei that touch the frame border.")] = False,
+        from_run: Annotated[Path | None, typer.Option(
+            "--from-run", help="Instead of FRAMES: the --out folder of a finished `smartscope "
+            "run`; every nucleus it classified, with its probabilities.")] = None,
     ) -> None:
         """Detect every nucleus, cut its crop, write crops + index.csv + contact sheets to label."""
-        if pixel_size_um <= 0:
+        if out == Path():
+            raise ImageError("--out: give the output folder")
+        if from_run is not None:
+            if frames or pixel_size_um is not None:
+                raise ImageError("--from-run: give either image files (with --pixel-size-um) or "
+                                 "--from-run RUN_DIR, not both")
+            from smartscope.label.from_run import crops_from_run
+            from smartscope.outputs import check_dir_target
+
+            check_dir_target(out, option="--out", inputs=[from_run])
+            n = crops_from_run(from_run, out, skip_edge)
+            typer.echo(f"{n} crops from {from_run} -> {out} (label them: smartscope label {out} "
+                       "--classes ...)")
+            return
+        if not frames:
+            raise ImageError("give image files to cut (or --from-run RUN_DIR)")
+        if pixel_size_um is None or pixel_size_um <= 0:
             raise ImageError(f"--pixel-size-um {pixel_size_um}: give a positive pixel size")
         n, sheets = run_crops(frames, pixel_size_um, out, diameter_um, skip_edge)
         typer.echo(f"{n} crops, {sheets} contact sheets -> {out}")

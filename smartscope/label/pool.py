@@ -139,9 +139,9 @@ def load_pool(folder: Path, link_um: float = LINK_UM) -> dict[str, PoolItem]:
 def link_frames(items: dict[str, PoolItem], link_um: float = LINK_UM) -> dict[str, PoolItem]:
     """Set ``previous``/``next`` of each crop: the same nucleus one frame before and after.
 
-    Crops are grouped by source and linked frame to frame with ``decide.NucleusTracker`` in
-    micrometres (one to one, nearest first, at most ``link_um`` apart). Crops without a pixel
-    size are left unlinked.
+    Crops are grouped by source and linked from each frame of a source to the next frame of the
+    same source with ``decide.NucleusTracker`` in micrometres (one to one, nearest first, at most
+    ``link_um`` apart). Crops without a pixel size are left unlinked.
     """
     from smartscope.decide.tracking import NucleusTracker
 
@@ -154,8 +154,8 @@ def link_frames(items: dict[str, PoolItem], link_um: float = LINK_UM) -> dict[st
     for source, frames in by_source.items():
         tracker = NucleusTracker(max_displacement_um=link_um, max_missed_frames=0)
         last: dict[int, str] = {}
-        for t in range(min(frames), max(frames) + 1):
-            here = frames.get(t, [])
+        for t in sorted(frames):  # the frames of one source, taken as consecutive
+            here = frames[t]
             links = tracker.link(source, [
                 (i.x * (i.pixel_size_um or 1.0), i.y * (i.pixel_size_um or 1.0)) for i in here
             ])
