@@ -273,6 +273,10 @@ class SmartHook:
             frame, rows, errors = self._observe(image, metadata, req, index, time_s)
             records += errors
             step = self.planner.on_frame(frame)
+            if step.cells is not None and len(step.cells) == len(rows):
+                for row, cell in zip(rows, step.cells, strict=True):
+                    row["track"] = cell.track if cell.track is not None else ""
+                    row["parent_track"] = cell.parent if cell.parent is not None else ""
             if self._stop_requested:
                 end = ({"event": "stop", "reason": "on_error: stop after a hook failure"}
                        if errors and self.on_error == "stop" else {"event": "interrupted"})

@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartscope.acquire.capture import SimCapture
 from smartscope.acquire.connect import ScopeHandle, connect
 from smartscope.acquire.hook import FrameClassifier, Progress, SmartHook
 from smartscope.acquire.sinks import file_sha256, package_versions, write_json_atomic
-from smartscope.decide import Frame
+from smartscope.decide import Frame, format_scores, summarise
 from smartscope.errors import MicroscopeError, OutputError
 from smartscope.outputs import check_dir_target
 from smartscope.protocol import Protocol, ReplayMicroscope, SimulatedMicroscope
@@ -189,13 +190,18 @@ class Run:
             if note is not None:
                 log.warning("replay: %s", note)
                 self.summary.notes.append(note)
+        capture = (SimCapture(scope.sim, protocol.triggers, (), self.classifier.classes)
+                   if scope.kind == "simulated" and protocol.triggers else None)
+        observers = (*self.observers, self._note_time, *((capture,) if capture else ()))
         hook = SmartHook.from_protocol(
             protocol, scope.core, classifier=self.classifier, classify=self.classify,
             out_dir=self.out_dir,
             stage_limits=scope.stage_limits, source=self.source, clock=self.clock,
-            progress=self.progress, observers=(*self.observers, self._note_time),
+            progress=self.progress, observers=observers,
         )
         self.hook = hook
+        if capture is not None:
+            capture.positions = hook.planner.s.positions
         interrupted = False
         hook_t0 = self.clock()
         with _interrupts_as_keyboard_interrupt():
@@ -229,6 +235,15 @@ class Run:
         stopped = hook.on_error == "stop" and hook.progress().errors > 0
         self._summarise(hook, "interrupted" if interrupted else
                         "stopped_on_error" if stopped else "completed")
+        if capture is not None:
+            try:  # a scoring problem must not cost the run its outputs
+                scores = capture.scores(hook.recorder.decision_log)
+                if scores is not None:
+                    self.summary.event_capture = summarise(scores)
+                    self.summary.event_capture_lines = format_scores(scores)
+            except Exception as e:
+                log.exception("event capture could not be scored")
+                self.summary.notes.append(f"event capture could not be scored: {e}")
         ds = _dataset_dir(self.out_dir)
         self.summary.dataset = str(ds) if ds is not None else None
 

@@ -16,7 +16,7 @@ from typing import Any
 
 CELL_COLUMNS = (
     "frame", "time_s", "position", "mode", "followup", "objective", "channel", "pixel_size_um",
-    "y", "x", "x_um", "y_um", "area_um2", "phase", "confidence",
+    "y", "x", "x_um", "y_um", "area_um2", "phase", "confidence", "track", "parent_track",
 )
 
 _PACKAGES = ("smartscope", "pycromanager", "pymmcore-plus", "pymmcore", "mmpycorex",

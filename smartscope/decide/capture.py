@@ -290,18 +290,20 @@ def summarise(scores: Mapping[str, TriggerScore]) -> dict[str, dict[str, Any]]:
     return {name: s.summary() for name, s in scores.items()}
 
 
-def format_scores(scores: Mapping[str, TriggerScore]) -> list[str]:
-    """One line per trigger, for the end of a run."""
+def format_scores(scores: Mapping[str, TriggerScore | Mapping[str, Any]]) -> list[str]:
+    """One line per trigger (and one over all of them when there are several), from the result
+    of ``score_run`` or its figures (``summarise``): for the end of a run."""
     lines = []
-    for name, s in scores.items():
+    for name, score in scores.items():
+        s = score.summary() if isinstance(score, TriggerScore) else score
         if name == "all" and len(scores) == 2:
             continue
         lines.append(
-            f"event capture [{name}]: {s.triggers} trigger(s), precision {_pct(s.precision)} "
-            f"({s.right}/{s.triggers}), follow-ups {s.followups} (precision "
-            f"{_pct(s.followup_precision)}), rejected by confirm {s.rejected}; recall "
-            f"{_pct(s.recall)} ({s.caught}/{s.episodes} episodes); on wrong cells "
-            f"{s.wrong_time_s:.1f} s, {s.wrong_light_ms:.0f} ms of light")
+            f"event capture [{name}]: {s['triggers']} trigger(s), precision "
+            f"{_pct(s['precision'])} ({s['right']}/{s['triggers']}), follow-ups {s['followups']} "
+            f"(precision {_pct(s['followup_precision'])}), rejected by confirm {s['rejected']}; "
+            f"recall {_pct(s['recall'])} ({s['caught']}/{s['episodes']} episodes); on wrong "
+            f"cells {s['wrong_time_s']:.1f} s and {s['wrong_light_ms']:.0f} ms of light")
     return lines
 
 
@@ -318,5 +320,5 @@ def _num(v: float) -> float | None:
     return None if math.isnan(v) else round(v, 4)
 
 
-def _pct(v: float) -> str:
-    return "n/a" if math.isnan(v) else f"{v:.2f}"
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None or math.isnan(v) else f"{v:.2f}"

@@ -16,8 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from smartscope.decide.followup import annotate, check_confirmation, pick_cell
 from smartscope.decide.geometry import NO_LIMITS, UPRIGHT, Limits, check_target, pixel_to_stage
 from smartscope.decide.requests import FOLLOW, SCREEN, FrameRequest
+from smartscope.decide.tracking import NucleusTracker
 from smartscope.decide.triggers import Cell, TriggerTracker, condition_holds
 from smartscope.errors import ProtocolError
 from smartscope.protocol import (
@@ -31,6 +33,7 @@ from smartscope.protocol import (
     Screening,
     SetChannel,
     Stop,
+    Tracking,
     Trigger,
     ZStack,
 )
@@ -48,6 +51,7 @@ class PlanSettings:
     objective_offsets_um: Mapping[str, float] = field(default_factory=dict)
     orientation: CameraOrientation = UPRIGHT
     limits: Limits = NO_LIMITS
+    tracking: Tracking = field(default_factory=lambda: Tracking.model_validate({}))
 
     @classmethod
     def from_protocol(
@@ -66,6 +70,7 @@ class PlanSettings:
             objective_offsets_um={k: v.parfocal_z_offset_um for k, v in m.objectives.items()},
             orientation=m.camera,
             limits=Limits.merge(Limits(lim.x_um, lim.y_um, lim.z_um), stage_limits),
+            tracking=protocol.tracking,
         )
 
 
@@ -83,11 +88,16 @@ class Frame:
 
 @dataclass
 class Step:
-    """The planner's answer to a frame."""
+    """The planner's answer to a frame.
+
+    ``cells`` are the frame's cells as the planner saw them (stage coordinates, distance to the
+    border, track ids), in the order of ``Frame.cells``; None when the frame had none.
+    """
 
     requests: list[FrameRequest] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     done: bool = False
+    cells: tuple[Cell, ...] | None = None
 
 
 @dataclass
@@ -98,12 +108,16 @@ class _FollowUp:
     state: FrameRequest  # template: objective, channel, exposure, x, y, z of follow-up frames
     trigger_frame: Frame
     matched: list[Cell]
+    cell: Cell
     step: int = 0
     started: bool = False
     frames: int = 0
     absent: int = 0
     last_time_s: float = 0.0
     present: bool | None = None
+    n_frames: int = 0
+    light_ms: float = 0.0
+    centred: bool = False
 
 
 class Planner:
@@ -119,6 +133,8 @@ class Planner:
                     "stage limits or change microscope.stage_limits"
                 )
         self._tracker = TriggerTracker(settings.triggers)
+        self._nuclei = NucleusTracker(settings.tracking.max_displacement_um,
+                                      settings.tracking.max_missed_frames)
         self._t = 0
         self._p = 0
         self._tp_start_s: float | None = None
@@ -139,8 +155,20 @@ class Planner:
         """The first screening request."""
         return self._emit([self._screen_request(None)])
 
+    @property
+    def triggers(self) -> TriggerTracker:
+        """The trigger state (persistence counts, followed tracks, follow-ups per trigger)."""
+        return self._tracker
+
     def on_frame(self, frame: Frame) -> Step:
         """Feed one acquired frame; returns what to do next."""
+        if frame.cells is not None:
+            frame = replace(frame, cells=self._annotate(frame))
+        step = self._on_frame(frame)
+        step.cells = frame.cells
+        return step
+
+    def _on_frame(self, frame: Frame) -> Step:
         if self._done:
             return Step(done=True)
         self._outstanding = max(0, self._outstanding - 1)
@@ -159,7 +187,7 @@ class Planner:
         step = Step()
         self._outstanding = 0
         if self._follow is not None:
-            step.decisions.append(self._decision("abandoned", self._follow, time_s, reason=reason))
+            step.decisions.append(self._end("abandoned", self._follow, time_s, reason=reason))
             self._follow = None
         return self._next_screen(step)
 
@@ -187,12 +215,18 @@ class Planner:
         trig, matched = fired
         self.triggers_fired += 1
         self._n_followups += 1
+        centre = next((a for a in trig.program() if isinstance(a, CentreOnCell)), None)
+        cell = matched[0] if centre is None else pick_cell(matched, centre.cell, frame.shape)
+        # a zoom looks at one cell; a follow-up at the same field looks at every matched cell
+        self._tracker.mark_followed(trig.name, [c.track for c in
+                                                (matched if centre is None else [cell])])
         f = _FollowUp(id=self._n_followups, trigger=trig, origin=req,
                       state=replace(req, mode=FOLLOW, trigger=trig.name,
                                     followup=self._n_followups, min_start_time_s=None),
-                      trigger_frame=frame, matched=matched)
+                      trigger_frame=frame, matched=matched, cell=cell)
         self._follow = f
         d = self._decision("trigger", f, frame.time_s, frame=frame.index)
+        d["cell"] = self._cell_record(cell, frame)
         d["cells"] = [self._cell_record(c, frame) for c in matched]
         d["actions"] = [a.model_dump(mode="json") for a in trig.program()]
         step = Step(decisions=[d])
@@ -219,6 +253,12 @@ class Planner:
 
     def _emit(self, requests: list[FrameRequest]) -> Step:
         self._outstanding += len(requests)
+        f = self._follow
+        if f is not None:
+            for r in requests:
+                if r.mode == FOLLOW:
+                    f.n_frames += 1
+                    f.light_ms += r.exposure_ms
         return Step(requests=requests)
 
     # --- follow-up ------------------------------------------------------------------------------
@@ -230,11 +270,30 @@ class Planner:
         while True:
             action = program[f.step]
             if isinstance(action, CentreOnCell):
-                why = self._centre(f, action, step)
-                if why is not None:
-                    step.decisions.append(self._decision("refused", f, frame.time_s, reason=why))
-                    self._follow = None
-                    return self._next_screen(step)
+                if not f.started:
+                    why = self._centre(f, action, step)
+                    if why is not None:
+                        step.decisions.append(self._end("refused", f, frame.time_s, reason=why))
+                        self._follow = None
+                        return self._next_screen(step)
+                    if action.confirm is not None:
+                        f.started = True
+                        self._follow_time += 1
+                        step.requests.extend(self._emit([replace(
+                            f.state, time_index=self._follow_time, z_index=0, classify=True,
+                            action="confirm", min_start_time_s=None)]).requests)
+                        return step
+                else:
+                    assert action.confirm is not None
+                    seen, why = check_confirmation(action.confirm, f.trigger.phase, frame,
+                                                   self._cell_record)
+                    if why is not None:
+                        step.decisions.append(self._end("not_confirmed", f, frame.time_s,
+                                                        frame=frame.index, reason=why, seen=seen))
+                        self._follow = None
+                        return self._next_screen(step)
+                    step.decisions.append(self._decision("confirmed", f, frame.time_s,
+                                                         frame=frame.index, seen=seen))
             elif isinstance(action, SetChannel):
                 f.state = replace(
                     f.state, channel_group=action.group or self.s.channel_group,
@@ -254,13 +313,13 @@ class Planner:
                     step.decisions.append(
                         self._decision("refused", f, frame.time_s, action=action.type, reason=why))
             elif isinstance(action, Stop):
-                step.decisions.append(self._decision("stop", f, frame.time_s))
+                step.decisions.append(self._end("stop", f, frame.time_s))
                 self._follow = None
                 self._done = True
                 step.done = True
                 return step
             elif isinstance(action, ReturnToScreening):
-                step.decisions.append(self._decision("return", f, frame.time_s))
+                step.decisions.append(self._end("return", f, frame.time_s))
                 self._follow = None
                 return self._next_screen(step)
             f.step += 1
@@ -269,31 +328,34 @@ class Planner:
             f.absent = 0
 
     def _centre(self, f: _FollowUp, action: CentreOnCell, step: Step) -> str | None:
-        frame, cells = f.trigger_frame, f.matched
-        if action.cell == "largest":
-            cell = max(cells, key=lambda c: c.area_um2)
-        elif action.cell == "nearest_centre":
-            cy, cx = (frame.shape[0] - 1) / 2, (frame.shape[1] - 1) / 2
-            cell = min(cells, key=lambda c: (c.y - cy) ** 2 + (c.x - cx) ** 2)
-        else:
-            cell = cells[0]
+        frame, cell = f.trigger_frame, f.cell
+        if f.centred:  # a second centring in the same program: the cell is at the centre already
+            return self._move(f, action.objective, f.state.x_um, f.state.y_um)[0]
         x, y = pixel_to_stage(cell.y, cell.x, shape=frame.shape, pixel_size_um=frame.pixel_size_um,
                               stage_x_um=f.state.x_um, stage_y_um=f.state.y_um,
                               orientation=self.s.orientation)
         objective = action.objective or f.state.objective
+        why, z = self._move(f, objective, x, y)
+        f.centred = why is None
+        if step.decisions and step.decisions[-1].get("event") == "trigger":
+            step.decisions[-1]["target"] = {"objective": objective, "x_um": x, "y_um": y,
+                                            "z_um": z, "cell": {"y_px": cell.y, "x_px": cell.x}}
+            step.decisions[-1]["refused"] = why
+        return why
+
+    def _move(self, f: _FollowUp, objective_name: str | None, x: float,
+              y: float) -> tuple[str | None, float | None]:
+        """Move the follow-up's state to (x, y) at an objective (focus corrected by the parfocal
+        offsets), unless the target is unsafe: (why not, or None; target z)."""
+        objective = objective_name or f.state.objective
         z = f.state.z_um
         if z is not None:
             off = self.s.objective_offsets_um
             z = z + off.get(objective, 0.0) - off.get(f.state.objective, 0.0)
         why = check_target(self.s.limits, x, y, z)
-        target = {"objective": objective, "x_um": x, "y_um": y, "z_um": z,
-                  "cell": {"y_px": cell.y, "x_px": cell.x}}
-        if step.decisions and step.decisions[-1].get("event") == "trigger":
-            step.decisions[-1]["target"] = target
-            step.decisions[-1]["refused"] = why
         if why is None:
             f.state = replace(f.state, objective=objective, x_um=x, y_um=y, z_um=z)
-        return why
+        return why, z
 
     def _interval_frame(
         self, f: _FollowUp, action: ChangeInterval, frame: Frame, step: Step
@@ -352,12 +414,33 @@ class Planner:
     # --- records --------------------------------------------------------------------------------
 
     def _cell_record(self, cell: Cell, frame: Frame) -> dict[str, Any]:
-        x, y = pixel_to_stage(cell.y, cell.x, shape=frame.shape, pixel_size_um=frame.pixel_size_um,
+        x, y = cell.x_um, cell.y_um
+        if x is None or y is None:
+            x, y = self._stage(cell, frame)
+        return {"y_px": round(cell.y, 2), "x_px": round(cell.x, 2), "x_um": round(x, 3),
+                "y_um": round(y, 3), "phase": cell.phase, "confidence": round(cell.confidence, 4),
+                "track": cell.track}
+
+    def _stage(self, cell: Cell, frame: Frame) -> tuple[float, float]:
+        return pixel_to_stage(cell.y, cell.x, shape=frame.shape, pixel_size_um=frame.pixel_size_um,
                               stage_x_um=frame.request.x_um, stage_y_um=frame.request.y_um,
                               orientation=self.s.orientation)
-        return {"y_px": round(cell.y, 2), "x_px": round(cell.x, 2), "x_um": round(x, 3),
-                "y_um": round(y, 3), "phase": cell.phase, "confidence": round(cell.confidence, 4)}
+
+    def _annotate(self, frame: Frame) -> tuple[Cell, ...]:
+        """The frame's cells with stage coordinates, border distance and tracks."""
+        f = self._follow
+        return annotate(frame, self.s.orientation, self._nuclei,
+                        followed=f.matched if f is not None else (),
+                        reach_um=self.s.tracking.max_displacement_um)
+
+    def _end(self, event: str, f: _FollowUp, time_s: float, **extra: Any) -> dict[str, Any]:
+        """The decision that ends a follow-up, with what it cost: frames, light (exposure ms
+        summed), time since the trigger frame."""
+        return self._decision(event, f, time_s, followup_frames=f.n_frames,
+                              light_ms=round(f.light_ms, 3),
+                              duration_s=round(time_s - f.trigger_frame.time_s, 4), **extra)
 
     def _decision(self, event: str, f: _FollowUp, time_s: float, **extra: Any) -> dict[str, Any]:
         return {"event": event, "time_s": round(time_s, 4), "position": f.origin.position_name,
                 "trigger": f.trigger.name, "followup": f.id, **extra}
+

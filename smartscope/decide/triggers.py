@@ -1,8 +1,10 @@
-"""Trigger rules: phase + confidence + cell count, persistence over frames, cooldown."""
+"""Trigger rules: which nuclei count, persistence over frames (per tracked cell or per field),
+cells already followed, a cap on follow-ups per run, cooldown."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from smartscope.protocol.schema import Trigger
@@ -10,18 +12,52 @@ from smartscope.protocol.schema import Trigger
 
 @dataclass(frozen=True)
 class Cell:
-    """One classified nucleus in a frame: position in px, phase, confidence, area in um^2."""
+    """One classified nucleus in a frame.
+
+    Attributes
+    ----------
+    y, x : float
+        Centroid, px (row, column).
+    phase : str
+    confidence : float
+    area_um2 : float
+        Nucleus area, um^2 (0 when unknown).
+    track : int or None
+        Track id of the nucleus (screening frames; the followed cell in follow-up frames).
+    parent : int or None
+        Mother's track id, for the second half of a division.
+    x_um, y_um : float or None
+        Stage coordinates, um.
+    edge_um : float
+        Distance from the centroid to the nearest image border, um (inf when unknown).
+    """
 
     y: float
     x: float
     phase: str
     confidence: float
     area_um2: float = 0.0
+    track: int | None = None
+    parent: int | None = None
+    x_um: float | None = None
+    y_um: float | None = None
+    edge_um: float = math.inf
+
+
+def eligible(trigger: Trigger, cell: Cell) -> bool:
+    """Whether a nucleus may trigger at all: far enough from the border, area within bounds."""
+    if cell.edge_um < trigger.edge_margin_um:
+        return False
+    if trigger.min_area_um2 is not None and cell.area_um2 < trigger.min_area_um2:
+        return False
+    return trigger.max_area_um2 is None or cell.area_um2 <= trigger.max_area_um2
 
 
 def matching_cells(trigger: Trigger, cells: Sequence[Cell]) -> list[Cell]:
-    """Cells in one of the trigger's phases with at least its confidence, most confident first."""
-    hits = [c for c in cells if c.phase in trigger.phase and c.confidence >= trigger.min_confidence]
+    """Eligible cells in one of the trigger's phases with at least its confidence, most confident
+    first."""
+    hits = [c for c in cells if c.phase in trigger.phase
+            and c.confidence >= trigger.min_confidence and eligible(trigger, c)]
     return sorted(hits, key=lambda c: -c.confidence)
 
 
@@ -31,44 +67,91 @@ def condition_holds(trigger: Trigger, cells: Sequence[Cell]) -> bool:
 
 
 class TriggerTracker:
-    """Counts, per trigger and screening position, the consecutive frames where it matched, and
-    fires a trigger once the count reaches ``consecutive_frames`` outside its cooldown.
+    """Decides, frame by frame, whether a trigger fires at a screening position.
 
-    Times are seconds on one clock (the acquisition's image timestamps). The first trigger in
-    protocol order that fires wins; its count is reset when it fires.
+    ``persistence: cell`` (default): a cell counts once its track has matched in
+    ``consecutive_frames`` screening frames in a row (a frame where the track is missed or does
+    not match starts the count again); a cell without a track (``track`` None) has no history and
+    counts only when ``consecutive_frames`` is 1. ``persistence: field``: the position counts once
+    ``min_cells`` cells matched in ``consecutive_frames`` frames in a row, whichever cells.
+
+    The trigger fires when at least ``min_cells`` cells count, outside its cooldown at the
+    position, below its ``max_followups``. With ``once_per_cell`` (default) cells whose track this
+    trigger already followed (see ``mark_followed``) never count again. Times are seconds on one
+    clock (the acquisition's image timestamps). The first trigger in protocol order that fires
+    wins; the persistence counts of the cells it fired on start again.
     """
 
     def __init__(self, triggers: Sequence[Trigger]) -> None:
         self._triggers = tuple(triggers)
         self._counts: dict[tuple[str, int], int] = {}
+        self._streaks: dict[tuple[str, int], dict[int, int]] = {}
         self._last_fired_s: dict[tuple[str, int], float] = {}
+        self._followed: dict[str, set[int]] = {t.name: set() for t in self._triggers}
+        self._fired: dict[str, int] = {t.name: 0 for t in self._triggers}
 
     def count(self, trigger_name: str, position: int) -> int:
-        """Consecutive matching frames so far for a trigger at a position."""
-        return self._counts.get((trigger_name, position), 0)
+        """Consecutive frames so far for a trigger at a position: the field's count, or the
+        longest streak of any tracked cell."""
+        streaks = self._streaks.get((trigger_name, position), {})
+        return max([self._counts.get((trigger_name, position), 0), *streaks.values()])
+
+    def followed(self, trigger_name: str) -> frozenset[int]:
+        """Tracks this trigger has followed."""
+        return frozenset(self._followed.get(trigger_name, ()))
+
+    def fired(self, trigger_name: str) -> int:
+        """How often this trigger fired in the run."""
+        return self._fired.get(trigger_name, 0)
+
+    def mark_followed(self, trigger_name: str, tracks: Iterable[int | None]) -> None:
+        """Record the tracks a follow-up of this trigger looked at."""
+        self._followed.setdefault(trigger_name, set()).update(t for t in tracks if t is not None)
 
     def in_cooldown(self, trigger: Trigger, position: int, time_s: float) -> bool:
         last = self._last_fired_s.get((trigger.name, position))
         return last is not None and time_s - last < trigger.cooldown_s
 
+    def capped(self, trigger: Trigger) -> bool:
+        """The trigger has used up its ``max_followups``."""
+        return trigger.max_followups is not None and self.fired(trigger.name) >= \
+            trigger.max_followups
+
+    def _counting(self, trig: Trigger, position: int, matched: list[Cell]) -> list[Cell]:
+        """Update the persistence counts with one frame's matches; the cells that count now."""
+        key = (trig.name, position)
+        done = self._followed[trig.name] if trig.once_per_cell else set()
+        fresh = [c for c in matched if c.track is None or c.track not in done]
+        if trig.persistence == "field":
+            ok = len(fresh) >= trig.min_cells
+            self._counts[key] = self._counts.get(key, 0) + 1 if ok else 0
+            return fresh if self._counts[key] >= trig.consecutive_frames else []
+        old = self._streaks.get(key, {})
+        new = {c.track: old.get(c.track, 0) + 1 for c in fresh if c.track is not None}
+        self._streaks[key] = new
+        n = trig.consecutive_frames
+        return [c for c in fresh if (new[c.track] if c.track is not None else 1) >= n]
+
     def update(
         self, position: int, time_s: float, cells: Sequence[Cell]
     ) -> tuple[Trigger, list[Cell]] | None:
-        """Feed one screening frame; returns (trigger, matched cells) when one fires."""
+        """Feed one screening frame; returns (trigger, cells that count) when one fires."""
         fired: tuple[Trigger, list[Cell]] | None = None
         for trig in self._triggers:
             key = (trig.name, position)
-            matched = matching_cells(trig, cells)
-            if len(matched) >= trig.min_cells:
-                self._counts[key] = self._counts.get(key, 0) + 1
-            else:
-                self._counts[key] = 0
+            counting = self._counting(trig, position, matching_cells(trig, cells))
             if (
                 fired is None
-                and self._counts[key] >= trig.consecutive_frames
+                and len(counting) >= trig.min_cells
                 and not self.in_cooldown(trig, position, time_s)
+                and not self.capped(trig)
             ):
-                fired = (trig, matched)
+                fired = (trig, counting)
                 self._counts[key] = 0
+                streaks = self._streaks.get(key, {})
+                for c in counting:
+                    if c.track is not None:
+                        streaks.pop(c.track, None)
                 self._last_fired_s[key] = time_s
+                self._fired[trig.name] = self.fired(trig.name) + 1
         return fired

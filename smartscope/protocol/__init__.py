@@ -9,6 +9,7 @@ from smartscope.protocol.actions import (
     Burst,
     CentreOnCell,
     ChangeInterval,
+    Confirm,
     ReturnToScreening,
     SetChannel,
     Stop,
@@ -35,14 +36,16 @@ from smartscope.protocol.schema import (
     Position,
     Protocol,
     Screening,
+    Tracking,
     Trigger,
 )
 
 __all__ = [
     "ACTION_TYPES", "DEFAULT_BRIDGE_PORT", "PROTOCOL_VERSION", "Action", "Burst",
-    "CameraOrientation", "CentreOnCell", "ChangeInterval", "Detection", "Grid",
+    "CameraOrientation", "CentreOnCell", "ChangeInterval", "Confirm", "Detection", "Grid",
     "HeadlessMicroscope", "MicroManagerMicroscope", "Microscope", "ModelSpec", "ObjectiveSpec",
     "Output", "Position", "Protocol", "ReplayMicroscope", "ReturnToScreening", "Screening",
-    "SetChannel", "SimulatedMicroscope", "StageLimits", "Stop", "Trigger", "ZStack", "check_phases",
+    "SetChannel", "SimulatedMicroscope", "StageLimits", "Stop", "Tracking", "Trigger", "ZStack",
+    "check_phases",
     "load_protocol", "parse_protocol",
 ]

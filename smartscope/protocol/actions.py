@@ -4,7 +4,9 @@ A trigger's actions form a small follow-up program executed at the triggering po
 
 - ``centre_on_cell``: switch objective (parfocal z offset applied) and move the stage so the
   matched cell sits at the image centre. A target outside the safe stage limits is refused (logged
-  as a decision, never sent) and the follow-up is abandoned.
+  as a decision, never sent) and the follow-up is abandoned. With ``confirm``, one frame is taken
+  there and classified; unless the nucleus nearest the centre is in the confirm phase with enough
+  confidence, the follow-up is abandoned (``not_confirmed`` in decisions.jsonl, with why).
 - ``set_channel``: switch a config-group preset (channel or modality) and exposure for the frames
   that follow.
 - ``change_interval``: a time-lapse at the new interval while the trigger's phase persists
@@ -18,11 +20,29 @@ A trigger's actions form a small follow-up program executed at the triggering po
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from smartscope.protocol._base import Frozen
+
+
+class Confirm(Frozen):
+    """Classify the centred nucleus in the first frame after ``centre_on_cell`` (at the new
+    objective's pixel size) and abandon the follow-up unless it is in ``phase``."""
+
+    phase: tuple[str, ...] | None = Field(
+        None, description="phase(s) the centred nucleus must be in; default the trigger's"
+    )
+    min_confidence: float = Field(0.5, ge=0, le=1)
+    max_offset_um: float = Field(
+        10.0, gt=0, description="the confirmed nucleus must lie this close to the image centre, um"
+    )
+
+    @field_validator("phase", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
 
 
 class CentreOnCell(Frozen):
@@ -34,6 +54,9 @@ class CentreOnCell(Frozen):
     )
     cell: Literal["most_confident", "largest", "nearest_centre"] = Field(
         "most_confident", description="which matched cell to centre when several match"
+    )
+    confirm: Confirm | None = Field(
+        None, description="check the centred nucleus at the new objective before going on"
     )
 
 

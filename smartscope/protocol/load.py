@@ -76,14 +76,20 @@ def check_phases(protocol: Protocol, classes: Sequence[str], source: str = "<pro
         Naming the trigger, the phase and the model's classes.
     """
     for i, trig in enumerate(protocol.triggers):
-        for phase in trig.phase:
-            if phase not in classes:
-                near = difflib.get_close_matches(phase, list(classes), n=1)
-                hint = f"did you mean '{near[0]}'? " if near else ""
-                raise ProtocolError(
-                    f"{source}: field 'triggers[{i}].phase': value '{phase}' is not a class of the "
-                    f"model ({', '.join(classes)}); {hint}use one of the model's classes"
-                )
+        fields: list[tuple[str, tuple[str, ...]]] = [(f"triggers[{i}].phase", trig.phase)]
+        for j, action in enumerate(trig.actions):
+            confirm = getattr(action, "confirm", None)
+            if confirm is not None and confirm.phase is not None:
+                fields.append((f"triggers[{i}].actions[{j}].confirm.phase", confirm.phase))
+        for where, phases in fields:
+            for phase in phases:
+                if phase not in classes:
+                    near = difflib.get_close_matches(phase, list(classes), n=1)
+                    hint = f"did you mean '{near[0]}'? " if near else ""
+                    raise ProtocolError(
+                        f"{source}: field '{where}': value '{phase}' is not a class of the "
+                        f"model ({', '.join(classes)}); {hint}use one of the model's classes"
+                    )
 
 
 # --- error formatting ---------------------------------------------------------------------------

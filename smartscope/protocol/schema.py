@@ -116,8 +116,26 @@ class Detection(Frozen):
     )
 
 
+class Tracking(Frozen):
+    """How nuclei are linked from one screening frame to the next at a position (tracks)."""
+
+    max_displacement_um: float = Field(
+        10.0, gt=0, le=1000,
+        description="largest move of a nucleus between two screening frames that keeps its "
+        "track, um (HeLa at a few minutes' interval: a few um; keep it below half the distance "
+        "between neighbouring nuclei)",
+    )
+    max_missed_frames: int = Field(
+        1, ge=0, le=10, description="screening frames in a row a track may go undetected"
+    )
+
+
 class Trigger(Frozen):
-    """When ``phase`` is seen with enough confidence in enough cells for enough frames, act."""
+    """When ``phase`` is seen with enough confidence in enough cells for enough frames, act.
+
+    Which nuclei count: phase in ``phase``, confidence >= ``min_confidence``, centre at least
+    ``edge_margin_um`` inside the image, area within ``min_area_um2`` / ``max_area_um2``.
+    """
 
     name: str = Field(min_length=1)
     phase: tuple[str, ...] = Field(
@@ -125,7 +143,26 @@ class Trigger(Frozen):
     )
     min_confidence: float = Field(0.8, ge=0, le=1)
     min_cells: int = Field(1, ge=1)
-    consecutive_frames: int = Field(1, ge=1, description="screening frames in a row at a position")
+    consecutive_frames: int = Field(
+        1, ge=1, description="screening frames in a row in which the same cell (track) matched; "
+        "with persistence: field, in which any min_cells cells matched at the position"
+    )
+    persistence: Literal["cell", "field"] = Field(
+        "cell", description="cell: consecutive_frames counts per tracked cell; field: per "
+        "position, whichever cells match (the count of a crowd, not of one cell)"
+    )
+    once_per_cell: bool = Field(
+        True, description="a cell (track) already followed by this trigger is not followed again"
+    )
+    max_followups: int | None = Field(
+        None, ge=1, description="at most this many follow-ups of this trigger per run"
+    )
+    edge_margin_um: float = Field(
+        10.0, ge=0, description="a nucleus whose centre is closer than this to the image border "
+        "never triggers (it may be cut off), um"
+    )
+    min_area_um2: float | None = Field(None, ge=0, description="smallest nucleus area, um^2")
+    max_area_um2: float | None = Field(None, gt=0, description="largest nucleus area, um^2")
     cooldown_s: float = Field(0.0, ge=0, description="quiet time after firing, s")
     actions: tuple[Action, ...] = Field(min_length=1)
 
@@ -133,6 +170,15 @@ class Trigger(Frozen):
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
         return (v,) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _area_order(self) -> Trigger:
+        lo, hi = self.min_area_um2, self.max_area_um2
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(
+                f"min_area_um2 ({lo}) is larger than max_area_um2 ({hi}); make min <= max"
+            )
+        return self
 
     @model_validator(mode="after")
     def _terminal_last(self) -> Trigger:
@@ -166,6 +212,7 @@ class Protocol(Frozen):
     screening: Screening
     model: ModelSpec
     detection: Detection = Detection()
+    tracking: Tracking = Field(default_factory=lambda: Tracking.model_validate({}))
     triggers: tuple[Trigger, ...] = Field(default=(), description="rules; first match wins")
     on_error: Literal["continue", "stop"] = Field(
         "continue", description="after a hook failure: keep screening, or stop cleanly"

@@ -75,7 +75,12 @@ def test_mitosis_zoom_cli_ends_with_all_outputs(mitosis_run):
     header = (out / "cells.csv").read_text().splitlines()[0].split(",")
     assert header[:7] == ["frame", "time_s", "position", "mode", "followup", "objective",
                           "channel"]
-    assert {"y", "x", "phase", "confidence"} <= set(header)
+    assert {"y", "x", "phase", "confidence", "track", "parent_track"} <= set(header)
+    # a simulated run scores its triggers against the simulator's truth, prints and records it
+    assert "event capture [metaphase_zoom]" in proc.stdout
+    capture = run["summary"]["event_capture"]["metaphase_zoom"]
+    assert capture["episodes"] >= 1 and capture["triggers"] == run["summary"]["triggers_fired"]
+    assert {"precision", "recall", "wrong_light_ms", "wrong_time_s"} <= set(capture)
 
 
 def test_mitosis_zoom_switches_objective_and_fast_interval(mitosis_run):

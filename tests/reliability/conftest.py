@@ -71,6 +71,7 @@ def base_protocol(bundle: Path | str = "bundle", **screening) -> dict:
                       "interval_s": 0.1, "n_timepoints": 2, **screening},
         "model": {"bundle": str(bundle)},
         "triggers": [{"name": "zoom", "phase": "metaphase", "min_confidence": 0.7,
+                      "once_per_cell": False,  # the same fake cell triggers every time point
                       "actions": [{"type": "centre_on_cell", "objective": "60x"},
                                   {"type": "burst", "n_frames": 2}]}],
         "on_error": "continue",

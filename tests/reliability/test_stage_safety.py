@@ -152,19 +152,20 @@ def test_limits_default_to_the_stage_own_per_axis():
 
 
 class _EdgeCellClassifier:
-    """A FAKE classifier: one confident metaphase nucleus near the image's right edge."""
+    """A FAKE classifier: one confident metaphase nucleus near the image's right edge (20 px,
+    13 um at 10x: inside the default edge margin of 10 um)."""
 
     classes = ("interphase", "prometaphase", "metaphase", "anaphase", "apoptosis")
     card = None
 
     def __call__(self, image, pixel_size_um):
         h, w = image.shape[-2:]
-        return [SimpleNamespace(y=h / 2, x=w - 10.0, phase="metaphase", confidence=0.99,
+        return [SimpleNamespace(y=h / 2, x=w - 20.0, phase="metaphase", confidence=0.99,
                                 area_um2=100.0, probabilities=[0, 0, 0.99, 0.01, 0])]
 
 
 def test_centring_outside_limits_is_refused_logged_and_never_sent(tmp_path: Path):
-    """At 10x (0.645 um/px, 256 px) the edge cell is ~76 um right of centre: outside x +-40 um."""
+    """At 10x (0.645 um/px, 256 px) the edge cell is ~70 um right of centre: outside x +-40 um."""
     data = base_protocol("unused", n_timepoints=3,
                          positions=[{"name": "A", "x_um": 0, "y_um": 0}])
     data["microscope"]["stage_limits"] = {"x_um": [-40, 40], "y_um": [-40, 40]}
