@@ -106,6 +106,13 @@ class Bench:
         return HERE / f"{self.name}.py"
 
 
+def _event_capture(r: dict) -> str:
+    res = r.get("results", {})
+    parts = [f"{k}: precision {_fmt(v.get('followup_precision'))}, recall {_fmt(v.get('recall'))}"
+             for k, v in res.items() if k.endswith("tracking+confirm") and isinstance(v, dict)]
+    return "; ".join(parts) or "no tracking+confirm run"
+
+
 BENCHES = (
     Bench("frame_speed", headline=_frame_speed),
     Bench("detection_quality", quick_args=(), headline=_detection_quality, skip_rc=2),
@@ -116,6 +123,7 @@ BENCHES = (
     # the vision package before its speed work (ec1d2ab) and now
     Bench("history", quick_args=("--quick", "WORKTREE"), full_args=("ec1d2ab", "WORKTREE"),
           headline=_history),
+    Bench("event_capture", headline=_event_capture),
 )
 
 

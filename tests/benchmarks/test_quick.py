@@ -124,6 +124,19 @@ def test_history_quick(tmp_path):
             assert min(res[part]["cpu_ms"]) >= 0 and min(res[part]["wall_ms"]) > 0
 
 
+def test_event_capture_quick(tmp_path):
+    """Two short simulated runs of mitosis_zoom.yaml (tracking off / tracking + confirm), scored
+    against the simulator's truth."""
+    r = run_quick("event_capture", tmp_path, "--quick", "--jobs", "2")
+    check_common(r)
+    res = r["results"]
+    assert {run["variant"] for run in res["runs"]} == {"off", "tracking+confirm"}
+    assert all(run["status"] == "completed" and run["capture"] for run in res["runs"])
+    for key in ("mitosis_zoom off", "mitosis_zoom tracking+confirm"):
+        assert res[key]["episodes"] >= 1 and res[key]["runs"] == 1
+        assert {"precision", "followup_precision", "recall", "wrong_light_ms"} <= set(res[key])
+
+
 def test_run_all_headlines():
     """The summary of run_all reads every JSON the scripts above wrote."""
     if not _RESULTS:
