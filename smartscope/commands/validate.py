@@ -13,14 +13,15 @@ def register(app: typer.Typer) -> None:
     def validate(
         protocol: Annotated[Path, typer.Argument(help="Protocol file (YAML).")],
     ) -> None:
-        """Check a protocol: schema, values, and trigger phases against the model's classes."""
-        from smartscope.classify.card import ModelCard
+        """Check a protocol: schema, values, the model bundle (loaded as `run` loads it), and
+        trigger phases against the model's classes."""
+        from smartscope.classify import Classifier
         from smartscope.errors import ModelBundleError, ProtocolError
         from smartscope.protocol import check_phases, load_protocol
 
         proto = load_protocol(protocol)
         try:
-            card = ModelCard.load(proto.model.bundle)
+            card = Classifier(proto.model.bundle, num_threads=1).card
         except ModelBundleError as e:
             raise ProtocolError(f"{protocol}: field 'model.bundle': {e}") from e
         check_phases(proto, card.classes, str(protocol))

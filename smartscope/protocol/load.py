@@ -1,4 +1,4 @@
-"""Read a protocol file: ``yaml.safe_load`` -> ``Protocol``, with one-line errors.
+"""Read a protocol file: safe YAML (``smartscope.yamlsafe``) -> ``Protocol``, with one-line errors.
 
 Every problem becomes a ``ProtocolError`` whose message names the file, the field (dotted path,
 list items as ``[i]``), the value, and what to change; an unknown field comes with the nearest
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from smartscope.errors import ProtocolError
 from smartscope.protocol.schema import Protocol
+from smartscope.yamlsafe import YamlInputError, load_yaml
 
 _MAX_VALUE_CHARS = 60
 
@@ -38,7 +39,9 @@ def load_protocol(path: str | Path) -> Protocol:
     if not path.is_file():
         raise ProtocolError(f"{path}: protocol file not found; check the path")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
+    except YamlInputError as e:
+        raise ProtocolError(f"{path}: {e}") from e
     except UnicodeDecodeError as e:
         raise ProtocolError(f"{path}: not a text file ({e}); give a YAML protocol file") from e
     except yaml.YAMLError as e:

@@ -196,12 +196,31 @@ class Trigger(Frozen):
         return (*self.actions, ReturnToScreening())
 
 
+OUTPUT_NAME_KEYS = ("protocol", "date", "time", "seed")
+"""What ``output.name`` may use."""
+
+
 class Output(Frozen):
     """Where a run writes: ``<directory>/<name>``. The name template may use {protocol}, {date},
     {time} and {seed}."""
 
     directory: Path = Field(Path("runs"), description="relative to the working directory")
     name: str = Field("{protocol}_{date}_{time}", min_length=1)
+
+    @field_validator("name", mode="after")
+    @classmethod
+    def _known_template_keys(cls, v: str) -> str:
+        keys = ", ".join("{" + k + "}" for k in OUTPUT_NAME_KEYS)
+        try:
+            v.format(**dict.fromkeys(OUTPUT_NAME_KEYS, "x"))
+        except KeyError as e:
+            raise ValueError(f"value {v!r}: unknown key {{{e.args[0]}}}; the name may use {keys}"
+                             ) from e
+        except (ValueError, IndexError) as e:
+            raise ValueError(f"value {v!r}: not a valid name template ({e}); write braces only "
+                             f"around {keys}, or double them ({{{{ }}}}) for a literal brace"
+                             ) from e
+        return v
 
 
 class Protocol(Frozen):

@@ -6,20 +6,22 @@ from pathlib import Path
 
 import yaml
 
-from smartscope.classify.card import InputSpec, ModelCard
 from smartscope.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-FIVE = ("interphase", "prometaphase", "metaphase", "anaphase", "apoptosis")
+SHIPPED = REPO / "models" / "hela_sgan_5class"
 
 
-def _setup(tmp_path: Path, classes=FIVE, **changes) -> Path:
+def _setup(tmp_path: Path, phase: str | None = None, **changes) -> Path:
+    """The example protocol with a copy of the shipped bundle (validate loads the model)."""
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    ModelCard(name="tiny", classes=classes,
-              input=InputSpec(crop_um=41.28, normalisation="percentile-1-99.8-v1")).save(bundle)
+    for f in SHIPPED.iterdir():
+        (bundle / f.name).write_bytes(f.read_bytes())
     data = yaml.safe_load((REPO / "acquisitions" / "mitosis_zoom.yaml").read_text())
     data["model"]["bundle"] = "bundle"
+    if phase is not None:
+        data["triggers"][0]["phase"] = phase
     data.update(changes)
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -34,10 +36,10 @@ def test_validate_ok(tmp_path, capsys):
 
 
 def test_validate_phase_not_in_model(tmp_path, capsys):
-    path = _setup(tmp_path, classes=("interphase", "mitosis"))
+    path = _setup(tmp_path, phase="mitosis")
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "triggers[0].phase" in err and "'metaphase'" in err
+    assert err.startswith("error: ") and "triggers[0].phase" in err and "'mitosis'" in err
     assert "\n" not in err
 
 

@@ -12,8 +12,7 @@ from types import ModuleType
 import pytest
 import yaml
 
-from smartscope.classify.card import CARD_FILE, InputSpec, ModelCard
-from smartscope.vision.preprocess import CROP_UM, NORMALISATION
+from smartscope.classify.card import CARD_FILE
 
 TESTS = Path(__file__).resolve().parents[1]
 CLASSES = ("interphase", "metaphase", "anaphase")
@@ -34,14 +33,6 @@ def _classify_helpers() -> ModuleType:
 def tiny_bundle(tmp_path_factory) -> Path:
     """A real int8 bundle (3 classes, 64 px input) built with TensorFlow once per session."""
     return _classify_helpers().build_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
-
-
-def write_card_only(folder: Path, classes: tuple[str, ...] = CLASSES) -> Path:
-    """A bundle folder holding only a model card (enough for ``smartscope validate``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = InputSpec(size_px=64, crop_um=CROP_UM, normalisation=NORMALISATION)
-    ModelCard(name=folder.name, classes=classes, input=spec).save(folder)
-    return folder
 
 
 def copy_bundle(src: Path, dst: Path, card_update: dict | None = None) -> Path:

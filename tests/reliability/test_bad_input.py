@@ -25,7 +25,6 @@ from smartscope.errors import ProtocolError
 from .conftest import (
     base_protocol,
     copy_bundle,
-    write_card_only,
     write_protocol,
 )
 
@@ -48,7 +47,7 @@ def _validate(change: Callable[[dict], object] | str) -> Callable[[Path, Path], 
     """``smartscope validate`` on a protocol broken by ``change`` (or given as raw text)."""
 
     def make(tmp: Path, bundle: Path) -> list[str]:
-        write_card_only(tmp / "bundle", ("interphase", "prometaphase", "metaphase", "anaphase"))
+        copy_bundle(bundle, tmp / "bundle")  # a real bundle: validate loads the model
         if isinstance(change, str):
             return ["validate", write_protocol(tmp, change)]
         data = base_protocol("bundle")
@@ -138,7 +137,7 @@ PROTOCOL_CASES = [
     Case("phase-not-in-model", _validate(_set("triggers.0.phase", "telophase")),
          ("triggers[0].phase", "'telophase'", "use one of the model's classes")),
     Case("missing-model", _validate(_set("model.bundle", "no_such_bundle")),
-         ("model.bundle", "no_such_bundle", "model card not found")),
+         ("model.bundle", "no_such_bundle", "bundle folder not found")),
     Case("missing-model-field", _validate(_del("model")), ("'model'", "required", "add it")),
     Case("duplicate-trigger-names", _validate(_duplicate_trigger),
          ("triggers", "'zoom' is used twice", "unique name")),
@@ -164,8 +163,8 @@ PROTOCOL_CASES = [
     Case("phase-not-in-model-at-run", _run(_set("triggers.0.phase", "prometaphase")),
          ("triggers[0].phase", "'prometaphase'", "interphase, metaphase, anaphase")),
     Case("position-outside-stage-limits",
-         _run(_set("screening.positions", [{"x_um": 1e7, "y_um": 0}])),
-         ("screening.positions[0]", "10000000.00", "outside the safe range",
+         _run(_set("screening.positions", [{"x_um": 5e5, "y_um": 0}])),
+         ("screening.positions[0]", "500000.00", "outside the safe range",
           "move the position inside the stage limits")),
 ]
 
