@@ -21,7 +21,8 @@ _STAGE_TRAVEL_UM = 5000.0
 
 
 def with_replay(protocol: Protocol, movie: Path, *, pixel_size_um: float | None = None,
-                frame_interval_s: float | None = None, truth: Path | None = None) -> Protocol:
+                frame_interval_s: float | None = None, truth: Path | None = None,
+                objective: str | None = None, frame_pattern: str | None = None) -> Protocol:
     """The protocol with its microscope replaced by a replay of ``movie`` (the CLI's
     ``--replay``): objectives, channel group, camera orientation and stage limits are kept.
 
@@ -46,6 +47,10 @@ def with_replay(protocol: Protocol, movie: Path, *, pixel_size_um: float | None 
         new["frame_interval_s"] = frame_interval_s
     if truth is not None:
         new["truth"] = str(Path(truth).resolve())
+    if objective is not None:
+        new["objective"] = objective
+    if frame_pattern is not None:
+        new["frame_pattern"] = frame_pattern
     data["microscope"] = new
     return parse_protocol(data, source="--replay")
 
@@ -225,6 +230,12 @@ def score_replay(protocol: Protocol, scope: Any, out_dir: Path, run_times: Seque
               for name, x, y in (centres or [("here", *sim.config.centre_um)])]
     path = Path(out_dir) / "decisions.jsonl"
     decisions = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for d in decisions:  # the cell a trigger acted on, for records that do not name it
+        if d.get("event") == "trigger" and not d.get("cell"):
+            target = d.get("target") or {}
+            acted = target if "x_um" in target else next(iter(d.get("cells") or ()), None)
+            if acted is not None:
+                d["cell"] = {"x_um": acted["x_um"], "y_um": acted["y_um"]}
     times = [t for _, t in run_times] or [0.0]
     scores = score_run(decisions, {t.name: t.phase for t in protocol.triggers}, truth, fields,
                        min(times), max(times), classes)
@@ -246,3 +257,31 @@ def write_frames_csv(path: Path, frames: Any) -> None:
             out.writerow([f.index, round(f.t_s, 3), f.movie_frame, int(f.past_end),
                           round(f.stage_x_um, 3), round(f.stage_y_um, 3), round(f.z_um, 3),
                           f.objective, f.channel, f.pixel_size_um])
+
+
+def interpolation_note(sim: Any, frames: Sequence[Any]) -> str | None:
+    """What the run output says when images were taken at another objective than the recorded
+    one: they are interpolated recorded pixels, not real resolution."""
+    used = sorted({f.objective for f in frames} - {sim.config.objective})
+    if not used:
+        return None
+    rec = sim.config.objective
+    up = [f"{o} ({sim.magnification(o):.3g}x)" for o in used if sim.magnification(o) > 1]
+    down = [f"{o} ({sim.magnification(o):.3g}x)" for o in used if sim.magnification(o) < 1]
+    parts = []
+    if up:
+        parts.append(f"images at {', '.join(up)} are the {rec} recording interpolated: no real "
+                     "resolution was gained, finer detail than the recording's is not real")
+    if down:
+        parts.append(f"images at {', '.join(down)} are the {rec} recording reduced (smoothed "
+                     "and resampled), with background outside the recorded field")
+    return "replay: " + "; ".join(parts) if parts else None
+
+
+def recording_end_note(sim: Any, frames: Sequence[Any]) -> str | None:
+    """How many images were taken after the recording ended (they show its last frame)."""
+    past = sum(1 for f in frames if f.past_end)
+    if not past:
+        return None
+    return (f"{past} image(s) were taken after the recording ended (sample time "
+            f"{sim.duration_s:g} s) and show its last frame")

@@ -257,7 +257,13 @@ class Run:
             return
         from smartscope.acquire.replay import score_replay, write_frames_csv
 
-        write_frames_csv(self.out_dir / "replay_frames.csv", scope.sim.frames)
+        frames = scope.sim.frames
+        write_frames_csv(self.out_dir / "replay_frames.csv", frames)
+        from smartscope.acquire.replay import interpolation_note, recording_end_note
+
+        for note in (interpolation_note(scope.sim, frames), recording_end_note(scope.sim, frames)):
+            if note is not None:
+                self.summary.notes.append(note)
         if scope.truth is None:
             return
         from smartscope.decide.capture import format_scores, summarise

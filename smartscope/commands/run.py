@@ -43,6 +43,14 @@ def register(app: typer.Typer) -> None:
         frame_interval_s: Annotated[float | None, typer.Option(
             "--frame-interval-s", help="With --replay: time between recorded frames, s."
         )] = None,
+        recorded_objective: Annotated[str | None, typer.Option(
+            "--recorded-objective", help="With --replay: the objective preset the movie was "
+            "recorded with (default: the screening objective)."
+        )] = None,
+        frame_pattern: Annotated[str | None, typer.Option(
+            "--frame-pattern", help="With --replay of a folder: which files are frames (glob), "
+            "e.g. '*_h2b.tif'."
+        )] = None,
         truth: Annotated[Path | None, typer.Option(
             "--truth", help="With --replay: labelled nuclei CSV (frame, y, x, phase) to score "
             "trigger precision and recall."
@@ -60,10 +68,13 @@ def register(app: typer.Typer) -> None:
             from smartscope.acquire.replay import with_replay
 
             proto = with_replay(proto, replay, pixel_size_um=pixel_size_um,
-                                frame_interval_s=frame_interval_s, truth=truth)
-        elif pixel_size_um is not None or frame_interval_s is not None or truth is not None:
-            raise SmartscopeError("--pixel-size-um, --frame-interval-s and --truth describe a "
-                                  "recording: give them with --replay MOVIE")
+                                frame_interval_s=frame_interval_s, truth=truth,
+                                objective=recorded_objective, frame_pattern=frame_pattern)
+        elif any(v is not None for v in (pixel_size_um, frame_interval_s, truth,
+                                         recorded_objective, frame_pattern)):
+            raise SmartscopeError("--pixel-size-um, --frame-interval-s, --recorded-objective, "
+                                  "--frame-pattern and --truth describe a recording: give them "
+                                  "with --replay MOVIE")
         folder = out if out is not None else output_dir(proto, dt.datetime.now(), protocol.stem)
         state = {"last": 0.0, "triggers": 0}
 

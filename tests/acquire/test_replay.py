@@ -269,3 +269,25 @@ def test_replay_of_the_cellcognition_frames_runs(tmp_path):
                       objective="20x", interval_s=1.0, n_timepoints=3)
     summary = Run(proto, tmp_path / "run").execute()
     assert summary.status == "completed" and summary.screening_frames == 3
+
+
+def test_run_notes_say_interpolation_and_end_of_recording(movie):
+    from smartscope.acquire.replay import interpolation_note, recording_end_note, replay_config_for
+    from smartscope.sim import ManualClock
+    from smartscope.sim.replay import start
+
+    proto = _protocol({"type": "replay", "movie": str(movie), "pixel_size_um": PIXEL_UM,
+                       "frame_interval_s": DT_S})
+    clock = ManualClock(0.0)
+    cfg = replay_config_for(proto).model_copy(update={"real_exposure_time": False})
+    with start(cfg, clock=clock) as scope:
+        scope.core.snapImage()
+        assert interpolation_note(scope, scope.frames) is None
+        assert recording_end_note(scope, scope.frames) is None
+        scope.core.setConfig("Objective", "60x")
+        clock.set(T * DT_S)
+        scope.core.snapImage()
+        note = interpolation_note(scope, scope.frames)
+        assert "60x (6x)" in note and "no real resolution" in note
+        assert "1 image(s) were taken after the recording ended" in recording_end_note(
+            scope, scope.frames)

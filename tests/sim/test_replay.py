@@ -193,6 +193,8 @@ def test_folder_of_frames_with_a_pattern(movie_path, tmp_path):
         tifffile.imwrite(tmp_path / f"P1_T{t + 1}_h2b.tif", movie.frame(t))
         tifffile.imwrite(tmp_path / f"P1_T{t + 1}_tubulin.tif", np.zeros((H, W), np.uint16))
     tifffile.imwrite(tmp_path / "P1_T10_h2b.tif", movie.frame(0))  # natural order: 10 after 6
+    with pytest.raises(RecordingError, match="2 series .*e.g. '\\*_h2b.tif' or '\\*_tubulin.tif'"):
+        open_movie(tmp_path)  # two channels in one folder: say how to choose one
     folder = open_movie(tmp_path, "*_h2b.tif")
     assert folder.n_frames == T + 1 and folder.shape == (H, W)
     assert np.array_equal(folder.frame(5), movie.frame(5))

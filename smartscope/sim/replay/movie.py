@@ -82,16 +82,21 @@ class Movie:
     def background(self) -> tuple[float, float]:
         """(level, noise) of the background, ADU, estimated on the first frame.
 
-        Level: the 25th percentile (fluorescent nuclei cover well under half of a frame);
-        noise: the robust spread of neighbour differences among pixels below the median.
+        Level: the median of a ring along the frame's border (what meets the background the
+        replay shows outside the recorded field; nuclei cover well under half of it); noise:
+        the robust spread of neighbour differences among pixels below the frame's median.
         """
         if self._background is None:
             img = self.frame(0).astype(np.float32)
-            level = float(np.percentile(img, 25))
+            h, w = img.shape
+            b = max(2, min(h, w) // 50)
+            ring = np.concatenate([img[:b].ravel(), img[-b:].ravel(), img[:, :b].ravel(),
+                                   img[:, -b:].ravel()])
+            level = float(np.median(ring))
             low = img[:, :-1] < np.median(img)
             diff = np.diff(img, axis=1)[low]
             mad = float(np.median(np.abs(diff - np.median(diff)))) if diff.size else 0.0
-            self._background = (level, mad / (0.6745 * np.sqrt(2.0)))
+            self._background = (level, float(mad / (0.6745 * np.sqrt(2.0))))
         return self._background
 
     def close(self) -> None:
@@ -148,6 +153,22 @@ def _read_2d(path: Path) -> np.ndarray:
     return img
 
 
+def _one_series(folder: Path, files: list[Path], pattern: str) -> None:
+    """Refuse a folder whose file names differ by more than their numbers (two channels)."""
+    groups: dict[str, Path] = {}
+    for p in files:
+        groups.setdefault(re.sub(r"\d+", "#", p.name), p)
+    if len(groups) < 2:
+        return
+    examples = list(groups.values())[:3]
+    hints = [f"'*{re.split(r'(?=[_-])', p.name)[-1]}'" for p in examples]
+    raise RecordingError(
+        f"{folder}: the files matching '{pattern}' are {len(groups)} series (e.g. "
+        f"{', '.join(p.name for p in examples)}); choose one with frame_pattern "
+        f"(--frame-pattern), e.g. {' or '.join(hints)}"
+    )
+
+
 def _check_dtype(path: Path, dtype: np.dtype) -> None:
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise RecordingError(f"{path}: pixel type {dtype} cannot be replayed; give grey values")
@@ -180,6 +201,7 @@ def open_movie(path: str | Path, frame_pattern: str = "*.tif*") -> Movie:
                 f"{path}: no file matches '{frame_pattern}' in this folder; give a folder of TIFF "
                 "frames (or set frame_pattern)"
             )
+        _one_series(path, files, frame_pattern)
         first = _read_2d(files[0])
         _check_dtype(files[0], first.dtype)
         log.info("replay movie: %d frames from %s (%s)", len(files), path, frame_pattern)
