@@ -249,7 +249,9 @@ def write_frames_csv(path: Path, frames: Any) -> None:
     time, the recorded frame shown, whether the recording had ended, and the view."""
     import csv
 
-    with Path(path).open("w", newline="") as fh:
+    from smartscope.outputs import atomic_file
+
+    with atomic_file(Path(path)) as tmp, tmp.open("w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(["image", "sample_time_s", "movie_frame", "past_end", "stage_x_um",
                       "stage_y_um", "z_um", "objective", "channel", "pixel_size_um"])

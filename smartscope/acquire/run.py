@@ -136,7 +136,10 @@ class Run:
         ProtocolError, ModelBundleError, MicroscopeError, DependencyError
             Before the acquisition starts, with a one-line message.
         """
-        check_dir_target(self.out_dir, option="--out")
+        m = self.protocol.microscope
+        inputs = ([p for p in (m.movie, m.truth) if p is not None] if self._replay
+                  and isinstance(m, ReplayMicroscope) else [])
+        check_dir_target(self.out_dir, option="--out", inputs=inputs)
         if (self.out_dir / "run.json").exists():
             raise OutputError(
                 f"{self.out_dir}: already holds a run (run.json); choose another --out folder"

@@ -291,3 +291,18 @@ def test_run_notes_say_interpolation_and_end_of_recording(movie):
         assert "60x (6x)" in note and "no real resolution" in note
         assert "1 image(s) were taken after the recording ended" in recording_end_note(
             scope, scope.frames)
+
+
+def test_run_folder_inside_the_replayed_folder_is_refused(movie, tmp_path):
+    from smartscope.acquire import Run
+    from smartscope.errors import OutputError
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for t in range(2):
+        tifffile.imwrite(frames / f"f{t}.tif", np.zeros((32, 32), np.uint16))
+    proto = _protocol({"type": "replay", "movie": str(frames), "pixel_size_um": PIXEL_UM,
+                       "frame_interval_s": DT_S})
+    with pytest.raises(OutputError, match="overlaps the input"):
+        Run(proto, frames / "run").execute()
+    assert sorted(p.name for p in frames.iterdir()) == ["f0.tif", "f1.tif"]
