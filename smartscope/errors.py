@@ -51,3 +51,7 @@ class RecordingError(SmartscopeError):
 
 class OutputError(SmartscopeError):
     """An output cannot be written where asked (an input, a foreign file, an unwritable place)."""
+
+
+class RunFolderError(SmartscopeError):
+    """A folder is not a smartscope run (no run records), or its records cannot be read."""

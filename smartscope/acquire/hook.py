@@ -79,6 +79,7 @@ class Progress:
     elapsed_s: float
     last_latency_ms: float
     mode: str
+    last_decision: str = ""
 
 
 class SmartHook:
@@ -297,7 +298,8 @@ class SmartHook:
             self.finished = True
         latency_ms = (self._clock() - t_in) * 1000.0
         self.latencies_ms.append(latency_ms)
-        self.recorder.frame(index, time_s, req, [*records, *step.decisions], rows, latency_ms)
+        self.recorder.frame(index, time_s, req, [*records, *step.decisions], rows, latency_ms,
+                            pixel_size_um=frame.pixel_size_um if frame is not None else None)
         try:  # a failing observer or progress display must not stop the acquisition
             if frame is not None:
                 for obs in self._observers:
@@ -325,11 +327,16 @@ class SmartHook:
             errors=self._errors, elapsed_s=self._clock() - self._t0,
             last_latency_ms=self.latencies_ms[-1] if self.latencies_ms else 0.0,
             mode="follow-up" if self.planner.in_followup else "screening",
+            last_decision=self.recorder.last_decision,
         )
 
-    def close(self) -> None:
-        """Close the output files (idempotent)."""
+    def close(self, report: bool = True) -> None:
+        """Close the output files (idempotent) and, when the hook writes into a folder, write
+        ``report.html`` there (``report=False`` to skip it; a failing report is logged, never
+        raised)."""
         self.recorder.close()
+        if report and self.recorder.folder is not None:
+            write_report_quietly(self.recorder.folder)
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -401,6 +408,18 @@ class SmartHook:
         except Exception as e2:  # the planner cannot go on: end cleanly rather than hang
             records.append(self._error_record(e2, time_s, "recover"))
             return Step(done=True)
+
+def write_report_quietly(folder: str | Path) -> Path | None:
+    """``report.html`` in a run folder; a failure is logged (with its traceback), never raised,
+    so closing a run never loses what it acquired."""
+    from smartscope.report import write_report
+
+    try:
+        return write_report(folder)
+    except Exception:
+        log.exception("could not write the run report in %s", folder)
+        return None
+
 
 def _cells_of(result: Any) -> Sequence[Any]:
     return result.cells if hasattr(result, "cells") else result

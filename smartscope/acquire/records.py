@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from smartscope.acquire.sinks import CellsCsv, DecisionsJsonl
+from smartscope.acquire.sinks import CellsCsv, DecisionsJsonl, FramesCsv
 from smartscope.decide import UPRIGHT, FrameRequest, pixel_to_stage
 from smartscope.protocol import CameraOrientation
 
@@ -16,13 +16,23 @@ log = logging.getLogger(__name__)
 
 
 class Recorder:
-    """Writes cell rows and decision records; either sink may be None (not written).
+    """Writes cell rows, image rows and decision records; any sink may be None (not written).
 
     Parameters
     ----------
-    cells, decisions : sinks, optional
+    cells, decisions, frames : sinks, optional
     orientation : CameraOrientation
         To give each cell its stage coordinates.
+    folder : path, optional
+        The run folder the sinks write into (where the report goes).
+
+    Attributes
+    ----------
+    dataset : str
+        The image data set's folder relative to the run folder, written with every image row
+        (empty while unknown, e.g. in a script whose data set lies elsewhere).
+    last_decision : str
+        The latest decision in one short line (empty before the first).
     """
 
     def __init__(
@@ -30,21 +40,27 @@ class Recorder:
         cells: CellsCsv | None = None,
         decisions: DecisionsJsonl | None = None,
         orientation: CameraOrientation = UPRIGHT,
+        frames: FramesCsv | None = None,
+        folder: str | Path | None = None,
     ) -> None:
         self.cells = cells
         self.decisions = decisions
+        self.frames = frames
         self.orientation = orientation
+        self.folder = Path(folder) if folder is not None else None
+        self.dataset = ""
+        self.last_decision = ""
         self.decision_log: list[dict[str, Any]] = []
 
     @classmethod
     def in_folder(
         cls, folder: str | Path, classes: Sequence[str], orientation: CameraOrientation = UPRIGHT
     ) -> Recorder:
-        """``cells.csv`` and ``decisions.jsonl`` in ``folder`` (created)."""
+        """``cells.csv``, ``frames.csv`` and ``decisions.jsonl`` in ``folder`` (created)."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         return cls(CellsCsv(out / "cells.csv", classes), DecisionsJsonl(out / "decisions.jsonl"),
-                   orientation)
+                   orientation, frames=FramesCsv(out / "frames.csv"), folder=out)
 
     def cell_row(self, c: Any, index: int, time_s: float, req: FrameRequest, ps: float,
                  shape: tuple[int, int]) -> dict[str, Any]:
@@ -64,9 +80,21 @@ class Recorder:
 
     def frame(self, index: int, time_s: float, req: FrameRequest,
               decisions: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
-              latency_ms: float) -> None:
-        """Record one frame's cells and decisions; a write failure is logged, never raised."""
+              latency_ms: float, pixel_size_um: float | None = None) -> None:
+        """Record one frame's image row, cells and decisions; a write failure is logged, never
+        raised."""
         try:
+            if self.frames is not None:
+                self.frames.write({
+                    "frame": index, "time_s": round(time_s, 4), "mode": req.mode,
+                    "position": req.position_name,
+                    "followup": req.followup if req.followup is not None else "",
+                    "objective": req.objective, "channel": req.channel,
+                    "pixel_size_um": pixel_size_um if pixel_size_um is not None else "",
+                    "n_cells": len(rows) if req.classify else "",
+                    "latency_ms": round(latency_ms, 2), "dataset": self.dataset,
+                    "axes": req.axes(),
+                })
             if self.cells is not None and rows:
                 self.cells.write(rows)
             for d in decisions:
@@ -80,6 +108,8 @@ class Recorder:
         """Append one decision record."""
         rec = dict(record)
         self.decision_log.append(rec)
+        if rec.get("event") not in (None, "screening_done"):
+            self.last_decision = headline(rec)
         if rec.get("event") != "error":  # errors are logged with their traceback where caught
             log.info("decision: %s", summary(rec))
         if self.decisions is not None:
@@ -87,7 +117,7 @@ class Recorder:
 
     def close(self) -> None:
         """Close the files (idempotent)."""
-        for sink in (self.cells, self.decisions):
+        for sink in (self.cells, self.decisions, self.frames):
             if sink is not None:
                 sink.close()
 
@@ -96,3 +126,25 @@ def summary(rec: Mapping[str, Any]) -> str:
     """A decision record in one short line."""
     keys = ("event", "frame", "time_s", "position", "trigger", "reason")
     return " ".join(f"{k}={rec[k]}" for k in keys if rec.get(k) is not None)
+
+
+def headline(rec: Mapping[str, Any]) -> str:
+    """A decision for the progress line: what, which trigger, where, the cell's phase."""
+    event = str(rec.get("event", ""))
+    words = [event.replace("_", " ")]
+    if rec.get("trigger"):
+        words.append(str(rec["trigger"]))
+    if rec.get("position") is not None:
+        words.append(f"at {rec['position']}")
+    cells = rec.get("cells") or []
+    if event == "trigger" and cells:
+        c = cells[0]
+        words.append(f"({c.get('phase')} {float(c.get('confidence', 0)):.2f})")
+        if rec.get("refused"):
+            words.append("refused")
+    why = rec.get("reason") or rec.get("error")
+    if why and event != "trigger":
+        words.append(f"({str(why)[:60]})")
+    if rec.get("time_s") is not None:
+        words.append(f"t={float(rec['time_s']):.1f} s")
+    return " ".join(words)

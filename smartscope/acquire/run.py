@@ -2,8 +2,8 @@
 outputs, end cleanly (also on Ctrl-C / SIGTERM).
 
 Outputs in the run folder: the NDTiff data set written by pycromanager (``images_1/``),
-``cells.csv``, ``decisions.jsonl`` and ``run.json`` (protocol, package versions, model card hash,
-summary).
+``cells.csv``, ``frames.csv``, ``decisions.jsonl``, ``run.json`` (protocol, package versions,
+model card hash, summary) and ``report.html`` (written last).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from smartscope.acquire.capture import SimCapture
 from smartscope.acquire.connect import ScopeHandle, connect
-from smartscope.acquire.hook import FrameClassifier, Progress, SmartHook
+from smartscope.acquire.hook import FrameClassifier, Progress, SmartHook, write_report_quietly
 from smartscope.acquire.sinks import file_sha256, package_versions, write_json_atomic
 from smartscope.decide import Frame, format_scores, summarise
 from smartscope.errors import MicroscopeError, OutputError
@@ -93,6 +93,9 @@ class Run:
         this many seconds ends the run as a device failure (``MicroscopeError``; images so far
         are kept and the data set is closed). Default: the protocol's
         ``microscope.stall_timeout_s`` (60 s unless set).
+    write_report : bool
+        Write ``report.html`` into the run folder at the end (also after a failure or an
+        interrupt); its path is then in ``report``.
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class Run:
         progress: Callable[[Progress], None] | None = None,
         observers: Sequence[Callable[[Frame], None]] = (),
         stall_timeout_s: float | None = None,
+        write_report: bool = True,
     ) -> None:
         self.stall_timeout_s = (protocol.microscope.stall_timeout_s if stall_timeout_s is None
                                 else stall_timeout_s)
@@ -125,6 +129,8 @@ class Run:
         self.observers = tuple(observers)
         self.hook: SmartHook | None = None
         self._run_times: list[tuple[int, float]] = []
+        self.write_report = write_report
+        self.report: Path | None = None
         self.summary = RunSummary(out_dir=str(self.out_dir))
         self._acq: Any = None
 
@@ -173,11 +179,13 @@ class Run:
             raise
         finally:
             if self.hook is not None:
-                self.hook.close()
+                self.hook.close(report=False)  # the report reads the final run.json
             self.summary.duration_s = round(self.clock() - t0, 3)
             if self.summary.status == "running":
                 self.summary.status = "failed"
             self._write_run_json(t0, started=False)
+            if self.write_report:
+                self.report = write_report_quietly(self.out_dir)
         return self.summary
 
     # --- internals ------------------------------------------------------------------------------
@@ -212,6 +220,9 @@ class Run:
             acq = Acquisition(directory=str(self.out_dir), name=DATASET_NAME,
                               image_process_fn=hook, notification_callback_fn=watchdog)
             self._acq = acq
+            ds = _dataset_dir(self.out_dir)
+            if ds is not None:  # every image row names the data set it lies in
+                hook.recorder.dataset = ds.relative_to(self.out_dir).as_posix()
             try:
                 acq.acquire(hook.first_event())
                 _await(acq, watchdog)

@@ -19,6 +19,11 @@ CELL_COLUMNS = (
     "y", "x", "x_um", "y_um", "area_um2", "phase", "confidence", "track", "parent_track",
 )
 
+FRAME_COLUMNS = (
+    "frame", "time_s", "mode", "position", "followup", "objective", "channel", "pixel_size_um",
+    "n_cells", "latency_ms", "dataset", "axes",
+)
+
 _PACKAGES = ("smartscope", "pycromanager", "pymmcore-plus", "pymmcore", "mmpycorex",
              "ai-edge-litert", "numpy", "scikit-image", "pydantic")
 
@@ -46,6 +51,31 @@ class CellsCsv:
             values = [_fmt(row.get(c, "")) for c in CELL_COLUMNS]
             self._w.writerow(values + [_fmt(p) for p in probs])
         self.rows += len(rows)
+        self._f.flush()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+
+class FramesCsv:
+    """``frames.csv``: one row per image the hook decided on: where the image lies (data set
+    folder relative to the run folder, and its axes as JSON), its pixel size, how many nuclei
+    were classified and the hook's latency."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._f = self.path.open("w", newline="")
+        self._w = csv.writer(self._f)
+        self._w.writerow(FRAME_COLUMNS)
+        self._f.flush()
+        self.rows = 0
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        values = [row.get(c, "") for c in FRAME_COLUMNS]
+        values[-1] = json.dumps(values[-1], sort_keys=True) if values[-1] != "" else ""
+        self._w.writerow([_fmt(v) for v in values])
+        self.rows += 1
         self._f.flush()
 
     def close(self) -> None:

@@ -88,21 +88,23 @@ def register(app: typer.Typer) -> None:
             typer.echo(
                 f"[{p.elapsed_s:7.1f} s] frames {p.frames} (screening {p.screening_frames}, "
                 f"follow-up {p.followup_frames}) | triggers fired {p.triggers_fired} | "
-                f"errors {p.errors} | {p.mode} | hook {p.last_latency_ms:.0f} ms",
+                f"errors {p.errors} | {p.mode} | hook {p.last_latency_ms:.0f} ms"
+                + (f" | last: {p.last_decision}" if p.last_decision else ""),
                 err=True,
             )
 
         if not quiet:
             kind = (" (simulated)" if simulate else f" (replay of {replay})" if replay else "")
             typer.echo(f"run: {protocol} -> {folder}{kind}", err=True)
-        summary = Run(proto, folder, simulate=simulate, source=str(protocol),
-                      progress=progress).execute()
+        runner = Run(proto, folder, simulate=simulate, source=str(protocol), progress=progress)
+        summary = runner.execute()
         lat = summary.latency_ms
         typer.echo(
             f"{summary.status}: {summary.frames} frames ({summary.screening_frames} screening, "
             f"{summary.followup_frames} follow-up), {summary.triggers_fired} trigger(s) fired, "
             f"{summary.errors} error(s) in {summary.duration_s:.1f} s; hook latency median "
             f"{lat.get('median', 0):.0f} ms, max {lat.get('max', 0):.0f} ms; outputs in {folder}"
+            + (f"; report: {runner.report}" if runner.report is not None else "")
         )
         for note in summary.notes:
             typer.echo(f"note: {note}")

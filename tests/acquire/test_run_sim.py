@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -81,6 +82,22 @@ def test_mitosis_zoom_cli_ends_with_all_outputs(mitosis_run):
     capture = run["summary"]["event_capture"]["metaphase_zoom"]
     assert capture["episodes"] >= 1 and capture["triggers"] == run["summary"]["triggers_fired"]
     assert {"precision", "recall", "wrong_light_ms", "wrong_time_s"} <= set(capture)
+
+
+def test_mitosis_zoom_report_renders_in_chromium(mitosis_run, tmp_path):
+    """The run's own report.html, in a real browser: no errors, every image decodes, every
+    trigger of decisions.jsonl is on the page; the progress line named the trigger."""
+    from tests.report.chromium import render, require_chromium
+
+    out, proc = mitosis_run
+    assert "last: trigger metaphase_zoom at " in proc.stderr
+    assert f"report: {out / 'report.html'}" in proc.stdout
+    browser = require_chromium()
+    shown = render(out / "report.html", browser, tmp_path / "profile")
+    assert shown.errors == 0 and shown.images == shown.images_loaded >= 4
+    frames = [int(f) for f in re.findall(r'class="trigger" id="trigger-\d+" data-frame="(\d+)"',
+                                         shown.dom)]
+    assert frames and frames == [d["frame"] for d in _decisions(out) if d["event"] == "trigger"]
 
 
 def test_mitosis_zoom_switches_objective_and_fast_interval(mitosis_run):
@@ -187,6 +204,7 @@ def test_interrupt_ends_cleanly(tmp_path, sig):
     images = _images(out)
     assert len(images) == run["summary"]["frames"] >= 4
     assert _decisions(out)[-1]["event"] == "interrupted"
+    assert "interrupted" in (out / "report.html").read_text()  # the report is written too
     rows = (out / "cells.csv").read_text().splitlines()
     assert len(rows) > 1 and len({len(r.split(",")) for r in rows}) == 1  # no torn line
     assert int(rows[-1].split(",")[0]) < run["summary"]["frames"]
