@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 CELLS_FILE = "cells.csv"
 POOL_COLUMNS = ("crop_id", "file", "source", "frame", "y", "x", "area_um2", "mean_intensity",
-                "touches_edge", "pixel_size_um", "time_s", "objective", "channel", "phase",
-                "confidence")
+                "touches_edge", "pixel_size_um", "time_s", "objective", "channel", "track",
+                "phase", "confidence")
 TIME_TOLERANCE_MS = 0.5
 """A cells.csv frame and a saved image are the same when their elapsed times differ by less."""
 
@@ -170,7 +170,8 @@ def crops_from_run(run_dir: Path, out: Path, skip_edge: bool = False) -> int:
                     "mean_intensity": f"{mean:.1f}",
                     "touches_edge": int(edge), "pixel_size_um": f"{ps:g}",
                     "time_s": cell["time_s"], "objective": cell.get("objective", ""),
-                    "channel": cell.get("channel", ""), "phase": cell["phase"],
+                    "channel": cell.get("channel", ""), "track": cell.get("track", ""),
+                    "phase": cell["phase"],
                     "confidence": cell["confidence"],
                     **{f"p_{c}": cell.get(f"p_{c}", "") for c in classes},
                 })

@@ -49,6 +49,10 @@ class PoolItem:
         Nucleus area and mean intensity above the local background (camera counts).
     probabilities : dict of str to float
         Class probabilities from the run that classified the crop (empty if none).
+    track : str
+        The run's track id of the nucleus (``crops --from-run``), else empty.
+    previous, next : str or None
+        Crop id of the same nucleus in the previous / next frame of its source, if known.
     """
 
     crop_id: str
@@ -61,6 +65,7 @@ class PoolItem:
     mean_intensity: float
     pixel_size_um: float | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
+    track: str = ""
     previous: str | None = None
     next: str | None = None
 
@@ -129,7 +134,7 @@ def load_pool(folder: Path, link_um: float = LINK_UM) -> dict[str, PoolItem]:
                 x=_float(row, "x", where), area_um2=_float(row, "area_um2", where),
                 mean_intensity=_float(row, "mean_intensity", where),
                 pixel_size_um=_float(row, "pixel_size_um", where) if px else None,
-                probabilities=probs,
+                probabilities=probs, track=(row.get("track") or "").strip(),
             )
     if not items:
         raise TrainingDataError(f"{index}: no crops listed; the pool is empty")
@@ -141,7 +146,8 @@ def link_frames(items: dict[str, PoolItem], link_um: float = LINK_UM) -> dict[st
 
     Crops are grouped by source and linked from each frame of a source to the next frame of the
     same source with ``decide.NucleusTracker`` in micrometres (one to one, nearest first, at most
-    ``link_um`` apart). Crops without a pixel size are left unlinked.
+    ``link_um`` apart). Crops without a pixel size are left unlinked. A source whose crops all
+    carry the run's track ids (``crops --from-run``) is linked by those instead.
     """
     from smartscope.decide.tracking import NucleusTracker
 
@@ -152,6 +158,15 @@ def link_frames(items: dict[str, PoolItem], link_um: float = LINK_UM) -> dict[st
     prev: dict[str, str] = {}
     nxt: dict[str, str] = {}
     for source, frames in by_source.items():
+        if all(i.track for here in frames.values() for i in here):
+            tracks: dict[str, list[PoolItem]] = defaultdict(list)
+            for t in sorted(frames):
+                for item in frames[t]:
+                    tracks[item.track].append(item)
+            for seq in tracks.values():
+                for a, b in zip(seq, seq[1:], strict=False):
+                    prev[b.crop_id], nxt[a.crop_id] = a.crop_id, b.crop_id
+            continue
         tracker = NucleusTracker(max_displacement_um=link_um, max_missed_frames=0)
         last: dict[int, str] = {}
         for t in sorted(frames):  # the frames of one source, taken as consecutive

@@ -40,6 +40,7 @@ def make_run(folder: Path, frames: int = 3) -> list[tuple[int, float, float]]:
                          "mode": "followup" if follow else "screening", "objective": "10x",
                          "channel": "FITC", "pixel_size_um": PX_UM, "y": y, "x": x,
                          "area_um2": 80.0, "phase": CLASSES[k == 2],
+                         "track": 1 + (1 - k if t == 2 and k < 2 else k),  # 0, 1 swap at t 2
                          "confidence": p, "probabilities": [1 - p, p] if k == 2 else [p, 1 - p]})
             truth.append((t, y, x))
         ds.put_image({"time": t}, image.astype(np.uint16),
@@ -74,8 +75,11 @@ def test_pool_from_a_run_keeps_positions_probabilities_and_time_links(tmp_path):
     first = s.page(3)["rows"]
     assert {c["id"][-1] for r in first for c in r["cards"]} == {"0"}  # 0.55: least certain
     items = s.pool
-    assert items["f00001n001"].previous == "f00000n001" and items["f00001n001"].next == "f00002n001"
+    assert items["f00001n002"].previous == "f00000n002" and items["f00001n002"].next == "f00002n002"
     assert items["f00003n001"].previous is None  # the follow-up frame is another source
+    # linked by the run's own tracks, not by nearness: the run swapped nuclei 0 and 1 at frame 2
+    assert items["f00002n000"].previous == "f00001n001"
+    assert items["f00002n001"].previous == "f00001n000"
 
 
 def test_from_run_errors_are_one_line(tmp_path, capsys):
