@@ -113,6 +113,13 @@ def _event_capture(r: dict) -> str:
     return "; ".join(parts) or "no tracking+confirm run"
 
 
+def _report_speed(r: dict) -> str:
+    res = r.get("results", {})
+    return (f"{res.get('frames')} images, {res.get('triggers')} triggers: "
+            f"{_fmt(_get(res, 'warm_s', 'median'), ' s')} (cold {_fmt(res.get('cold_s'), ' s')}), "
+            f"{_fmt(res.get('report_kb'), ' kB')}")
+
+
 BENCHES = (
     Bench("frame_speed", headline=_frame_speed),
     Bench("detection_quality", quick_args=(), headline=_detection_quality, skip_rc=2),
@@ -124,6 +131,7 @@ BENCHES = (
     Bench("history", quick_args=("--quick", "WORKTREE"), full_args=("ec1d2ab", "WORKTREE"),
           headline=_history),
     Bench("event_capture", headline=_event_capture),
+    Bench("report_speed", headline=_report_speed),
 )
 
 

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 #: largest side of a thumbnail, pixels
 THUMB_PX = 220
+#: grey levels of a thumbnail
+GREY_LEVELS = 64
+#: colours of the marks: box around a cell, circle around a found nucleus, centre cross-hair
+_MARKS = {"box": (255, 210, 0), "circle": (255, 0, 200), "cross": (0, 230, 255)}
 #: images matched by time must lie this close to the record's time_s, seconds
 TIME_TOLERANCE_S = 0.002
 
@@ -188,23 +192,30 @@ def png_thumbnail(
     g = to_uint8(img)
     h, w = g.shape
     scale = size_px / max(h, w)
-    im = Image.fromarray(g, mode="L").convert("RGB")
     out_w, out_h = max(1, round(w * scale)), max(1, round(h * scale))
-    im = im.resize((out_w, out_h), Image.Resampling.BOX if scale < 1 else Image.Resampling.NEAREST)
+    small = Image.fromarray(g, mode="L").resize(
+        (out_w, out_h), Image.Resampling.BOX if scale < 1 else Image.Resampling.NEAREST)
+    # a palette image: GREY_LEVELS grey levels (plenty for a thumbnail, and it compresses far
+    # better than 8-bit noise) followed by the colours of the marks
+    levels = (np.asarray(small, dtype=np.uint16) * GREY_LEVELS // 256).astype(np.uint8)
+    im = Image.fromarray(levels, mode="L").convert("P")
+    palette = [v for i in range(GREY_LEVELS) for v in (round(i * 255 / (GREY_LEVELS - 1)),) * 3]
+    im.putpalette(palette + [c for rgb in _MARKS.values() for c in rgb])
     d = ImageDraw.Draw(im)
+    box_c, circle_c, cross_c = (GREY_LEVELS + i for i in range(3))
     if box is not None:
         y, x, half = (v * scale for v in box)
-        d.rectangle([x - half, y - half, x + half, y + half], outline=(255, 210, 0), width=2)
+        d.rectangle([x - half, y - half, x + half, y + half], outline=box_c, width=2)
     if circle is not None:
         y, x, r = (v * scale for v in circle)
-        d.ellipse([x - r, y - r, x + r, y + r], outline=(255, 0, 200), width=2)
+        d.ellipse([x - r, y - r, x + r, y + r], outline=circle_c, width=2)
     if cross is not None:
         y, x = (v * scale for v in cross)
         arm = max(6.0, size_px / 14)
-        d.line([x - arm, y, x - 3, y], fill=(0, 230, 255), width=2)
-        d.line([x + 3, y, x + arm, y], fill=(0, 230, 255), width=2)
-        d.line([x, y - arm, x, y - 3], fill=(0, 230, 255), width=2)
-        d.line([x, y + 3, x, y + arm], fill=(0, 230, 255), width=2)
+        d.line([x - arm, y, x - 3, y], fill=cross_c, width=2)
+        d.line([x + 3, y, x + arm, y], fill=cross_c, width=2)
+        d.line([x, y - arm, x, y - 3], fill=cross_c, width=2)
+        d.line([x, y + 3, x, y + arm], fill=cross_c, width=2)
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

@@ -137,6 +137,16 @@ def test_event_capture_quick(tmp_path):
         assert {"precision", "followup_precision", "recall", "wrong_light_ms"} <= set(res[key])
 
 
+def test_report_speed_quick(tmp_path):
+    r = run_quick("report_speed", tmp_path, "--quick")
+    check_common(r)
+    res = r["results"]
+    check_stats(res["warm_s"])
+    assert res["frames"] == 100 and res["triggers"] >= 2
+    assert res["images_embedded"] == 2 * res["triggers"] + 2  # two per trigger, two plots
+    assert 0 < res["report_kb"] < 1000
+
+
 def test_run_all_headlines():
     """The summary of run_all reads every JSON the scripts above wrote."""
     if not _RESULTS:
@@ -152,3 +162,4 @@ def test_run_all_headlines():
         if bench.name in _RESULTS:
             line = bench.headline(_RESULTS[bench.name])
             assert line and "unavailable" not in line, (bench.name, line)
+
