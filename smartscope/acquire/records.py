@@ -100,6 +100,7 @@ class Recorder:
             for d in decisions:
                 self.note({"frame": index, "time_s": round(time_s, 4),
                            "position": req.position_name, "mode": req.mode, **d,
+                           "image": {"dataset": self.dataset, "axes": req.axes()},
                            "latency_ms": round(latency_ms, 2)})
         except Exception:
             log.exception("could not write run records for frame %d", index)

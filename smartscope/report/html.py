@@ -330,6 +330,9 @@ def _files(rec: RunRecords, store: ImageStore) -> str:
                        ("run.json", "protocol, versions, summary")):
         if (rec.folder / name).is_file():
             items.append(f"<li><a href='{name}'>{name}</a> ({what})</li>")
+    for tif in sorted((rec.folder / "tiff").glob("*.tif")):
+        items.append(f"<li><a href='tiff/{_e(tif.name)}'>tiff/{_e(tif.name)}</a> (ImageJ "
+                     "hyperstack for Fiji / napari)</li>")
     if store.error:
         items.append(f"<li class='note'>{_e(store.error)}</li>")
     return "<h2>Files</h2><ul>" + "".join(items) + "</ul>"

@@ -72,7 +72,10 @@ def trigger_views(rec: RunRecords, store: ImageStore, max_thumbnails: int = 200)
 
 
 def _chosen_cell(d: dict[str, Any]) -> dict[str, Any]:
-    """The matched cell the follow-up centred on (the target's), else the first matched."""
+    """The followed cell (``cell``), else the matched cell nearest the centring target, else the
+    first matched."""
+    if isinstance(d.get("cell"), dict) and "y_px" in d["cell"]:
+        return dict(d["cell"])
     cells = d.get("cells") or []
     target = (d.get("target") or {}).get("cell") or {}
     if target and cells:

@@ -108,6 +108,10 @@ def test_trigger_queues_follow_up_with_objective_switch(tmp_path):
     assert trig["frame"] == 1 and trig["cells"][0]["phase"] == "metaphase"
     assert trig["cells"][0]["x_um"] == pytest.approx(follow["x"], abs=1e-3)
     assert "latency_ms" in trig and trig["position"] == "A1"
+    # the image each decision was made on: its data set and axes, as in frames.csv
+    assert trig["image"]["axes"] == seen[1]["axes"]
+    frames = (tmp_path / "frames.csv").read_text().splitlines()
+    assert frames[0].split(",")[:3] == ["frame", "time_s", "mode"] and len(frames) == 1 + 5
 
 
 def test_classifier_failure_continue_keeps_screening(tmp_path, caplog):

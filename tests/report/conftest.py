@@ -37,6 +37,7 @@ def write_run(
     run_json: bool = True,
     status: str = "completed",
     extra_run: dict[str, Any] | None = None,
+    zstack: int = 0,
 ) -> dict[str, Any]:
     """Write a run folder; returns what it holds (frames, trigger frames)."""
     from ndstorage import NDTiffDataset
@@ -104,6 +105,21 @@ def write_run(
                               "pixel_size_um": FOLLOW_PS, "n_cells": 1, "latency_ms": 20.0,
                               "dataset": "images_1", "axes": faxes})
             frame += 1
+        if zstack:
+            follow_time += 1
+            for z in range(zstack):
+                t += 0.1
+                zaxes = {"mode": "follow", "time": follow_time, "position": 0, "z": z,
+                         "channel": "FITC"}
+                ds.put_image(zaxes, _disc_frame(FOLLOW_PX, [], 1, rng),
+                             {"ElapsedTime-ms": t * 1000, "PixelSize_um": FOLLOW_PS,
+                              "ZPosition_um_Intended": 3.0 - 1.5 + 0.75 * z})
+                if frames is not None:
+                    frames.write({"frame": frame, "time_s": t, "mode": "follow",
+                                  "position": "A1", "followup": followup, "objective": "60x",
+                                  "channel": "FITC", "pixel_size_um": FOLLOW_PS,
+                                  "latency_ms": 1.0, "dataset": "images_1", "axes": zaxes})
+                frame += 1
         decisions.write({"frame": frame - 1, "time_s": t, "position": "A1", "mode": "follow",
                          "event": "return", "trigger": "metaphase_zoom", "followup": followup,
                          "latency_ms": 1.0})
