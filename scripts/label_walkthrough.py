@@ -120,6 +120,7 @@ def main() -> int:
               "this session": session.order}
     found = {name: sum(c in rare for c in order[:n]) for name, order in orders.items()}
 
+    start = session.state()["labelled"]  # a resumed folder already has some
     server = LabelServer(session)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     keys: Counter[str] = Counter()
@@ -157,10 +158,11 @@ def main() -> int:
         server.server_close()
     t_label = time.monotonic() - t1
     state = session.state()
-    labelled = state["labelled"]
+    labelled = state["labelled"] - start
     summary = {
         "pool": str(args.pool), "crops": len(session.pool), "model": str(args.model or ""),
-        "labels": labelled, "counts": state["counts"], "key_presses": sum(keys.values()),
+        "labels_before": start, "labels": labelled, "counts": state["counts"],
+        "key_presses": sum(keys.values()),
         "keys": dict(keys), "page_loads": loads, "crop_pages": pages,
         "key_presses_per_100": round(100 * sum(keys.values()) / labelled, 1),
         "order_seconds": round(t_order, 1), "labelling_seconds": round(t_label, 1),
