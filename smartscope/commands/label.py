@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -99,11 +100,17 @@ def register(app: typer.Typer) -> None:
             import webbrowser
 
             webbrowser.open(server.url)
+
+        def stop(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt  # SIGTERM ends the session like Ctrl-C
+
+        previous = signal.signal(signal.SIGTERM, stop)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
         finally:
+            signal.signal(signal.SIGTERM, previous)
             server.server_close()
         counts = session.store.counts()
         typer.echo("labels: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {out}")

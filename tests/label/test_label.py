@@ -234,3 +234,38 @@ def test_labelled_folder_must_be_new_ours_or_outside_the_pool(pool, tmp_path):
     with pytest.raises(OutputError, match="not made by `smartscope label`"):
         build_session(pool, CLASSES, foreign)
     assert (foreign / "interphase" / "s0t000n001.tif").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_cli_serves_labels_and_stops_cleanly(pool, tmp_path, sig):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "labelled"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smartscope", "label", str(pool), "--classes", ",".join(CLASSES),
+         "--out", str(out), "--no-open"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        url = lines[1].split()[-1]
+        assert lines[1].startswith("labelling page") and url.startswith("http://127.0.0.1:")
+        port, token = int(url.split(":")[2].split("/")[0]), url.split("token=")[1]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/api/label", body=json.dumps({"ids": ["s0t000n004"],
+                                                           "label": "metaphase"}),
+                     headers={"X-Token": token, "Content-Type": "application/json"})
+        assert conn.getresponse().status == 200
+        conn.close()
+        proc.send_signal(getattr(signal, sig))
+        rest = proc.communicate(timeout=20)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "metaphase 1" in rest and _rows(out)[0]["crop_id"] == "s0t000n004"
