@@ -9,15 +9,22 @@ from typing import Any
 from smartscope.errors import ProtocolError
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+def snake(name: str) -> str:
+    """The snake_case name pycromanager gives a camelCase core method.
+
+    The Java bridge (pyjavaz) and the Python backend's core (mmpycorex) both convert in two
+    steps, so ``getXPosition`` is ``get_x_position`` (a one-step conversion gives
+    ``get_xposition``, which the bridge does not know).
+    """
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
 
 
 def call(core: Any, name: str, *args: Any) -> Any:
     """Call a core method by its camelCase name, falling back to its snake_case name."""
     fn = getattr(core, name, None)
     if fn is None:
-        fn = getattr(core, _snake(name))
+        fn = getattr(core, snake(name))
     return fn(*args)
 
 
