@@ -28,7 +28,8 @@ def call(core: Any, name: str, *args: Any) -> Any:
     return fn(*args)
 
 
-def _strings(vector: Any) -> list[str]:
+def strings(vector: Any) -> list[str]:
+    """A string vector from any core (pymmcore tuple, bridge StrVector) as a list."""
     if hasattr(vector, "size") and hasattr(vector, "get"):
         return [str(vector.get(i)) for i in range(vector.size())]
     return [str(v) for v in vector]
@@ -36,14 +37,19 @@ def _strings(vector: Any) -> list[str]:
 
 def presets(core: Any, group: str) -> list[str]:
     """Preset names of a config group ([] when the group does not exist)."""
-    if group not in _strings(call(core, "getAvailableConfigGroups")):
+    if group not in strings(call(core, "getAvailableConfigGroups")):
         return []
-    return _strings(call(core, "getAvailableConfigs", group))
+    return strings(call(core, "getAvailableConfigs", group))
 
 
 def preset_properties(core: Any, group: str, preset: str) -> list[tuple[str, str, str]]:
     """The (device, property, value) settings of a preset."""
-    config = call(core, "getConfigData", group, preset)
+    return settings(call(core, "getConfigData", group, preset))
+
+
+def settings(config: Any) -> list[tuple[str, str, str]]:
+    """The (device, property, value) settings of a core ``Configuration`` (a preset's or a
+    pixel-size configuration's)."""
     out = []
     size = config.size() if hasattr(config, "size") else None
     if size is None:  # pymmcore-plus Configuration iterates as tuples
@@ -59,7 +65,7 @@ def check_preset(core: Any, group: str, preset: str, field: str, source: str) ->
     """Raise a ProtocolError naming ``field`` when ``preset`` is not in ``group`` on this core."""
     available = presets(core, group)
     if not available:
-        groups = ", ".join(_strings(call(core, "getAvailableConfigGroups")))
+        groups = ", ".join(strings(call(core, "getAvailableConfigGroups")))
         raise ProtocolError(
             f"{source}: field '{field}': the microscope has no config group '{group}' "
             f"(it has: {groups}); set microscope.objective_group / channel_group"

@@ -32,10 +32,13 @@ from typing import Any
 import numpy as np
 
 from smartscope.acquire import corecalls
+from smartscope.acquire.calibration import ObjectiveCalibration, calibrations
 from smartscope.acquire.prepare import (
     FrameClassifier,
+    check_one_camera,
     check_presets,
     frame_classifier,
+    objectives_used,
     resolve_positions,
 )
 from smartscope.acquire.records import Recorder
@@ -50,8 +53,10 @@ from smartscope.decide import (
     PlanSettings,
     Step,
     axes_key,
+    check_target,
     to_event,
 )
+from smartscope.errors import StageLimitError
 from smartscope.protocol import (
     Detection,
     ModelSpec,
@@ -151,6 +156,8 @@ class SmartHook:
         self._stop_requested = False
         self.finished = False
         self.latencies_ms: list[float] = []
+        self.calibration: dict[str, ObjectiveCalibration] = {}
+        """Micro-Manager's calibration of each objective the protocol uses (``from_protocol``)."""
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -191,26 +198,29 @@ class SmartHook:
         if classifier is not None:
             check_phases(protocol, classes, source)
         check_presets(protocol, core, source)
+        check_one_camera(core)
+        m = protocol.microscope
+        cals = calibrations(core, m.objective_group, objectives_used(protocol))
+        affines = {o: c.affine for o, c in cals.items() if c.affine is not None}
         positions = resolve_positions(protocol.screening, core)
-        settings = PlanSettings.from_protocol(protocol, positions, stage_limits)
+        settings = PlanSettings.from_protocol(protocol, positions, stage_limits, affines)
         if classify is None:
             classify = frame_classifier(classifier, protocol.detection.diameter_um)
-        m = protocol.microscope
-        recorder = (Recorder.in_folder(out_dir, classes, m.camera) if out_dir is not None
-                    else Recorder(orientation=m.camera))
-        return cls(
+        recorder = (Recorder.in_folder(out_dir, classes, m.camera, affines) if out_dir is not None
+                    else Recorder(orientation=m.camera, affines_um=affines))
+        hook = cls(
             Planner(settings),
             classify=classify,
             preset_properties=lambda g, p: corecalls.preset_properties(core, g, p),
             objective_group=m.objective_group,
-            pixel_sizes_um={k: v.pixel_size_um for k, v in m.objectives.items()
-                            if v.pixel_size_um is not None},
-            pixel_size_um=protocol.detection.pixel_size_um,
+            pixel_sizes_um=protocol.pixel_sizes_um(),
             fallback_pixel_size=lambda: float(corecalls.call(core, "getPixelSizeUm")),
             on_error=protocol.on_error,
             recorder=recorder,
             **kwargs,
         )
+        hook.calibration = cals
+        return hook
 
     @classmethod
     def from_objects(
@@ -341,6 +351,13 @@ class SmartHook:
     # --- internals ------------------------------------------------------------------------------
 
     def _register(self, step: Step) -> list[dict[str, Any]]:
+        for r in step.requests:  # the last check before anything reaches the microscope
+            why = check_target(self.planner.s.limits, r.x_um, r.y_um, r.z_um)
+            if why is not None:
+                raise StageLimitError(
+                    f"refused to queue the {r.mode} frame at {r.position_name} ({r.objective}, "
+                    f"{r.channel}): {why}; nothing was sent to the stage"
+                )
         events = []
         for r in step.requests:
             ev = to_event(r, objective_group=self._objective_group,
@@ -362,7 +379,10 @@ class SmartHook:
             return float(value)
         if self._fallback_pixel_size is not None:
             return self._fallback_pixel_size()
-        raise ValueError("no pixel size: set detection.pixel_size_um in the protocol")
+        raise ValueError(
+            f"no pixel size for objective {objective!r}: calibrate it in Micro-Manager or set "
+            f"microscope.objectives.{objective}.pixel_size_um"
+        )
 
     def _observe(
         self, image: np.ndarray, metadata: Mapping[str, Any], req: FrameRequest, index: int,

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from smartscope.acquire import corecalls
-from smartscope.protocol import Position, Protocol, Screening
+from smartscope.errors import MicroscopeError
+from smartscope.protocol import CentreOnCell, Position, Protocol, Screening
 
 FrameClassifier = Callable[[np.ndarray, float], Any]
 """image, pixel size (um/px) -> classified nuclei: objects with y, x, area_um2, phase,
@@ -63,3 +64,34 @@ def resolve_positions(screening: Screening, core: Any) -> tuple[Position, ...]:
             p = p.model_copy(update={"z_um": z_now})
         out.append(p)
     return tuple(out)
+
+
+def objectives_used(protocol: Protocol) -> list[str]:
+    """The objective presets a protocol images with: screening first, then the follow-ups'."""
+    out = [protocol.screening.objective]
+    for t in protocol.triggers:
+        for a in t.actions:
+            if isinstance(a, CentreOnCell) and a.objective and a.objective not in out:
+                out.append(a.objective)
+    return out
+
+
+def check_one_camera(core: Any) -> None:
+    """Refuse a camera that delivers several images per snap (Micro-Manager's Multi Camera).
+
+    pycromanager's engine then adds a ``camera`` axis the hook's frames do not have, and the
+    closed loop would wait for ever on images it cannot match.
+
+    Raises
+    ------
+    MicroscopeError
+        Naming the camera and what to change.
+    """
+    n = int(corecalls.call(core, "getNumberOfCameraChannels"))
+    if n > 1:
+        camera = corecalls.call(core, "getCameraDevice")
+        raise MicroscopeError(
+            f"the camera '{camera}' delivers {n} images per frame (Multi Camera); smartscope "
+            "drives one camera: set Core-Camera to a single camera in Micro-Manager (e.g. in "
+            "the System > Startup preset) and run again"
+        )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from smartscope.acquire.sinks import CellsCsv, DecisionsJsonl, FramesCsv
-from smartscope.decide import UPRIGHT, FrameRequest, pixel_to_stage
+from smartscope.decide import UPRIGHT, Affine, FrameRequest, pixel_to_stage
 from smartscope.protocol import CameraOrientation
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ class Recorder:
         (empty while unknown, e.g. in a script whose data set lies elsewhere).
     last_decision : str
         The latest decision in one short line (empty before the first).
+    affines_um : mapping, optional
+        Micro-Manager's calibrated pixel -> stage affine per objective (replaces
+        ``orientation`` for that objective).
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class Recorder:
         orientation: CameraOrientation = UPRIGHT,
         frames: FramesCsv | None = None,
         folder: str | Path | None = None,
+        affines_um: Mapping[str, Affine] | None = None,
     ) -> None:
         self.cells = cells
         self.decisions = decisions
@@ -50,24 +54,28 @@ class Recorder:
         self.folder = Path(folder) if folder is not None else None
         self.dataset = ""
         self.last_decision = ""
+        self.affines_um = dict(affines_um or {})
         self.decision_log: list[dict[str, Any]] = []
 
     @classmethod
     def in_folder(
-        cls, folder: str | Path, classes: Sequence[str], orientation: CameraOrientation = UPRIGHT
+        cls, folder: str | Path, classes: Sequence[str], orientation: CameraOrientation = UPRIGHT,
+        affines_um: Mapping[str, Affine] | None = None,
     ) -> Recorder:
         """``cells.csv``, ``frames.csv`` and ``decisions.jsonl`` in ``folder`` (created)."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         return cls(CellsCsv(out / "cells.csv", classes), DecisionsJsonl(out / "decisions.jsonl"),
-                   orientation, frames=FramesCsv(out / "frames.csv"), folder=out)
+                   orientation, frames=FramesCsv(out / "frames.csv"), folder=out,
+                   affines_um=affines_um)
 
     def cell_row(self, c: Any, index: int, time_s: float, req: FrameRequest, ps: float,
                  shape: tuple[int, int]) -> dict[str, Any]:
         """The ``cells.csv`` row of a classified nucleus ``c`` (y, x, phase, confidence, ...)."""
         x_um, y_um = pixel_to_stage(float(c.y), float(c.x), shape=shape, pixel_size_um=ps,
                                     stage_x_um=req.x_um, stage_y_um=req.y_um,
-                                    orientation=self.orientation)
+                                    orientation=self.orientation,
+                                    affine=self.affines_um.get(req.objective))
         return {
             "frame": index, "time_s": round(time_s, 4), "position": req.position_name,
             "mode": req.mode, "followup": req.followup if req.followup is not None else "",

@@ -14,6 +14,7 @@ from smartscope.decide.capture import (
 from smartscope.decide.geometry import (
     NO_LIMITS,
     UPRIGHT,
+    Affine,
     Limits,
     check_target,
     image_centre_px,
@@ -27,7 +28,7 @@ from smartscope.decide.tracking import Link, NucleusTracker
 from smartscope.decide.triggers import Cell, TriggerTracker, condition_holds, matching_cells
 
 __all__ = [
-    "Cell", "Episode", "FOLLOW", "Frame", "FrameRequest", "LabelTruth", "Limits", "Link",
+    "Affine", "Cell", "Episode", "FOLLOW", "Frame", "FrameRequest", "LabelTruth", "Limits", "Link",
     "NO_LIMITS", "NucleusTracker", "PlanSettings", "Planner", "SCREEN", "ScreenedField", "Step",
     "TriggerScore", "TriggerTracker", "TrueCell", "TruthProvider", "UPRIGHT", "axes_key",
     "check_target", "condition_holds", "format_scores", "image_centre_px", "matching_cells",

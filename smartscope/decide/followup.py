@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from smartscope.decide.geometry import pixel_to_stage
+from smartscope.decide.geometry import Affine, pixel_to_stage
 from smartscope.decide.requests import SCREEN
 from smartscope.decide.tracking import NucleusTracker
 from smartscope.decide.triggers import Cell
@@ -20,13 +20,15 @@ if TYPE_CHECKING:
 
 
 def annotate(frame: Frame, orientation: CameraOrientation, tracker: NucleusTracker,
-             followed: Sequence[Cell] = (), reach_um: float = 10.0) -> tuple[Cell, ...]:
+             followed: Sequence[Cell] = (), reach_um: float = 10.0,
+             affine: Affine | None = None) -> tuple[Cell, ...]:
     """The frame's cells with stage coordinates (um), distance from the centroid to the nearest
     image border (um) and tracks.
 
     A screening frame's cells are linked by ``tracker`` (per screening position). In a follow-up
     frame a nucleus within ``reach_um`` of a cell the follow-up fired on (``followed``, with stage
-    coordinates) gets that cell's track; the others get none.
+    coordinates) gets that cell's track; the others get none. ``affine`` (Micro-Manager's
+    calibration of the frame's objective) replaces ``orientation`` and the pixel size.
     """
     if frame.cells is None:
         return ()
@@ -36,7 +38,8 @@ def annotate(frame: Frame, orientation: CameraOrientation, tracker: NucleusTrack
     cells = []
     for c in frame.cells:
         x, y = pixel_to_stage(c.y, c.x, shape=frame.shape, pixel_size_um=ps,
-                              stage_x_um=req.x_um, stage_y_um=req.y_um, orientation=orientation)
+                              stage_x_um=req.x_um, stage_y_um=req.y_um, orientation=orientation,
+                              affine=affine)
         edge = max(0.0, min(c.x, c.y, w - 1 - c.x, h - 1 - c.y) * ps)
         cells.append(replace(c, x_um=x, y_um=y, edge_um=edge))
     if req.mode == SCREEN:

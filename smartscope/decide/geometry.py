@@ -10,6 +10,10 @@ from smartscope.protocol.microscope import CameraOrientation
 UPRIGHT = CameraOrientation()
 """Image +x is stage +x, image +y is stage +y."""
 
+Affine = tuple[float, float, float, float]
+"""Micro-Manager's pixel-size affine without its translation, (a, b, d, e), um per px: a pixel
+offset (dx, dy) from the image centre is the stage offset (a dx + b dy, d dx + e dy)."""
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -27,6 +31,17 @@ class Limits:
             y_um=protocol_limits.y_um if protocol_limits.y_um is not None else stage_limits.y_um,
             z_um=protocol_limits.z_um if protocol_limits.z_um is not None else stage_limits.z_um,
         )
+
+
+    def near_focus(self, z_low_um: float, z_high_um: float, travel_um: float) -> Limits:
+        """These limits with z also kept within ``travel_um`` of the focus range
+        [``z_low_um``, ``z_high_um``] (the screening focus at the start of the run)."""
+        lo, hi = z_low_um - travel_um, z_high_um + travel_um
+        if self.z_um is not None:
+            lo, hi = max(lo, self.z_um[0]), min(hi, self.z_um[1])
+        if lo > hi:  # the focus itself lies outside the z limits: keep them, positions are refused
+            return self
+        return Limits(x_um=self.x_um, y_um=self.y_um, z_um=(lo, hi))
 
 
 NO_LIMITS = Limits()
@@ -65,14 +80,20 @@ def pixel_to_stage(
     stage_x_um: float,
     stage_y_um: float,
     orientation: CameraOrientation = UPRIGHT,
+    affine: Affine | None = None,
 ) -> tuple[float, float]:
     """Stage (x, y) in um that puts pixel (y_px, x_px) of an image at the image centre.
 
     The image was taken with the stage at (stage_x_um, stage_y_um); the offset of the pixel from
     the image centre is flipped and rotated per ``orientation``, then scaled by the pixel size.
+    With ``affine`` (Micro-Manager's calibration) the offset is mapped by it instead, and
+    ``orientation`` and ``pixel_size_um`` are not used.
     """
     cy, cx = image_centre_px(shape)
     dx, dy = x_px - cx, y_px - cy
+    if affine is not None:
+        a, b, d, e = affine
+        return stage_x_um + a * dx + b * dy, stage_y_um + d * dx + e * dy
     if orientation.flip_x:
         dx = -dx
     if orientation.flip_y:
@@ -92,8 +113,15 @@ def stage_to_pixel(
     stage_x_um: float,
     stage_y_um: float,
     orientation: CameraOrientation = UPRIGHT,
+    affine: Affine | None = None,
 ) -> tuple[float, float]:
     """Inverse of ``pixel_to_stage``: where (y_px, x_px) a stage point appears in the image."""
+    cy, cx = image_centre_px(shape)
+    if affine is not None:
+        a, b, d, e = affine
+        det = a * e - b * d
+        sx, sy = x_um - stage_x_um, y_um - stage_y_um
+        return cy + (-d * sx + a * sy) / det, cx + (e * sx - b * sy) / det
     dx = (x_um - stage_x_um) / pixel_size_um
     dy = (y_um - stage_y_um) / pixel_size_um
     quarter = (orientation.rotation_deg // 90) % 4
@@ -103,5 +131,4 @@ def stage_to_pixel(
         dy = -dy
     if orientation.flip_x:
         dx = -dx
-    cy, cx = image_centre_px(shape)
     return cy + dy, cx + dx

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from smartscope.decide.followup import annotate, check_confirmation, pick_cell
-from smartscope.decide.geometry import NO_LIMITS, UPRIGHT, Limits, check_target, pixel_to_stage
+from smartscope.decide.geometry import (
+    NO_LIMITS,
+    UPRIGHT,
+    Affine,
+    Limits,
+    check_target,
+    pixel_to_stage,
+)
 from smartscope.decide.requests import FOLLOW, SCREEN, FrameRequest
 from smartscope.decide.tracking import NucleusTracker
 from smartscope.decide.triggers import Cell, TriggerTracker, condition_holds
@@ -52,15 +59,23 @@ class PlanSettings:
     orientation: CameraOrientation = UPRIGHT
     limits: Limits = NO_LIMITS
     tracking: Tracking = field(default_factory=lambda: Tracking.model_validate({}))
+    affines_um: Mapping[str, Affine] = field(default_factory=dict)
+    """Micro-Manager's calibrated pixel -> stage affine per objective (used instead of
+    ``orientation`` and the pixel size for that objective's images)."""
 
     @classmethod
     def from_protocol(
-        cls, protocol: Protocol, positions: Sequence[Position], stage_limits: Limits = NO_LIMITS
+        cls, protocol: Protocol, positions: Sequence[Position], stage_limits: Limits = NO_LIMITS,
+        affines_um: Mapping[str, Affine] | None = None,
     ) -> PlanSettings:
         """Settings from a protocol; ``positions`` are the screening positions with z filled in
         and ``stage_limits`` the stage's own travel (used where the protocol gives none)."""
         m = protocol.microscope
         lim = m.stage_limits
+        limits = Limits.merge(Limits(lim.x_um, lim.y_um, lim.z_um), stage_limits)
+        focus = [p.z_um for p in positions if p.z_um is not None]
+        if focus:  # z moves stay near the focus the run started with
+            limits = limits.near_focus(min(focus), max(focus), m.max_focus_travel_um)
         return cls(
             screening=protocol.screening,
             positions=tuple(positions),
@@ -69,8 +84,9 @@ class PlanSettings:
             channel_group=m.channel_group,
             objective_offsets_um={k: v.parfocal_z_offset_um for k, v in m.objectives.items()},
             orientation=m.camera,
-            limits=Limits.merge(Limits(lim.x_um, lim.y_um, lim.z_um), stage_limits),
+            limits=limits,
             tracking=protocol.tracking,
+            affines_um=dict(affines_um or {}),
         )
 
 
@@ -333,7 +349,8 @@ class Planner:
             return self._move(f, action.objective, f.state.x_um, f.state.y_um)[0]
         x, y = pixel_to_stage(cell.y, cell.x, shape=frame.shape, pixel_size_um=frame.pixel_size_um,
                               stage_x_um=f.state.x_um, stage_y_um=f.state.y_um,
-                              orientation=self.s.orientation)
+                              orientation=self.s.orientation,
+                              affine=self.s.affines_um.get(frame.request.objective))
         objective = action.objective or f.state.objective
         why, z = self._move(f, objective, x, y)
         f.centred = why is None
@@ -424,14 +441,16 @@ class Planner:
     def _stage(self, cell: Cell, frame: Frame) -> tuple[float, float]:
         return pixel_to_stage(cell.y, cell.x, shape=frame.shape, pixel_size_um=frame.pixel_size_um,
                               stage_x_um=frame.request.x_um, stage_y_um=frame.request.y_um,
-                              orientation=self.s.orientation)
+                              orientation=self.s.orientation,
+                              affine=self.s.affines_um.get(frame.request.objective))
 
     def _annotate(self, frame: Frame) -> tuple[Cell, ...]:
         """The frame's cells with stage coordinates, border distance and tracks."""
         f = self._follow
         return annotate(frame, self.s.orientation, self._nuclei,
                         followed=f.matched if f is not None else (),
-                        reach_um=self.s.tracking.max_displacement_um)
+                        reach_um=self.s.tracking.max_displacement_um,
+                        affine=self.s.affines_um.get(frame.request.objective))
 
     def _end(self, event: str, f: _FollowUp, time_s: float, **extra: Any) -> dict[str, Any]:
         """The decision that ends a follow-up, with what it cost: frames, light (exposure ms

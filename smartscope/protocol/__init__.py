@@ -26,6 +26,7 @@ from smartscope.protocol.microscope import (
     ReplayMicroscope,
     SimulatedMicroscope,
     StageLimits,
+    VirtualSample,
 )
 from smartscope.protocol.schema import (
     PROTOCOL_VERSION,
@@ -45,7 +46,6 @@ __all__ = [
     "CameraOrientation", "CentreOnCell", "ChangeInterval", "Confirm", "Detection", "Grid",
     "HeadlessMicroscope", "MicroManagerMicroscope", "Microscope", "ModelSpec", "ObjectiveSpec",
     "Output", "Position", "Protocol", "ReplayMicroscope", "ReturnToScreening", "Screening",
-    "SetChannel", "SimulatedMicroscope", "StageLimits", "Stop", "Tracking", "Trigger", "ZStack",
-    "check_phases",
-    "load_protocol", "parse_protocol",
+    "SetChannel", "SimulatedMicroscope", "StageLimits", "Stop", "Tracking", "Trigger",
+    "VirtualSample", "ZStack", "check_phases", "load_protocol", "parse_protocol",
 ]

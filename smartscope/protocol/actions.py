@@ -104,11 +104,18 @@ class ChangeInterval(Frozen):
         return self
 
 
+MAX_Z_STACK_RANGE_UM = 200.0
+"""Largest z-stack range accepted, um (a cell layer is tens of micrometres thick)."""
+
+
 class ZStack(Frozen):
     """One z-stack centred on the current focus position."""
 
     type: Literal["z_stack"] = "z_stack"
-    range_um: float = Field(gt=0, description="total z range, um, centred on the current focus")
+    range_um: float = Field(
+        gt=0, le=MAX_Z_STACK_RANGE_UM,
+        description="total z range, um, centred on the current focus",
+    )
     step_um: float = Field(gt=0, description="z step, um")
 
     @model_validator(mode="after")

@@ -12,12 +12,16 @@ from smartscope.protocol._base import Frozen, resolve_path
 DEFAULT_BRIDGE_PORT = 4827
 """Pycro-Manager's default bridge port in the Micro-Manager app."""
 
+MAX_PARFOCAL_OFFSET_UM = 200.0
+"""Largest parfocal z offset accepted, um: objectives of one turret are parfocal within tens of
+micrometres; a larger value is a typo that would drive the objective into the sample."""
+
 
 class ObjectiveSpec(Frozen):
     """What smartscope needs to know about one objective preset."""
 
     parfocal_z_offset_um: float = Field(
-        0.0,
+        0.0, ge=-MAX_PARFOCAL_OFFSET_UM, le=MAX_PARFOCAL_OFFSET_UM,
         description="focus of this objective relative to the reference objective, um; switching "
         "A -> B moves z by offset(B) - offset(A)",
     )
@@ -63,6 +67,11 @@ class _MicroscopeBase(Frozen):
     )
     camera: CameraOrientation = CameraOrientation()
     stage_limits: StageLimits = StageLimits()
+    max_focus_travel_um: float = Field(
+        100.0, gt=0, le=2000,
+        description="no z target (objective switch, z-stack, screening position) may lie further "
+        "than this from the focus at the start of the run, um",
+    )
     stall_timeout_s: float = Field(
         60.0, gt=0, le=86400,
         description="a frame whose image has not arrived this many seconds after its hardware or "
@@ -82,7 +91,40 @@ class SimulatedMicroscope(_MicroscopeBase):
     sensor_px: int = Field(1024, ge=64, le=4096, description="camera sensor side, px")
 
 
-class MicroManagerMicroscope(_MicroscopeBase):
+class _RealMicroscope(_MicroscopeBase):
+    """A real microscope: the protocol must give the stage's safe travel on every axis."""
+
+    @model_validator(mode="after")
+    def _limits_given(self) -> _RealMicroscope:
+        lim = self.stage_limits
+        missing = [a for a in ("x_um", "y_um", "z_um") if getattr(lim, a) is None]
+        if missing:
+            raise ValueError(
+                f"a real microscope needs stage limits on x, y and z (missing: "
+                f"{', '.join(missing)}); set microscope.stage_limits to the safe travel of your "
+                "stage, e.g. {x_um: [-20000, 20000], y_um: [-20000, 20000], z_um: [-50, 3000]} "
+                "(read them off the stage with the objective lowered)"
+            )
+        return self
+
+
+class VirtualSample(Frozen):
+    """The simulator's camera in place of the configuration's camera: a virtual HeLa slide,
+    seen where the real stages are, at the real objective's pixel size and focus.
+
+    For dry runs of a real configuration without a sample (Micro-Manager's demo devices, or a
+    microscope with the lamp off); every other device stays real.
+    """
+
+    seed: int = Field(0, description="seed of the virtual sample and camera noise")
+    n_cells: int = Field(300, ge=1, le=20000, description="cells on the virtual slide")
+    time_scale: float = Field(
+        60.0, gt=0, description="simulated seconds per real second (cell cycle runs faster)"
+    )
+    sensor_px: int = Field(512, ge=64, le=4096, description="camera sensor side, px")
+
+
+class MicroManagerMicroscope(_RealMicroscope):
     """The running Micro-Manager app, through Pycro-Manager's bridge (Java backend)."""
 
     type: Literal["micromanager"] = "micromanager"
@@ -90,12 +132,16 @@ class MicroManagerMicroscope(_MicroscopeBase):
     timeout_s: float = Field(5.0, gt=0, description="how long to wait for the bridge, s")
 
 
-class HeadlessMicroscope(_MicroscopeBase):
+class HeadlessMicroscope(_RealMicroscope):
     """Micro-Manager without its GUI: pycromanager's Python backend on a pymmcore core."""
 
     type: Literal["headless"] = "headless"
     mm_dir: Path = Field(description="Micro-Manager installation folder (device adapters)")
     config_file: Path = Field(description="hardware configuration file (.cfg)")
+    virtual_sample: VirtualSample | None = Field(
+        None, description="replace the configuration's camera by the simulator's virtual-sample "
+        "camera (dry run without a sample); the other devices stay real",
+    )
 
     @field_validator("mm_dir", "config_file", mode="after")
     @classmethod

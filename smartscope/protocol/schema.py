@@ -112,7 +112,9 @@ class Detection(Frozen):
         description="expected nucleus diameter, um (18: HeLa interphase, the detection's default)",
     )
     pixel_size_um: float | None = Field(
-        None, gt=0, description="overrides every other pixel-size source, um/px"
+        None, gt=0, description="pixel size of the SCREENING objective's images, um/px, "
+        "overriding the microscope's calibration for it; other objectives use "
+        "microscope.objectives.<name>.pixel_size_um or the calibration",
     )
 
 
@@ -264,6 +266,28 @@ class Protocol(Frozen):
                 "as a stalled camera"
             )
         return self
+
+    @model_validator(mode="after")
+    def _one_screening_pixel_size(self) -> Protocol:
+        ps = self.detection.pixel_size_um
+        spec = self.microscope.objectives.get(self.screening.objective)
+        if ps is not None and spec is not None and spec.pixel_size_um is not None \
+                and abs(spec.pixel_size_um - ps) > 1e-9:
+            raise ValueError(
+                f"detection.pixel_size_um ({ps:g}) and microscope.objectives."
+                f"{self.screening.objective}.pixel_size_um ({spec.pixel_size_um:g}) disagree "
+                "for the screening objective; keep one of them"
+            )
+        return self
+
+    def pixel_sizes_um(self) -> dict[str, float]:
+        """Pixel size per objective preset given in the protocol, um/px (objectives missing here
+        use the microscope's calibration)."""
+        out = {k: v.pixel_size_um for k, v in self.microscope.objectives.items()
+               if v.pixel_size_um is not None}
+        if self.detection.pixel_size_um is not None:
+            out[self.screening.objective] = self.detection.pixel_size_um
+        return out
 
     def objective_offset_um(self, objective: str) -> float:
         """Parfocal z offset of an objective preset (0 when the protocol does not list it)."""

@@ -24,9 +24,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+LIMITS = {"x_um": [-5000, 5000], "y_um": [-5000, 5000], "z_um": [-500, 500]}
+
+
 def _protocol(**microscope):
     data = yaml.safe_load((REPO / "acquisitions" / "mitosis_zoom.yaml").read_text())
-    data["microscope"] = microscope
+    data["microscope"] = {"stage_limits": LIMITS, **microscope}
     return parse_protocol(data, "p.yaml", base_dir=REPO / "acquisitions")
 
 
@@ -72,7 +75,7 @@ def test_simulate_uses_the_protocols_objectives_and_channels():
     assert cfg.start_objective == "10x" and cfg.start_channel == "FITC"
     assert cfg.demo is not None
     data = yaml.safe_load((REPO / "acquisitions" / "mitosis_zoom.yaml").read_text())
-    data["microscope"] = {"type": "micromanager"}
+    data["microscope"] = {"type": "micromanager", "stage_limits": LIMITS}
     data["screening"]["channel"] = "GFP"
     cfg = sim_config_for(parse_protocol(data, "p.yaml"))
     assert "GFP" in cfg.channels and cfg.start_channel == "GFP"

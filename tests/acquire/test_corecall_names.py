@@ -49,7 +49,8 @@ def test_the_scan_finds_the_calls():
     assert {"getXPosition", "getYPosition", "getPixelSizeUm", "getConfigData"} <= names
 
 
-@pytest.mark.parametrize(("where", "line", "name"), CALLS, ids=[f"{f}:{ln}:{n}" for f, ln, n in CALLS])
+@pytest.mark.parametrize(("where", "line", "name"), CALLS,
+                         ids=[f"{f}:{ln}:{n}" for f, ln, n in CALLS])
 def test_core_call_uses_pycromanagers_name(where, line, name):
     owners = [c for c in MM_CLASSES if callable(getattr(c, name, None))]
     assert owners, f"{where}:{line}: {name} is not a Micro-Manager core method"

@@ -182,7 +182,8 @@ def test_change_interval_defaults():
 
 
 def test_headless_paths_relative_to_file(tmp_path, base):
-    base["microscope"] = {"type": "headless", "mm_dir": "mm", "config_file": "mm/demo.cfg"}
+    base["microscope"] = {"type": "headless", "mm_dir": "mm", "config_file": "mm/demo.cfg",
+                          "stage_limits": {"x_um": [-1, 1], "y_um": [-1, 1], "z_um": [-1, 1]}}
     p = tmp_path / "h.yaml"
     p.write_text(yaml.safe_dump(base))
     proto = load_protocol(p)

@@ -70,8 +70,9 @@ _action = st.one_of(
               st.sampled_from(("largest", "nearest_centre"))),
     st.builds(lambda n, m: {"type": "change_interval", "interval_s": 0.5, "min_frames": n,
                             "max_frames": n + m}, st.integers(1, 2), st.integers(0, 2)),
-    # range capped at 500 steps: a valid protocol has at most 501 slices (ZStack checks it)
-    st.builds(lambda r, s: {"type": "z_stack", "range_um": min(r, 500 * s), "step_um": s},
+    # range capped at 500 steps and 200 um: a valid protocol has at most 501 slices and a range
+    # of at most 200 um (ZStack checks both)
+    st.builds(lambda r, s: {"type": "z_stack", "range_um": min(r, 500 * s, 200), "step_um": s},
               st.floats(0.5, 400), st.floats(0.5, 50)),
     st.builds(lambda n: {"type": "burst", "n_frames": n}, st.integers(1, 3)),
     st.just({"type": "set_channel", "preset": "DAPI", "exposure_ms": 30}),
@@ -148,7 +149,8 @@ def test_limits_default_to_the_stage_own_per_axis():
         "microscope": {"type": "simulated", "stage_limits": {"x_um": [-100, 100]}}}, "p.yaml")
     stage = Limits(x_um=(-5000, 5000), y_um=(-4000, 4000), z_um=(-50, 300))
     got = PlanSettings.from_protocol(proto, proto.screening.positions, stage).limits
-    assert got == Limits(x_um=(-100, 100), y_um=(-4000, 4000), z_um=(-50, 300))
+    # z: the stage's own, and within microscope.max_focus_travel_um (100) of the focus (0)
+    assert got == Limits(x_um=(-100, 100), y_um=(-4000, 4000), z_um=(-50, 100))
 
 
 class _EdgeCellClassifier:
