@@ -58,9 +58,27 @@ def _floats(vector: Any) -> list[float]:
     return [float(v) for v in vector]
 
 
+def _with_labels(core: Any, settings: list[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """Settings plus, for a state device, the same position as ``Label`` and as ``State``
+    (a preset may set ``State`` 3 where the pixel-size configuration names its label)."""
+    out = set(settings)
+    for dev, prop, value in settings:
+        if prop not in ("State", "Label"):
+            continue
+        try:
+            labels = corecalls.strings(corecalls.call(core, "getStateLabels", dev))
+        except Exception:  # not a state device  # noqa: BLE001
+            continue
+        if prop == "State" and value.isdigit() and int(value) < len(labels):
+            out.add((dev, "Label", labels[int(value)]))
+        elif prop == "Label" and value in labels:
+            out.add((dev, "State", str(labels.index(value))))
+    return out
+
+
 def pixel_config_for(core: Any, group: str, objective: str) -> str | None:
     """The pixel-size configuration whose settings the objective preset sets (None: none)."""
-    preset = set(corecalls.preset_properties(core, group, objective))
+    preset = _with_labels(core, corecalls.preset_properties(core, group, objective))
     devices = {d for d, _, _ in preset}
     for config in corecalls.strings(corecalls.call(core, "getAvailablePixelSizeConfigs")):
         wanted = set(corecalls.settings(corecalls.call(core, "getPixelSizeConfigData", config)))

@@ -211,6 +211,10 @@ def _headless(m: HeadlessMicroscope) -> Iterator[ScopeHandle]:
             f"microscope.config_file: {m.config_file} not found; set it to your hardware "
             "configuration (.cfg) file"
         )
+    if m.virtual_sample is not None:
+        with _headless_virtual_sample(m) as handle:
+            yield handle
+        return
     try:
         pycromanager.start_headless(str(m.mm_dir), str(m.config_file), python_backend=True)
         core = pycromanager.Core()
@@ -224,3 +228,27 @@ def _headless(m: HeadlessMicroscope) -> Iterator[ScopeHandle]:
                           info={"mm_dir": str(m.mm_dir), "config_file": str(m.config_file)})
     finally:
         pycromanager.stop_headless()
+
+
+@contextlib.contextmanager
+def _headless_virtual_sample(m: HeadlessMicroscope) -> Iterator[ScopeHandle]:
+    """The protocol's configuration on a pymmcore-plus core, with the simulator's virtual-sample
+    camera in place of its camera (every other device is the configuration's own)."""
+    try:
+        from smartscope.sim.hybrid import start_on_config
+    except ImportError as e:
+        raise DependencyError(
+            f"microscope.virtual_sample needs pymmcore-plus and pycromanager ({e}); install the "
+            "extra: pip install 'smartscope[sim]'"
+        ) from e
+    vs = m.virtual_sample
+    assert vs is not None
+    with start_on_config(
+        m.mm_dir, m.config_file, objective_group=m.objective_group,
+        channel_group=m.channel_group,
+        parfocal_um={k: v.parfocal_z_offset_um for k, v in m.objectives.items()},
+        seed=vs.seed, n_cells=vs.n_cells, time_scale=vs.time_scale, sensor_px=vs.sensor_px,
+    ) as hybrid:
+        yield ScopeHandle(core=hybrid.core, kind="headless", sim=hybrid,
+                          info={"mm_dir": str(m.mm_dir), "config_file": str(m.config_file),
+                                "camera": "virtual sample (the simulator's camera)"})

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartscope.acquire import corecalls
 from smartscope.acquire.capture import SimCapture
 from smartscope.acquire.connect import ScopeHandle, connect
 from smartscope.acquire.hook import FrameClassifier, Progress, SmartHook, write_report_quietly
@@ -26,7 +27,12 @@ from smartscope.acquire.sinks import file_sha256, package_versions, write_json_a
 from smartscope.decide import Frame, format_scores, summarise
 from smartscope.errors import MicroscopeError, OutputError
 from smartscope.outputs import check_dir_target
-from smartscope.protocol import Protocol, ReplayMicroscope, SimulatedMicroscope
+from smartscope.protocol import (
+    MicroManagerMicroscope,
+    Protocol,
+    ReplayMicroscope,
+    SimulatedMicroscope,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,8 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     event_capture: dict[str, Any] | None = None
     event_capture_lines: list[str] = field(default_factory=list)
+    restored: dict[str, Any] = field(default_factory=dict)
+    """The screening objective, channel and focus put back at the end (or the error)."""
 
 
 def output_dir(protocol: Protocol, now: _dt.datetime, protocol_name: str = "protocol") -> Path:
@@ -213,12 +221,16 @@ class Run:
         self.hook = hook
         if capture is not None:
             capture.positions = hook.planner.s.positions
+        scope.info["pixel_to_stage"] = {o: c.record() for o, c in hook.calibration.items()}
         interrupted = False
         hook_t0 = self.clock()
         with _interrupts_as_keyboard_interrupt():
             watchdog = _Watchdog(self.stall_timeout_s)
+            port = ({"port": self.protocol.microscope.port}
+                    if isinstance(self.protocol.microscope, MicroManagerMicroscope)
+                    and scope.kind == "micromanager" else {})
             acq = Acquisition(directory=str(self.out_dir), name=DATASET_NAME,
-                              image_process_fn=hook, notification_callback_fn=watchdog)
+                              image_process_fn=hook, notification_callback_fn=watchdog, **port)
             self._acq = acq
             ds = _dataset_dir(self.out_dir)
             if ds is not None:  # every image row names the data set it lies in
@@ -246,6 +258,7 @@ class Run:
                 _await_quietly(acq)
                 elapsed = round(self.clock() - hook_t0, 3)
                 hook.note({"event": "interrupted", "run_elapsed_s": elapsed})
+        self.summary.restored = restore_screening(self.protocol, scope.core, hook)
         stopped = hook.on_error == "stop" and hook.progress().errors > 0
         self._summarise(hook, "interrupted" if interrupted else
                         "stopped_on_error" if stopped else "completed")
@@ -335,6 +348,30 @@ class Run:
 
             data["started"] = json.loads(path.read_text()).get("started")
         write_json_atomic(path, data)
+
+
+def restore_screening(protocol: Protocol, core: Any, hook: SmartHook) -> dict[str, Any]:
+    """Put the screening objective, channel and focus back at the end of a run (a run that
+    ended in a follow-up leaves the high-magnification objective in place otherwise).
+
+    Returns what was restored (for ``run.json``). A device that refuses is logged and recorded
+    in ``decisions.jsonl``; the run's data are kept.
+    """
+    m, sc = protocol.microscope, protocol.screening
+    z = hook.planner.s.positions[0].z_um if hook.planner.s.positions else None
+    try:
+        corecalls.call(core, "setConfig", m.objective_group, sc.objective)
+        corecalls.call(core, "setConfig", m.channel_group, sc.channel)
+        corecalls.call(core, "waitForSystem")
+        if z is not None:
+            corecalls.call(core, "setPosition", float(z))
+            corecalls.call(core, "waitForSystem")
+    except Exception as e:  # the run is over: report, never lose what was acquired
+        log.error("could not put the microscope back to %s / %s: %s", sc.objective, sc.channel, e)
+        hook.note({"event": "error", "where": "restore_screening", "error": str(e)})
+        return {"error": str(e)}
+    log.info("microscope back to %s / %s, z %s um", sc.objective, sc.channel, z)
+    return {"objective": sc.objective, "channel": sc.channel, "z_um": z}
 
 
 def _await(acq: Any, watchdog: _Watchdog | None = None) -> None:
