@@ -19,7 +19,9 @@ import typer
 from smartscope.errors import SmartscopeError
 
 #: command modules, in help order
-COMMAND_MODULES = ("run", "report", "validate", "simulate", "classify", "crops", "label", "train")
+COMMAND_MODULES = (
+    "run", "check", "report", "validate", "simulate", "classify", "crops", "label", "train",
+)
 
 app = typer.Typer(
     name="smartscope",
