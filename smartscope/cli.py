@@ -20,7 +20,8 @@ from smartscope.errors import SmartscopeError
 
 #: command modules, in help order
 COMMAND_MODULES = (
-    "run", "check", "report", "validate", "simulate", "classify", "crops", "label", "train",
+    "run", "check", "calibrate", "report", "validate", "simulate", "classify", "crops", "label",
+    "train",
 )
 
 app = typer.Typer(

@@ -25,8 +25,8 @@ PROTOCOL = REPO / "acquisitions" / "demo_headless.yaml"
 
 def _protocol_for(mm_demo: Path, folder: Path, **microscope: object) -> Path:
     data = yaml.safe_load(PROTOCOL.read_text())
-    data["microscope"].update(mm_dir=str(mm_demo), config_file=str(mm_demo / "MMConfig_demo.cfg"),
-                              **microscope)
+    data["microscope"].update(mm_dir=str(mm_demo), config_file=str(mm_demo / "MMConfig_demo.cfg"))
+    data["microscope"].update(microscope)
     data["model"]["bundle"] = str(REPO / "models" / "hela_sgan_5class")
     path = folder / "demo.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -1,0 +1,61 @@
+"""``smartscope calibrate PROTOCOL``: measure pixel size, flips and rotation of the camera
+against the stage, compare with Micro-Manager's calibration, optionally write the orientation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("calibrate")
+    def calibrate(
+        protocol: Annotated[Path, typer.Argument(help="Protocol file naming the microscope.")],
+        objective: Annotated[str | None, typer.Option(
+            "--objective", help="Objective preset to calibrate (default: the screening one)."
+        )] = None,
+        step_um: Annotated[float, typer.Option(
+            "--step-um", min=0.1, help="Stage step in x and in y, um (keep it under a quarter "
+            "of the field of view)."
+        )] = 20.0,
+        write: Annotated[Path | None, typer.Option(
+            "--write", help="Write the protocol with the measured microscope.camera orientation "
+            "to this file (may be the protocol itself; comments are not kept, relative paths "
+            "stay as written)."
+        )] = None,
+    ) -> None:
+        """Move the stage by known steps, measure the image shift by phase correlation, and
+        report pixel size, flips and rotation next to Micro-Manager's calibration."""
+        import yaml
+
+        from smartscope.acquire.calibrate import measure
+        from smartscope.acquire.connect import connect
+        from smartscope.protocol import load_protocol, parse_protocol
+
+        proto = load_protocol(protocol)
+        m = proto.microscope
+        obj = objective or proto.screening.objective
+        with connect(proto) as scope:
+            from smartscope.acquire import corecalls
+
+            corecalls.check_preset(scope.core, m.objective_group, obj, "--objective",
+                                   str(protocol))
+            corecalls.call(scope.core, "setConfig", m.channel_group, proto.screening.channel)
+            corecalls.call(scope.core, "setExposure", float(proto.screening.exposure_ms))
+            result = measure(scope.core, objective_group=m.objective_group, objective=obj,
+                             step_um=step_um)
+        for line in result.report():
+            typer.echo(line)
+        if result.fit_error > 0.1 or abs(result.residual_deg) > 2.0:
+            typer.echo("warning: the camera is not square to the stage (or the stage steps are "
+                       "uneven); prefer Micro-Manager's affine calibration (Pixel Calibrator)",
+                       err=True)
+        if write is not None:
+            data = yaml.safe_load(protocol.read_text())
+            data["microscope"]["camera"] = result.orientation.model_dump()
+            parse_protocol(data, str(write), base_dir=protocol.resolve().parent)  # still valid
+            text = yaml.safe_dump(data, sort_keys=False)
+            write.write_text(text)
+            typer.echo(f"wrote microscope.camera {result.orientation.model_dump()} to {write}")
