@@ -125,11 +125,11 @@ def _snap_and_time(protocol: Protocol, core: Any, classifier: Any, own: dict[str
         classify = frame_classifier(classifier, protocol.detection.diameter_um)
         classify(image, ps)  # the first call sets the interpreter up: time the second
         t0 = time.perf_counter()
-        result = classify(image, ps)
+        result: Any = classify(image, ps)
         hook_s = time.perf_counter() - t0
+        cells = result.cells if hasattr(result, "cells") else result
         rows.append(CheckRow("detection + classification", OK,
-                             f"{len(getattr(result, 'cells', result))} nuclei in "
-                             f"{hook_s * 1000:.0f} ms"))
+                             f"{len(cells)} nuclei in {hook_s * 1000:.0f} ms"))
     positions = sc.position_list()
     n = len(positions) if positions else 1
     need = n * (snap_s + hook_s)

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -156,7 +157,8 @@ def start_on_config(
         core.loadPyDevice(SAMPLE_CAMERA, camera)
         core.initializeDevice(SAMPLE_CAMERA)
         core.setCameraDevice(SAMPLE_CAMERA)
-        simcore.register(core)
+        # register() only attaches pycromanager's image getters; none of SimCore's own behaviour
+        simcore.register(cast(simcore.SimCore, core))
         registered = True
         log.info("%s loaded with the virtual-sample camera (%d cells, seed %d)", config_file,
                  config.n_cells, config.seed)
