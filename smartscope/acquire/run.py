@@ -57,6 +57,8 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     event_capture: dict[str, Any] | None = None
     event_capture_lines: list[str] = field(default_factory=list)
+    late_starts: int = 0
+    """Frames that started late because the work before them did not fit the interval."""
     restored: dict[str, Any] = field(default_factory=dict)
     """The screening objective, channel and focus put back at the end (or the error)."""
 
@@ -313,6 +315,7 @@ class Run:
         self.summary.screening_frames = p.screening_frames
         self.summary.followup_frames = p.followup_frames
         self.summary.triggers_fired = p.triggers_fired
+        self.summary.late_starts = hook.planner.late_starts
         self.summary.errors = p.errors
         if lat:
             ordered = sorted(lat)

@@ -12,6 +12,7 @@ after the previous frame. Times are seconds since the acquisition started (image
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -45,6 +46,8 @@ from smartscope.protocol import (
     ZStack,
 )
 
+
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PlanSettings:
@@ -130,6 +133,7 @@ class _FollowUp:
     frames: int = 0
     absent: int = 0
     last_time_s: float = 0.0
+    last_start_s: float | None = None
     present: bool | None = None
     n_frames: int = 0
     light_ms: float = 0.0
@@ -159,7 +163,10 @@ class Planner:
         self._follow_time = 0
         self._outstanding = 0
         self._done = False
+        self._now_s = 0.0
         self.triggers_fired = 0
+        self.late_starts = 0
+        """Frames that could not start on their interval: the work before them did not fit."""
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -187,6 +194,7 @@ class Planner:
     def _on_frame(self, frame: Frame) -> Step:
         if self._done:
             return Step(done=True)
+        self._now_s = max(self._now_s, frame.time_s)
         self._outstanding = max(0, self._outstanding - 1)
         f = self._follow
         if f is not None and frame.request.mode == FOLLOW and frame.request.classify:
@@ -222,7 +230,8 @@ class Planner:
     def _after_screen(self, frame: Frame) -> Step:
         req = frame.request
         if req.mode == SCREEN and req.position == 0:
-            self._tp_start_s = frame.time_s
+            # start to start: the next time point is due an interval after this one was due
+            self._tp_start_s = req.min_start_time_s if req.min_start_time_s is not None else 0.0
         fired = None
         if req.mode == SCREEN and frame.cells is not None:
             fired = self._tracker.update(req.position, frame.time_s, frame.cells)
@@ -263,9 +272,22 @@ class Planner:
                 step.decisions.append({"event": "screening_done", "time_points": self._t})
                 step.done = True
                 return step
-            min_start = start
+            min_start = self._on_time(start, "screening.interval_s", sc.interval_s)
         step.requests.extend(self._emit([self._screen_request(min_start)]).requests)
         return step
+
+    def _on_time(self, due_s: float, what: str, interval_s: float) -> float:
+        """``due_s``, or now when the work since the last start did not fit (counted, warned
+        once): the frame then starts at once and the schedule restarts from it, so a late run
+        does not catch up with a burst of frames."""
+        if due_s >= self._now_s:
+            return due_s
+        self.late_starts += 1
+        if self.late_starts == 1:
+            log.warning("a frame started %.2f s late: the work before it (stage and objective "
+                        "moves, exposure, the hook, a follow-up) does not fit %s = %g s",
+                        self._now_s - due_s, what, interval_s)
+        return self._now_s
 
     def _emit(self, requests: list[FrameRequest]) -> Step:
         self._outstanding += len(requests)
@@ -391,7 +413,14 @@ class Planner:
                 step.decisions.append(self._decision(
                     "interval_end", f, frame.time_s, frames=f.frames, reason=reason))
                 return False
-        start = None if not f.started else f.last_time_s + action.interval_s
+        if not f.started:  # the first frame as soon as possible
+            start = None
+            f.last_start_s = None
+        else:  # start to start; the first frame's start is unknown: its image anchors the rest
+            anchor = f.last_start_s if f.last_start_s is not None else f.last_time_s
+            start = self._on_time(anchor + action.interval_s, "change_interval.interval_s",
+                                  action.interval_s)
+            f.last_start_s = start
         f.started = True
         self._follow_time += 1
         main = replace(f.state, time_index=self._follow_time, min_start_time_s=start,
