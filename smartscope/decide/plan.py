@@ -46,7 +46,6 @@ from smartscope.protocol import (
     ZStack,
 )
 
-
 log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
