@@ -48,6 +48,7 @@ from smartscope.protocol import (
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class PlanSettings:
     """Everything the planner needs, resolved (positions have z, limits are merged)."""
