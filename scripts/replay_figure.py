@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ax_c.legend(fontsize=8)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=90)
+    fig.savefig(args.out, dpi=75)
     print(f"wrote {args.out}")
     return 0
 
