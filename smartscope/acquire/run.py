@@ -186,6 +186,14 @@ class Run:
                     self._score(scope)
         except BaseException as e:
             self.summary.error = f"{type(e).__name__}: {e}"
+            if self.summary.status == "running":  # ended before _acquire could summarise
+                status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+                if self.hook is not None:
+                    self._summarise(self.hook, status)
+                else:
+                    self.summary.status = status
+            ds = _dataset_dir(self.out_dir)
+            self.summary.dataset = str(ds) if ds is not None else None
             raise
         finally:
             if self.hook is not None:
@@ -255,9 +263,10 @@ class Run:
                 interrupted = True
                 log.warning("interrupted: ending the acquisition, keeping what was acquired")
                 hook.request_stop()
-                acq.abort()  # cancels queued events and wakes an event waiting for its time
-                acq.mark_finished()  # lets pycromanager's event thread end
-                _await_quietly(acq)
+                with _interrupts_deferred():  # a second Ctrl-C must not abandon the data set
+                    acq.abort()  # cancels queued events and wakes an event waiting for its time
+                    acq.mark_finished()  # lets pycromanager's event thread end
+                    _await_quietly(acq)
                 elapsed = round(self.clock() - hook_t0, 3)
                 hook.note({"event": "interrupted", "run_elapsed_s": elapsed})
         self.summary.restored = restore_screening(self.protocol, scope.core, hook)
@@ -495,6 +504,26 @@ class _interrupts_as_keyboard_interrupt:
     def __exit__(self, *exc: object) -> None:
         if self._old is not None:
             signal.signal(signal.SIGTERM, self._old)
+
+
+class _interrupts_deferred:
+    """Within the block, Ctrl-C and SIGTERM only log that the data set is being closed (main
+    thread only): a second Ctrl-C would otherwise leave the data set unclosed."""
+
+    def __enter__(self) -> None:
+        self._old: list[tuple[int, Any]] = []
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old.append((sig, signal.signal(sig, _closing_please_wait)))
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old:
+            signal.signal(sig, old)
+
+
+def _closing_please_wait(signum: int, frame: object) -> None:
+    log.warning("still closing the data set after the interrupt; the images are kept (SIGKILL "
+                "would leave it unclosed: then run `smartscope repair` on the run folder)")
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

@@ -97,7 +97,11 @@ def register(app: typer.Typer) -> None:
             kind = (" (simulated)" if simulate else f" (replay of {replay})" if replay else "")
             typer.echo(f"run: {protocol} -> {folder}{kind}", err=True)
         runner = Run(proto, folder, simulate=simulate, source=str(protocol), progress=progress)
-        summary = runner.execute()
+        try:
+            summary = runner.execute()
+        except KeyboardInterrupt:  # before the acquisition began (or while it was set up)
+            raise RunInterrupted(f"the run was interrupted ({runner.summary.frames} frames); "
+                                 f"what was acquired is in {folder}") from None
         lat = summary.latency_ms
         typer.echo(
             f"{summary.status}: {summary.frames} frames ({summary.screening_frames} screening, "

@@ -138,3 +138,61 @@ def test_a_torn_last_page_is_left_out(tmp_path):
 def test_repair_of_a_folder_without_run_json(cli, tmp_path):
     res = cli("repair", tmp_path)
     assert res.code == 2 and "run.json" in res.stderr and len(res.error_lines) == 1
+
+
+def _start_run(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    data = base_protocol(SHIPPED, n_timepoints=500)
+    data["triggers"] = []
+    proto = write_protocol(tmp_path, data)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "smartscope", "run", str(proto), "--simulate",
+                             "--quiet", "--out", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, out
+
+
+def _wait_for(proc: subprocess.Popen, ready, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + 180
+    while not ready():
+        assert proc.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"{what} did not happen in time"
+        time.sleep(0.05)
+
+
+def _ended_honestly(proc: subprocess.Popen, out: Path) -> dict:
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err.strip().splitlines()[-1]
+    info = json.loads((out / "run.json").read_text())
+    folders = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("images")]
+    readable = _read_all(folders[0]) if folders else []
+    assert info["summary"]["status"] == "interrupted", info["summary"]
+    assert info["summary"]["frames"] == len(readable)
+    on_disk = sum(len(scan_tiff(f)[0]) for f in out.glob("images*/*.tif"))
+    assert len(readable) == on_disk  # closed: the index lists every image in the TIFF
+    return info
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_does_not_abandon_the_data_set(tmp_path):
+    proc, out = _start_run(tmp_path)
+    _wait_for(proc, lambda: _images_on_disk(out) >= 3, "3 images")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    info = _ended_honestly(proc, out)
+    assert info["summary"]["frames"] >= 3
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_start_up_is_recorded_as_interrupted(tmp_path):
+    proc, out = _start_run(tmp_path)
+    _wait_for(proc, lambda: (out / "run.json").is_file(), "run.json")
+    proc.send_signal(signal.SIGINT)
+    _ended_honestly(proc, out)
