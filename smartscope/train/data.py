@@ -24,7 +24,9 @@ import numpy as np
 
 from smartscope.errors import ImageError, TrainingDataError
 from smartscope.phases import ALL_PHASES
-from smartscope.vision.preprocess import prepare_crop_file_array
+from smartscope.train.dataset import folder_pixel_size, read_groups
+from smartscope.vision.crops import field_coverage, refield_crop
+from smartscope.vision.preprocess import normalise, prepare_crop_file_array
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class CropSet:
     files : source of each crop (file path, or ``file.npz[i]``)
     classes : class names in model output order (empty for unlabelled crops)
     sha256 : one hash of the file names and contents behind this set
+    groups : per crop, the cell it belongs to (``groups.csv``; empty = every crop its own)
     """
 
     x: np.ndarray
@@ -51,6 +54,7 @@ class CropSet:
     classes: tuple[str, ...] = ()
     sha256: str = ""
     file_hashes: dict[str, str] = field(default_factory=dict, repr=False)
+    groups: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -60,7 +64,9 @@ class CropSet:
         idx = np.asarray(idx, dtype=int)
         files = tuple(self.files[i] for i in idx)
         hashes = {f: self.file_hashes[f] for f in files if f in self.file_hashes}
-        return CropSet(self.x[idx], self.y[idx], files, self.classes, _set_hash(hashes), hashes)
+        groups = tuple(self.groups[i] for i in idx) if self.groups else ()
+        return CropSet(self.x[idx], self.y[idx], files, self.classes, _set_hash(hashes), hashes,
+                       groups)
 
     def counts(self) -> dict[str, int]:
         """Number of crops per class name."""
@@ -88,8 +94,49 @@ def _non_finite(arr: np.ndarray) -> int:
     return int(arr.size - np.count_nonzero(np.isfinite(arr)))
 
 
-def read_crop_file(path: Path) -> tuple[np.ndarray, str]:
+@dataclass(frozen=True)
+class Geometry:
+    """How stored crops become model input.
+
+    Attributes
+    ----------
+    pixel_size_um : pixel size of the stored crops (None: each crop is resized whole, i.e. it is
+        taken to cover the model's field already)
+    crop_um : the model's field, um (used with ``pixel_size_um``)
+    """
+
+    pixel_size_um: float | None = None
+    crop_um: float | None = None
+
+    def prepare(self, arr: np.ndarray) -> np.ndarray:
+        if self.pixel_size_um is None or self.crop_um is None:
+            return prepare_crop_file_array(arr)
+        return normalise(refield_crop(arr, self.pixel_size_um, self.crop_um))
+
+
+def folder_geometry(folder: Path, crop_um: float | None, pixel_size_um: float | None) -> Geometry:
+    """The geometry of a crop folder: its declared (or given) pixel size and the model's field."""
+    ps = folder_pixel_size(folder, pixel_size_um)
+    if ps is None and crop_um is not None:
+        log.warning("%s: no pixel size declared (dataset.json or --pixel-size-um): its crops "
+                    "are taken to cover the model's field of %.2f um", folder, crop_um)
+    return Geometry(ps, crop_um)
+
+
+def _warn_coverage(folder: Path, shape: tuple[int, int], geo: Geometry) -> None:
+    if geo.pixel_size_um is None or geo.crop_um is None:
+        return
+    cover = field_coverage(shape, geo.pixel_size_um, geo.crop_um)
+    if cover < 0.98:
+        log.warning("%s: crops of %d x %d px at %.4g um/px cover %.0f %% of the model's "
+                    "%.2f um field; the rest reads the crop's background", folder, shape[0],
+                    shape[1], geo.pixel_size_um, 100 * cover, geo.crop_um)
+
+
+def read_crop_file(path: Path, geometry: Geometry | None = None) -> tuple[np.ndarray, str]:
     """Read one crop file and prepare it; returns (64x64 float32 in [-1, 1], sha256 of the bytes).
+
+    ``geometry`` resamples the crop from its pixel size to the model's field (default: resize).
 
     Raises
     ------
@@ -125,7 +172,7 @@ def read_crop_file(path: Path) -> tuple[np.ndarray, str]:
             "makes the training loss NaN; fix or remove the file"
         )
     try:
-        return prepare_crop_file_array(arr), digest
+        return (geometry or Geometry()).prepare(arr), digest
     except ImageError as e:
         raise TrainingDataError(f"{path}: {e}; fix or remove it") from e
 
@@ -181,23 +228,46 @@ def class_folders(folder: Path, classes: Sequence[str] | None = None) -> dict[st
     return {name: subs[name] for name in names}
 
 
-def _read_classes(folders: dict[str, Path], classes: Sequence[str]) -> CropSet:
-    xs, ys, files, hashes = [], [], [], {}
+def _read_classes(folders: dict[str, Path], classes: Sequence[str], root: Path,
+                  geo: Geometry) -> CropSet:
+    xs, ys, files, hashes, raw_shape = [], [], [], {}, None
+    group_of = read_groups(root)
     for name, sub in folders.items():
         k = list(classes).index(name)
         for path in sorted(p for p in sub.iterdir() if _is_crop_file(p)):
-            arr, digest = read_crop_file(path)
+            arr, digest = read_crop_file(path, geo)
             key = f"{name}/{path.name}"
             xs.append(arr)
             ys.append(k)
             files.append(key)
             hashes[key] = digest
+            if raw_shape is None:
+                raw_shape = _stored_shape(path)
+    if raw_shape is not None:
+        _warn_coverage(root, raw_shape, geo)
     x = np.stack(xs)[..., None].astype(np.float32)
+    groups = tuple(f"{root}:{group_of.get(f, f)}" for f in files)
     return CropSet(x, np.asarray(ys, dtype=np.int64), tuple(files), tuple(classes),
-                   _set_hash(hashes), hashes)
+                   _set_hash(hashes), hashes, groups)
 
 
-def load_labelled(folder: Path, classes: Sequence[str] | None = None) -> CropSet:
+def _stored_shape(path: Path) -> tuple[int, int] | None:
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            shape = tifffile.TiffFile(path).pages[0].shape
+        elif path.suffix.lower() == ".npy":
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        else:
+            return None
+    except Exception:  # shape only feeds a warning; the crop itself was read already
+        return None
+    return (int(shape[0]), int(shape[1])) if len(shape) >= 2 else None
+
+
+def load_labelled(folder: Path, classes: Sequence[str] | None = None, *,
+                  crop_um: float | None = None, pixel_size_um: float | None = None) -> CropSet:
     """Read a labelled folder (one sub-folder per class) into a :class:`CropSet`.
 
     Parameters
@@ -205,22 +275,28 @@ def load_labelled(folder: Path, classes: Sequence[str] | None = None) -> CropSet
     folder : the labelled folder
     classes : class names to use, in model output order; default every sub-folder (cell-cycle
         phases first, in cycle order, then other names alphabetically)
+    crop_um : the model's field, um; crops are resampled to it from their pixel size
+    pixel_size_um : pixel size of the crops when the folder has no ``dataset.json``
 
     Raises
     ------
     TrainingDataError
-        See :func:`class_folders` and :func:`read_crop_file`.
+        See :func:`class_folders` and :func:`read_crop_file`; a ``dataset.json`` that is
+        invalid or contradicts ``pixel_size_um``.
     """
     folders = class_folders(folder, classes)
-    data = _read_classes(folders, tuple(folders))
+    geo = folder_geometry(folder, crop_um, pixel_size_um)
+    data = _read_classes(folders, tuple(folders), Path(folder), geo)
     log.info("read %d labelled crops in %d classes from %s", len(data), len(folders), folder)
     return data
 
 
-def load_test(folder: Path, classes: Sequence[str]) -> CropSet:
+def load_test(folder: Path, classes: Sequence[str], *, crop_um: float | None = None,
+              pixel_size_um: float | None = None) -> CropSet:
     """Read a held-out test folder, labelled with the *training* classes' indices.
 
-    The test folder may hold a subset of the classes.
+    The test folder may hold a subset of the classes. ``crop_um`` and ``pixel_size_um`` as in
+    :func:`load_labelled`.
 
     Raises
     ------
@@ -241,11 +317,38 @@ def load_test(folder: Path, classes: Sequence[str]) -> CropSet:
         )
     if not present:
         raise TrainingDataError(f"{folder}: test folder has no class folders with crop files")
-    return _read_classes({c: folder / c for c in classes if c in present}, classes)
+    geo = folder_geometry(folder, crop_um, pixel_size_um)
+    return _read_classes({c: folder / c for c in classes if c in present}, classes, folder, geo)
 
 
-def load_unlabelled(source: Path) -> CropSet:
+def merge_sets(sets: Sequence[CropSet], names: Sequence[str]) -> CropSet:
+    """One labelled set from several (classes: the union, cell-cycle phases first).
+
+    ``names`` prefix each set's file names (for example the folders' paths), so files of the
+    same name in two folders stay apart.
+    """
+    if len(sets) == 1:
+        return sets[0]
+    classes = tuple(_order_classes(list(dict.fromkeys(c for s in sets for c in s.classes))))
+    xs, ys, files, hashes, groups = [], [], [], {}, []
+    for s, name in zip(sets, names, strict=True):
+        remap = np.array([classes.index(c) for c in s.classes], dtype=np.int64)
+        xs.append(s.x)
+        ys.append(remap[s.y] if len(s.classes) else s.y)
+        keys = [f"{name}/{f}" for f in s.files]
+        files += keys
+        hashes.update({f"{name}/{f}": h for f, h in s.file_hashes.items()})
+        groups += list(s.groups) if s.groups else keys
+    return CropSet(np.concatenate(xs), np.concatenate(ys), tuple(files), classes,
+                   _set_hash(hashes), hashes, tuple(groups))
+
+
+def load_unlabelled(source: Path, *, crop_um: float | None = None,
+                    pixel_size_um: float | None = None) -> CropSet:
     """Read the unlabelled pool: a flat folder of crop files, or an ``.npz`` of crops (N, H, W).
+
+    ``crop_um`` and ``pixel_size_um`` as in :func:`load_labelled` (an ``.npz`` pool's
+    ``dataset.json`` lies beside it).
 
     Raises
     ------
@@ -254,7 +357,7 @@ def load_unlabelled(source: Path) -> CropSet:
     """
     source = Path(source)
     if source.is_file() and source.suffix.lower() == ".npz":
-        return _load_npz_pool(source)
+        return _load_npz_pool(source, folder_geometry(source, crop_um, pixel_size_um))
     if not source.is_dir():
         raise TrainingDataError(
             f"{source}: unlabelled folder not found; give a flat folder of crops or an .npz file"
@@ -265,9 +368,10 @@ def load_unlabelled(source: Path) -> CropSet:
             f"{source}: unlabelled folder holds no crop files ({'/'.join(CROP_SUFFIXES)}); "
             "add crops (the folder must be flat, no sub-folders)"
         )
+    geo = folder_geometry(source, crop_um, pixel_size_um)
     xs, hashes = [], {}
     for path in paths:
-        arr, digest = read_crop_file(path)
+        arr, digest = read_crop_file(path, geo)
         xs.append(arr)
         hashes[path.name] = digest
     files = tuple(p.name for p in paths)
@@ -276,7 +380,7 @@ def load_unlabelled(source: Path) -> CropSet:
     return CropSet(x, np.full(len(x), -1, dtype=np.int64), files, (), _set_hash(hashes), hashes)
 
 
-def _load_npz_pool(path: Path) -> CropSet:
+def _load_npz_pool(path: Path, geo: Geometry) -> CropSet:
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = list(npz.keys())
@@ -302,104 +406,12 @@ def _load_npz_pool(path: Path) -> CropSet:
                 f"({len(bad)} of {len(arr)}) hold NaN or infinite pixels; such crops make the "
                 "training loss NaN; remove them from the array"
             )
+    _warn_coverage(path, arr.shape[1:3], geo)
     try:
-        x = np.stack([prepare_crop_file_array(a) for a in arr])[..., None].astype(np.float32)
+        x = np.stack([geo.prepare(a) for a in arr])[..., None].astype(np.float32)
     except ImageError as e:
         raise TrainingDataError(f"{path}: {e}") from e
     files = tuple(f"{path.name}[{i}]" for i in range(len(x)))
     hashes = {f: hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
               for f, a in zip(files, arr, strict=True)}
     return CropSet(x, np.full(len(x), -1, dtype=np.int64), files, (), _set_hash(hashes), hashes)
-
-
-def subsample_per_class(data: CropSet, n_per_class: int, seed: int) -> CropSet:
-    """Keep at most ``n_per_class`` crops of each class, drawn with ``seed``.
-
-    A class with fewer crops keeps them all (logged as a warning; the card records real counts).
-    """
-    if n_per_class < 1:
-        raise TrainingDataError(f"--labels-per-class is {n_per_class}; give 1 or more")
-    rng = np.random.default_rng(seed)
-    keep = []
-    for k, name in enumerate(data.classes):
-        idx = np.flatnonzero(data.y == k)
-        if len(idx) < n_per_class:
-            log.warning("class %s has %d crops, fewer than --labels-per-class %d: using all",
-                        name, len(idx), n_per_class)
-        keep.append(rng.permutation(idx)[:n_per_class])
-    return data.subset(np.sort(np.concatenate(keep)))
-
-
-def subsample(data: CropSet, count: int, seed: int) -> CropSet:
-    """Keep ``count`` crops drawn at random with ``seed`` (all of them if there are fewer)."""
-    if count < 1:
-        raise TrainingDataError(f"--unlabelled-count is {count}; give 1 or more")
-    if count >= len(data):
-        return data
-    rng = np.random.default_rng(seed)
-    return data.subset(np.sort(rng.permutation(len(data))[:count]))
-
-
-def stratified_split(
-    y: np.ndarray, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split indices into (train, validation), stratified by class.
-
-    Each class puts ``round(n * val_fraction)`` crops in validation, at least one when it has two
-    or more crops, and always keeps at least one for training.
-    """
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for k in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == k))
-        n_val = int(round(len(idx) * val_fraction))
-        n_val = min(max(n_val, 1 if len(idx) >= 2 else 0), len(idx) - 1)
-        val.append(idx[:n_val])
-        train.append(idx[n_val:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
-
-
-def stratified_folds(
-    y: np.ndarray, k: int, seed: int, classes: Sequence[str] = (), folder: Path | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified k-fold: a list of (train indices, held-out indices), one pair per fold.
-
-    Raises
-    ------
-    TrainingDataError
-        If ``k`` < 2 or a class has fewer crops than folds.
-    """
-    if k < 2:
-        raise TrainingDataError(f"--folds is {k}; give 2 or more (or 0 for no k-fold report)")
-    for c in np.unique(y):
-        n = int(np.sum(y == c))
-        if n < k:
-            name = classes[c] if len(classes) > c else str(c)
-            where = f"{Path(folder) / name}: " if folder is not None else f"class '{name}': "
-            raise TrainingDataError(
-                f"{where}{n} crops, fewer than --folds {k}; add crops or lower --folds"
-            )
-    rng = np.random.default_rng(seed)
-    fold_of = np.empty(len(y), dtype=int)
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        fold_of[idx] = (np.arange(len(idx)) + rng.integers(k)) % k
-    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]
-
-
-def batch_size_rule(n_labelled: int, cap: int = 100) -> int:
-    """The paper's batch size: N_B = min(cap, floor(N_labelled / 2)), at least 2.
-
-    Supervised batches hold N_B crops; each unsupervised batch holds N_B / 2 real and N_B / 2
-    generated crops.
-
-    Raises
-    ------
-    TrainingDataError
-        If there are fewer than 4 labelled training crops.
-    """
-    if n_labelled < 4:
-        raise TrainingDataError(
-            f"only {n_labelled} labelled training crops; label at least 4 (a few dozen per class)"
-        )
-    return max(2, min(cap, n_labelled // 2))

@@ -17,6 +17,7 @@ import numpy as np
 from smartscope.errors import TrainingDataError
 from smartscope.train import data as d
 from smartscope.train import runs
+from smartscope.train import splits as sp
 from smartscope.train.export import export_run
 from smartscope.train.models import DEFAULT_SIZE, LATENT_DIM, SIZES, classifier_head
 from smartscope.train.reports import classification_scores, mean_sd, plot_curves, plot_grid
@@ -103,15 +104,15 @@ def load_inputs(req: TrainRequest) -> Inputs:
         )
     labelled = d.load_labelled(req.labelled, req.classes)
     if req.labels_per_class is not None:
-        labelled = d.subsample_per_class(labelled, req.labels_per_class, req.seed)
+        labelled = sp.subsample_per_class(labelled, req.labels_per_class, req.seed)
     if req.folds:
-        d.stratified_folds(labelled.y, req.folds, req.seed, labelled.classes, req.labelled)
-    d.batch_size_rule(len(labelled) - int(round(len(labelled) * req.val_fraction)))
+        sp.stratified_folds(labelled.y, req.folds, req.seed, labelled.classes, req.labelled)
+    sp.batch_size_rule(len(labelled) - int(round(len(labelled) * req.val_fraction)))
     unlabelled = None
     if req.unlabelled is not None:
         unlabelled = d.load_unlabelled(req.unlabelled)
         if req.unlabelled_count is not None:
-            unlabelled = d.subsample(unlabelled, req.unlabelled_count, req.seed)
+            unlabelled = sp.subsample(unlabelled, req.unlabelled_count, req.seed)
     test = d.load_test(req.test, labelled.classes) if req.test is not None else None
     return Inputs(labelled, unlabelled, test)
 
@@ -201,9 +202,9 @@ def kfold_report(
     """
     scores = []
     data = d.CropSet(x, y, tuple(str(i) for i in range(len(y))), tuple(classes))
-    for i, (tr, held) in enumerate(d.stratified_folds(y, folds, seed, classes, folder)):
+    for i, (tr, held) in enumerate(sp.stratified_folds(y, folds, seed, classes, folder)):
         part = data.subset(tr)
-        inner_tr, inner_val = d.stratified_split(part.y, 0.2, seed + i)
+        inner_tr, inner_val = sp.stratified_split(part.y, 0.2, seed + i)
         model = fit(part.subset(inner_tr), part.subset(inner_val), seed + 1000 * (i + 1))
         pred = predict_probs(classifier_head(model), x[held]).argmax(1)
         s = classification_scores(y[held], pred, classes)
@@ -237,7 +238,7 @@ def train_run(req: TrainRequest, on_epoch: Callable[[dict], None] | None = None)
 
 def _train_into(req: TrainRequest, out: Path, on_epoch: Callable[[dict], None] | None) -> dict:
     inp = load_inputs(req)
-    tr, va = d.stratified_split(inp.labelled.y, req.val_fraction, req.seed)
+    tr, va = sp.stratified_split(inp.labelled.y, req.val_fraction, req.seed)
     train, val = inp.labelled.subset(tr), inp.labelled.subset(va)
     log.info("training %s on %d labelled (%d validation), %d unlabelled crops", req.method,
              len(train), len(val), 0 if inp.unlabelled is None else len(inp.unlabelled))

@@ -28,7 +28,6 @@ import tensorflow as tf
 
 from smartscope.errors import TrainingDataError
 from smartscope.train.augment import build_augmenter
-from smartscope.train.data import batch_size_rule
 from smartscope.train.models import (
     DEFAULT_SIZE,
     LATENT_DIM,
@@ -38,6 +37,7 @@ from smartscope.train.models import (
     classifier_head,
     real_fake_head,
 )
+from smartscope.train.splits import batch_size_rule
 
 log = logging.getLogger(__name__)
 

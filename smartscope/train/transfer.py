@@ -24,6 +24,7 @@ import keras
 from smartscope.errors import TrainingDataError
 from smartscope.train import data as d
 from smartscope.train import runs
+from smartscope.train import splits as sp
 from smartscope.train.export import export_run
 from smartscope.train.models import (
     ModelSize,
@@ -140,13 +141,13 @@ def _transfer_into(req: TransferRequest, base_dir: Path, out: Path,
                    on_epoch: Callable[[dict], None] | None) -> dict:
     labelled = d.load_labelled(req.labelled, req.classes)
     if req.folds:
-        d.stratified_folds(labelled.y, req.folds, req.seed, labelled.classes, req.labelled)
+        sp.stratified_folds(labelled.y, req.folds, req.seed, labelled.classes, req.labelled)
     test = d.load_test(req.test, labelled.classes) if req.test is not None else None
     base = runs.load_checkpoint(base_dir)
     base_info = runs.load_info(base_dir)
-    tr, va = d.stratified_split(labelled.y, req.val_fraction, req.seed)
+    tr, va = sp.stratified_split(labelled.y, req.val_fraction, req.seed)
     train, val = labelled.subset(tr), labelled.subset(va)
-    d.batch_size_rule(len(train))
+    sp.batch_size_rule(len(train))
     model, stages = fit_transfer(req, base, train, val, req.seed, on_epoch)
     runs.save_checkpoint(out, model)
     history: list[dict[str, object]] = []

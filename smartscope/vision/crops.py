@@ -157,3 +157,49 @@ def prepare_crops(
     if raw.shape[0] == 0:
         return raw[..., None]
     return normalise(raw)[..., None]
+
+
+def refield_crop(
+    crop: np.ndarray, pixel_size_um: float, crop_um: float, size: int = INPUT_SIZE
+) -> np.ndarray:
+    """Resample a stored crop from its own pixel size to the model's field (raw intensities).
+
+    The crop's centre stays the centre; the model's ``crop_um`` field is cut from it with the
+    run-time geometry (:func:`extract_crops`, so a crop file and a live frame give the same
+    input). Where the stored crop covers less than ``crop_um``, the rest reads the crop's own
+    background level (5th percentile).
+
+    Parameters
+    ----------
+    crop : 2-D array
+        A crop file's pixels (any size, any bit depth).
+    pixel_size_um : float
+        Pixel size of the stored crop, um per pixel.
+    crop_um : float
+        The model's field, um.
+    size : int
+        Side of the output, px.
+
+    Returns
+    -------
+    array of float32, shape (size, size)
+
+    Raises
+    ------
+    ImageError
+        If the crop is not a non-empty 2-D image or a size is not positive.
+    """
+    arr = np.asarray(crop)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2 or arr.size == 0:
+        raise ImageError(f"crop has shape {np.shape(crop)}: give a 2-D grey image")
+    h, w = arr.shape
+    cy, cx = np.array([(h - 1) / 2.0]), np.array([(w - 1) / 2.0])
+    return extract_crops(arr, cy, cx, pixel_size_um, crop_um=crop_um, size=size)[0]
+
+
+def field_coverage(shape: tuple[int, int], pixel_size_um: float, crop_um: float) -> float:
+    """Fraction of the model's ``crop_um`` x ``crop_um`` field that a stored crop covers (<= 1)."""
+    h, w = shape
+    return min(1.0, h * pixel_size_um / crop_um) * min(1.0, w * pixel_size_um / crop_um)

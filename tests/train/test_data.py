@@ -8,6 +8,7 @@ import synth
 
 from smartscope.errors import TrainingDataError
 from smartscope.train import data as d
+from smartscope.train import splits as sp
 
 
 def _labelled(tmp_path, per_class=6, classes=synth.CLASSES):
@@ -83,7 +84,7 @@ def test_crop_that_is_not_a_2d_image_is_named(tmp_path):
 def test_fewer_crops_than_folds(tmp_path):
     data = d.load_labelled(_labelled(tmp_path, per_class=4))
     with pytest.raises(TrainingDataError) as e:
-        d.stratified_folds(data.y, 5, 0, data.classes, tmp_path / "lab")
+        sp.stratified_folds(data.y, 5, 0, data.classes, tmp_path / "lab")
     assert "pair" in _one_line(e) and "--folds 5" in str(e.value)
 
 
@@ -117,20 +118,20 @@ def test_unlabelled_folder_and_npz(tmp_path):
 @pytest.mark.parametrize(("n", "expected"), [(4, 2), (9, 4), (40, 20), (199, 99), (200, 100),
                                              (1000, 100)])
 def test_batch_size_rule(n, expected):
-    assert d.batch_size_rule(n) == expected
+    assert sp.batch_size_rule(n) == expected
 
 
 def test_batch_size_rule_needs_labels():
     with pytest.raises(TrainingDataError):
-        d.batch_size_rule(3)
+        sp.batch_size_rule(3)
 
 
 def test_stratified_split_and_folds():
     y = np.repeat([0, 1, 2], [50, 20, 5])
-    tr, va = d.stratified_split(y, 0.2, seed=3)
+    tr, va = sp.stratified_split(y, 0.2, seed=3)
     assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == len(y)
     assert [int(np.sum(y[va] == k)) for k in range(3)] == [10, 4, 1]
-    folds = d.stratified_folds(y, 5, seed=3)
+    folds = sp.stratified_folds(y, 5, seed=3)
     held = np.concatenate([h for _, h in folds])
     assert sorted(held.tolist()) == list(range(len(y)))
     for train, h in folds:
@@ -140,8 +141,8 @@ def test_stratified_split_and_folds():
 
 def test_subsampling_is_seeded(tmp_path):
     data = d.load_labelled(_labelled(tmp_path, per_class=6))
-    a = d.subsample_per_class(data, 4, seed=1)
-    b = d.subsample_per_class(data, 4, seed=1)
+    a = sp.subsample_per_class(data, 4, seed=1)
+    b = sp.subsample_per_class(data, 4, seed=1)
     assert a.files == b.files and a.counts() == {"pair": 4, "plate": 4, "round": 4}
-    assert d.subsample_per_class(data, 4, seed=2).files != a.files
-    assert len(d.subsample(data, 5, seed=0)) == 5
+    assert sp.subsample_per_class(data, 4, seed=2).files != a.files
+    assert len(sp.subsample(data, 5, seed=0)) == 5

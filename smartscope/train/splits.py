@@ -1,0 +1,120 @@
+"""Subsampling, train/validation splits, k-fold and the batch-size rule (numpy only)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from smartscope.errors import TrainingDataError
+from smartscope.train.data import CropSet
+
+log = logging.getLogger(__name__)
+
+
+def subsample_per_class(data: CropSet, n_per_class: int, seed: int) -> CropSet:
+    """Keep at most ``n_per_class`` crops of each class, drawn with ``seed``.
+
+    A class with fewer crops keeps them all (logged as a warning; the card records real counts).
+    """
+    if n_per_class < 1:
+        raise TrainingDataError(f"--labels-per-class is {n_per_class}; give 1 or more")
+    rng = np.random.default_rng(seed)
+    keep = []
+    for k, name in enumerate(data.classes):
+        idx = np.flatnonzero(data.y == k)
+        if len(idx) < n_per_class:
+            log.warning("class %s has %d crops, fewer than --labels-per-class %d: using all",
+                        name, len(idx), n_per_class)
+        keep.append(rng.permutation(idx)[:n_per_class])
+    return data.subset(np.sort(np.concatenate(keep)))
+
+
+def subsample(data: CropSet, count: int, seed: int) -> CropSet:
+    """Keep ``count`` crops drawn at random with ``seed`` (all of them if there are fewer)."""
+    if count < 1:
+        raise TrainingDataError(f"--unlabelled-count is {count}; give 1 or more")
+    if count >= len(data):
+        return data
+    rng = np.random.default_rng(seed)
+    return data.subset(np.sort(rng.permutation(len(data))[:count]))
+
+
+def stratified_split(
+    y: np.ndarray, val_fraction: float, seed: int, groups: Sequence[str] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (train, validation), stratified by class, whole groups to one side.
+
+    Each class puts about ``round(n * val_fraction)`` crops in validation, at least one when it
+    has two or more crops, and always keeps at least one for training. With ``groups`` (one name
+    per crop: the same cell across frames) a group's crops all go to the same side; groups are
+    drawn at random (seeded) within each group's majority class until the class has its share.
+    """
+    rng = np.random.default_rng(seed)
+    if not len(groups):
+        groups = [str(i) for i in range(len(y))]
+    names, gidx = np.unique(np.asarray(groups), return_inverse=True)
+    members = [np.flatnonzero(gidx == g) for g in range(len(names))]
+    major = np.array([np.bincount(y[m]).argmax() for m in members])
+    in_val = np.zeros(len(y), dtype=bool)
+    for k in np.unique(y):
+        n = int(np.sum(y == k))
+        want = min(max(int(round(n * val_fraction)), 1 if n >= 2 else 0), n - 1)
+        taken = 0
+        for g in rng.permutation(np.flatnonzero(major == k)):
+            if taken >= want:
+                break
+            size_k = int(np.sum(y[members[g]] == k))
+            if taken + size_k > n - 1:
+                continue
+            in_val[members[g]] = True
+            taken += size_k
+    return np.flatnonzero(~in_val), np.flatnonzero(in_val)
+
+
+def stratified_folds(
+    y: np.ndarray, k: int, seed: int, classes: Sequence[str] = (), folder: Path | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified k-fold: a list of (train indices, held-out indices), one pair per fold.
+
+    Raises
+    ------
+    TrainingDataError
+        If ``k`` < 2 or a class has fewer crops than folds.
+    """
+    if k < 2:
+        raise TrainingDataError(f"--folds is {k}; give 2 or more (or 0 for no k-fold report)")
+    for c in np.unique(y):
+        n = int(np.sum(y == c))
+        if n < k:
+            name = classes[c] if len(classes) > c else str(c)
+            where = f"{Path(folder) / name}: " if folder is not None else f"class '{name}': "
+            raise TrainingDataError(
+                f"{where}{n} crops, fewer than --folds {k}; add crops or lower --folds"
+            )
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(y), dtype=int)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        fold_of[idx] = (np.arange(len(idx)) + rng.integers(k)) % k
+    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]
+
+
+def batch_size_rule(n_labelled: int, cap: int = 100) -> int:
+    """The paper's batch size: N_B = min(cap, floor(N_labelled / 2)), at least 2.
+
+    Supervised batches hold N_B crops; each unsupervised batch holds N_B / 2 real and N_B / 2
+    generated crops.
+
+    Raises
+    ------
+    TrainingDataError
+        If there are fewer than 4 labelled training crops.
+    """
+    if n_labelled < 4:
+        raise TrainingDataError(
+            f"only {n_labelled} labelled training crops; label at least 4 (a few dozen per class)"
+        )
+    return max(2, min(cap, n_labelled // 2))
