@@ -15,6 +15,8 @@ Writes, under ``--out``::
     seven/train/<phase>/*.tif, seven/test/...  every phase seen (prophase, telophase separate)
     unlabelled.npz                             pool of unlabelled crops from the training region
     index.csv                                  one row per written labelled crop
+    dataset.json, */dataset.json, */groups.csv pixel size and cell of each crop (``--meta-only``
+                                               rewrites just these, from index.csv)
 and the nucleus bank ``--bank`` (crops of each phase, taken from the held-out test split first).
 
 Usage::
@@ -53,7 +55,9 @@ log = logging.getLogger("build_hela_dataset")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--frames", type=Path, required=True, help="Fluo_Hela_02_img.tif")
+    p.add_argument("--frames", type=Path, help="Fluo_Hela_02_img.tif (not needed with --meta-only)")
+    p.add_argument("--meta-only", action="store_true",
+                   help="rewrite only dataset.json and groups.csv files (from index.csv)")
     p.add_argument("--labels", type=Path, default=REPO / "data/hela_phases/labels.csv")
     p.add_argument("--out", type=Path, default=REPO / "data/hela_phases")
     p.add_argument("--bank", type=Path, default=REPO / "smartscope/sim/data/nucleus_bank.npz",
@@ -140,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     from smartscope.commands.crops import to_storage, write_crop
     from smartscope.vision import extract_crops, find_nuclei
 
-    if not args.frames.is_file():
+    if args.meta_only:
+        write_meta(args.out)
+        return 0
+    if args.frames is None or not args.frames.is_file():
         log.error("%s: source frames not found", args.frames)
         return 2
     digest = sha256(args.frames)
@@ -220,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(fh, fieldnames=list(index_rows[0]))
         writer.writeheader()
         writer.writerows(index_rows)
+    write_meta(out)
     counts = Counter((r["split"], r["phase"]) for r in index_rows)
     for split in ("train", "test"):
         log.info("%s: %s", split, {p: counts[(split, p)] for p in phases.ALL_PHASES
@@ -230,6 +238,35 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_bank:
         write_bank(args.bank, bank_candidates, rng)
     return 0
+
+
+def write_meta(out: Path) -> None:
+    """dataset.json (pixel size) in every crop folder and beside unlabelled.npz; groups.csv
+    (the cell of each labelled crop, from index.csv) beside the class folders."""
+    from smartscope.train.dataset import GROUPS_CSV, write_dataset_info
+
+    desc = ("Cell Tracking Challenge Fluo-N2DL-HeLa 02 (MitoCheck), H2B-GFP, 10x wide-field, "
+            "raw uint16 camera counts")
+    with open(out / "index.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    write_dataset_info(out, PIXEL_SIZE_UM, desc)
+    for folder in ("train", "test", "seven/train", "seven/test"):
+        write_dataset_info(out / folder, PIXEL_SIZE_UM, desc)
+        lines = []
+        for r in rows:
+            if folder.startswith("seven"):
+                if r["split"] != folder.split("/")[1]:
+                    continue
+                rel = f"{r['phase']}/{Path(r['file']).name}"
+            else:
+                if r["split"] != folder or not r["class5"]:
+                    continue
+                rel = f"{r['class5']}/{Path(r['file']).name}"
+            lines.append((rel, f"cell{int(r['group']):04d}"))
+        with open(out / folder / GROUPS_CSV, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["file", "group"])
+            w.writerows(sorted(lines))
 
 
 def write_bank(path: Path, candidates: list[tuple[str, str, np.ndarray]],

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from smartscope.classify.thresholds import ThresholdTable
 from smartscope.errors import ModelBundleError
 
 CARD_FILE = "model_card.json"
@@ -40,6 +41,17 @@ class Quantisation(_Frozen):
     output_zero_point: int | None = None
 
 
+class Calibration(_Frozen):
+    """Softmax temperature fitted on validation crops (already folded into the model's logits)."""
+
+    temperature: float = Field(gt=0, description="logits were divided by this before export")
+    fitted_on: str = Field(description="which crops, e.g. 'validation (n=245)'")
+    nll_before: float
+    nll_after: float
+    ece_before: float = Field(description="expected calibration error, 10 bins, before")
+    ece_after: float
+
+
 class ModelCard(_Frozen):
     """Describes a model bundle. Unknown fields are refused, so a typo is an error."""
 
@@ -59,6 +71,9 @@ class ModelCard(_Frozen):
         default_factory=dict, description="test / validation metrics, baselines"
     )
     notes: list[str] = Field(default_factory=list, description="limitations, in plain words")
+    calibration: Calibration | None = Field(None, description="temperature scaling, if fitted")
+    thresholds: ThresholdTable | None = Field(
+        None, description="per-class precision/recall at confidence thresholds (int8 model)")
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

@@ -11,6 +11,9 @@ from typing import Annotated
 import typer
 
 SIZE_NAMES = ("fast", "paper", "light", "tiny")
+DEFAULT_CROP_UM = 20.64
+"""The field new models are trained for, um (``smartscope.train.models.DEFAULT_CROP_UM``; kept
+here too so that ``--help`` does not import TensorFlow)."""
 
 
 def _classes(values: list[str] | None) -> tuple[str, ...] | None:
@@ -73,21 +76,56 @@ def _summary(out: Path, metrics: dict) -> None:
     typer.echo("\n".join(lines))
 
 
+def _protocol_marks(path: Path) -> dict[str, float]:
+    """Phase -> the lowest min_confidence of the protocol's triggers on it."""
+    from smartscope.protocol import load_protocol
+
+    marks: dict[str, float] = {}
+    for t in load_protocol(path).triggers:
+        for phase in t.phase:
+            marks[phase] = min(marks.get(phase, 1.0), t.min_confidence)
+    return marks
+
+
+def _threshold_lines(table: dict, marks: dict[str, float] | None) -> None:
+    """Print precision / recall per class at each confidence threshold."""
+    grid = table["grid"]
+    typer.echo(f"precision / recall at confidence >= threshold ({table['set']}):")
+    typer.echo(f"{'threshold':<16}" + "".join(f"{g:>12g}" for g in grid if g >= 0.5))
+    for c, curve in table["classes"].items():
+        cells = []
+        for g, p, r in zip(grid, curve["precision"], curve["recall"], strict=True):
+            if g < 0.5:
+                continue
+            ps = "-" if p is None else f"{p:.2f}"
+            rs = "-" if r is None else f"{r:.2f}"
+            cells.append(f"{ps + '/' + rs:>12}")
+        typer.echo(f"{c:<16}" + "".join(cells))
+    for phase, t in (marks or {}).items():
+        curve = table["classes"].get(phase)
+        if curve is None:
+            continue
+        i = max(j for j, g in enumerate(grid) if g <= t + 1e-9)
+        typer.echo(f"protocol threshold {phase} >= {t:g}: precision {curve['precision'][i]} "
+                   f"recall {curve['recall'][i]} (at {grid[i]:g})")
+
+
 Opt = typer.Option
 
 
 def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command, all small
     @app.command("train")
     def train(
-        labelled: Annotated[Path, Opt("--labelled", help="Folder with one sub-folder of crops "
-                                      "(tif/png/npy) per class.")],
+        labelled: Annotated[list[Path], Opt("--labelled", help="Folder with one sub-folder of "
+                                            "crops (tif/png/npy) per class; repeat to train on "
+                                            "several.")],
         out: Annotated[Path, Opt("--out", "-o", help="Run folder to write.")],
-        unlabelled: Annotated[Path | None, Opt(
-            "--unlabelled", help="Flat folder (or .npz) of unlabelled crops; needed for SGAN."
-        )] = None,
-        test: Annotated[Path | None, Opt(
-            "--test", help="Held-out labelled folder: scored only, never used in training."
-        )] = None,
+        unlabelled: Annotated[list[Path] | None, Opt(
+            "--unlabelled", help="Flat folder (or .npz) of unlabelled crops; needed for SGAN; "
+            "repeatable.")] = None,
+        test: Annotated[list[Path] | None, Opt(
+            "--test", help="Held-out labelled folder: scored only, never used in training; "
+            "repeatable (each scored on its own).")] = None,
         classes: Annotated[list[str] | None, Opt(
             "--classes", help="Classes to use, in output order (comma-separated).")] = None,
         labels_per_class: Annotated[int | None, Opt(
@@ -106,6 +144,20 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         )] = False,
         size: Annotated[str, Opt("--size", help=f"Model size: {', '.join(SIZE_NAMES)} (fast: "
                                  "the paper's networks with 32 first-layer filters).")] = "fast",
+        crop_um: Annotated[float, Opt("--crop-um", help="The model's field, um: crops are "
+                                      "resampled to it from their pixel size.")] = DEFAULT_CROP_UM,
+        pixel_size_um: Annotated[float | None, Opt(
+            "--pixel-size-um", help="Pixel size (um) of crop folders without a dataset.json."
+        )] = None,
+        balanced: Annotated[bool, Opt(
+            "--balanced", help="Balanced sampling: classes equally often, and within a class "
+            "each --labelled folder equally often.")] = False,
+        max_gamma: Annotated[float, Opt(
+            "--max-gamma", help="Augment with random gamma up to this factor and flips (1: "
+            "off); for mixed raw / contrast-equalised crops.")] = 1.0,
+        no_calibrate: Annotated[bool, Opt(
+            "--no-calibrate", help="Do not fit a softmax temperature on the validation crops."
+        )] = False,
         max_epochs: Annotated[int, Opt("--max-epochs")] = 100,
         patience: Annotated[int, Opt("--patience", help="Epochs without a better validation "
                                      "accuracy before stopping.")] = 10,
@@ -127,14 +179,17 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         from smartscope.train.sgan import SGAN, SUPERVISED_ONLY, LoopConfig
 
         req = TrainRequest(
-            labelled=labelled, out=out, unlabelled=unlabelled, test=test,
+            labelled=tuple(labelled), out=out, unlabelled=tuple(unlabelled or ()) or None,
+            test=tuple(test or ()) or None, crop_um=crop_um, pixel_size_um=pixel_size_um,
+            calibrate=not no_calibrate, balanced=balanced,
             classes=_classes(classes), labels_per_class=labels_per_class,
             unlabelled_count=unlabelled_count, folds=folds, seed=seed,
             method=SUPERVISED_ONLY if supervised_only else SGAN, size=size, name=name,
             overwrite=overwrite, baseline=baseline, class_weighted=class_weighted,
             loop=LoopConfig(learning_rate=learning_rate, max_epochs=max_epochs, patience=patience,
                             min_epochs=min_epochs, steps_per_epoch=steps_per_epoch,
-                            max_minutes=max_minutes, augment=not no_augment),
+                            max_minutes=max_minutes, augment=not no_augment,
+                            max_gamma=max_gamma),
         )
         _summary(out, train_run(req, on_epoch=_progress(quiet)))
 
@@ -148,6 +203,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         classes: Annotated[list[str] | None, Opt(
             "--classes", help="New classes, in output order (comma-separated).")] = None,
         test: Annotated[Path | None, Opt("--test", help="Held-out labelled folder.")] = None,
+        pixel_size_um: Annotated[float | None, Opt(
+            "--pixel-size-um", help="Pixel size (um) of crop folders without a dataset.json."
+        )] = None,
         full: Annotated[bool, Opt("--full", help="Retrain all layers from the base weights "
                                   "(new modality).")] = False,
         unfreeze: Annotated[int, Opt("--unfreeze", help="Conv blocks fine-tuned in stage 2.")] = 2,
@@ -167,6 +225,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         req = with_stages(
             TransferRequest(base=base, labelled=labelled, out=out, classes=_classes(classes),
                             test=test, full=full, unfreeze=unfreeze, folds=folds, seed=seed,
+                            pixel_size_um=pixel_size_um,
                             name=name, overwrite=overwrite),
             max_epochs=max_epochs, patience=patience)
         _summary(out, transfer_run(req, on_epoch=_progress(quiet)))
@@ -194,11 +253,18 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         out: Annotated[Path | None, Opt(
             "--out", "-o", help="Write evaluation.json and confusion_matrix.png here.")] = None,
         threads: Annotated[int, Opt("--threads")] = 1,
+        pixel_size_um: Annotated[float | None, Opt(
+            "--pixel-size-um", help="Pixel size (um) of the test crops if the folder has no "
+            "dataset.json.")] = None,
+        protocol: Annotated[Path | None, Opt(
+            "--protocol", help="Mark this protocol's trigger thresholds on the plot.")] = None,
     ) -> None:
         """Score a bundle on a labelled test folder with LiteRT (as on the microscope)."""
         from smartscope.train.evaluate import evaluate_bundle
 
-        s = evaluate_bundle(bundle, test, out, num_threads=threads)
+        marks = _protocol_marks(protocol) if protocol is not None else None
+        s = evaluate_bundle(bundle, test, out, num_threads=threads, pixel_size_um=pixel_size_um,
+                            marks=marks)
         typer.echo(f"n={s['n']}  accuracy {s['accuracy']}  balanced accuracy "
                    f"{s['balanced_accuracy']}  macro F1 {s['macro_f1']}")
         typer.echo(f"{'class':<16}{'precision':>10}{'recall':>10}{'f1':>8}{'support':>9}")
@@ -210,5 +276,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         if m:
             typer.echo(f"mitotic vs not: precision {m['precision']}  recall {m['recall']} "
                        f"({m['n_mitotic']} mitotic of {m['n']})")
+        _threshold_lines(s["thresholds"], marks)
         if out is not None:
-            typer.echo(f"written: {out / 'evaluation.json'}, {out / 'confusion_matrix.png'}")
+            typer.echo(f"written: {out / 'evaluation.json'}, {out / 'confusion_matrix.png'}, "
+                       f"{out / 'precision_recall.png'}")

@@ -3,9 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+MIN_PRECISION = 0.8
+"""A trigger whose phase has a lower validation precision at its threshold gets a warning."""
+
+
+def threshold_warnings(proto: Any, card: Any, min_precision: float = MIN_PRECISION) -> list[str]:
+    """One line per trigger phase whose ``min_confidence`` gives the model's validation
+    precision below ``min_precision`` (figures read off the card's threshold table)."""
+    table = card.thresholds
+    if table is None:
+        return []
+    lines = []
+    for i, trig in enumerate(proto.triggers):
+        for phase in trig.phase:
+            if phase not in table.classes:
+                continue
+            p, r, at = table.at(phase, trig.min_confidence)
+            if p is None or p < min_precision:
+                shown = "nothing predicted" if p is None else f"precision {p:.2f}"
+                better = [g for g in table.grid if (q := table.at(phase, g)[0]) is not None
+                          and q >= min_precision]
+                hint = (f"raise it to {better[0]:g} (see the card's thresholds)" if better
+                        else "no threshold reaches it on the card: expect false triggers")
+                lines.append(
+                    f"field 'triggers.{i}.min_confidence': {trig.min_confidence:g} for "
+                    f"'{phase}' gives {shown}, recall {r} on the model's {table.set} "
+                    f"(threshold {at:g}); below {min_precision:g}: {hint}")
+    return lines
 
 
 def register(app: typer.Typer) -> None:
@@ -25,6 +53,8 @@ def register(app: typer.Typer) -> None:
         except ModelBundleError as e:
             raise ProtocolError(f"{protocol}: field 'model.bundle': {e}") from e
         check_phases(proto, card.classes, str(protocol))
+        for line in threshold_warnings(proto, card):
+            typer.echo(f"warning: {protocol}: {line}", err=True)
         sc = proto.screening
         positions = sc.position_list()
         n_pos = len(positions) if positions else 1

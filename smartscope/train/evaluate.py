@@ -12,15 +12,22 @@ from pathlib import Path
 import numpy as np
 
 from smartscope.classify import Classifier
+from smartscope.classify.thresholds import threshold_table
 from smartscope.outputs import check_dir_target, made_dirs
 from smartscope.phases import MITOTIC
 from smartscope.train.data import load_test
-from smartscope.train.reports import classification_scores, plot_confusion, write_json
+from smartscope.train.reports import (
+    classification_scores,
+    plot_confusion,
+    plot_precision_recall,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
 EVALUATION_JSON = "evaluation.json"
 EVALUATION_PNG = "confusion_matrix.png"
+PR_PNG = "precision_recall.png"
 
 
 def mitotic_scores(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> dict | None:
@@ -42,7 +49,8 @@ def mitotic_scores(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, .
 
 
 def evaluate_bundle(bundle: Path, test: Path, out: Path | None = None,
-                    num_threads: int = 1) -> dict:
+                    num_threads: int = 1, pixel_size_um: float | None = None,
+                    marks: dict[str, float] | None = None) -> dict:
     """Score a bundle on a test folder (one sub-folder per class, a subset of the card's classes).
 
     Parameters
@@ -51,6 +59,9 @@ def evaluate_bundle(bundle: Path, test: Path, out: Path | None = None,
     test : labelled test folder
     out : folder for ``evaluation.json`` and ``confusion_matrix.png`` (nothing written if None)
     num_threads : LiteRT threads
+    pixel_size_um : pixel size of the test crops when the folder has no ``dataset.json``
+        (crops are resampled to the card's ``crop_um``)
+    marks : class -> threshold to circle on the precision-recall plot (a protocol's)
 
     Returns
     -------
@@ -68,10 +79,12 @@ def evaluate_bundle(bundle: Path, test: Path, out: Path | None = None,
         check_dir_target(Path(out), option="--out", inputs=[Path(bundle), Path(test)])
     clf = Classifier(bundle, num_threads=num_threads)
     classes = tuple(clf.classes)
-    data = load_test(test, classes)
-    pred = np.concatenate([clf.predict(data.x[i:i + 256]).argmax(1)
-                           for i in range(0, len(data), 256)])
+    data = load_test(test, classes, crop_um=clf.card.input.crop_um, pixel_size_um=pixel_size_um)
+    probs = np.concatenate([clf.predict(data.x[i:i + 256]) for i in range(0, len(data), 256)])
+    pred = probs.argmax(1)
     scores = classification_scores(data.y, pred, classes)
+    table = threshold_table(probs, data.y, classes, f"{Path(test).name}, int8")
+    scores["thresholds"] = table.model_dump()
     scores["mitotic_vs_not"] = mitotic_scores(data.y, pred, classes)
     scores["bundle"] = Path(bundle).name
     scores["test_folder"] = Path(test).name
@@ -82,5 +95,8 @@ def evaluate_bundle(bundle: Path, test: Path, out: Path | None = None,
             plot_confusion(np.asarray(scores["confusion_matrix"]), classes,
                            folder / EVALUATION_PNG, f"{clf.card.name} on {Path(test).name} "
                            f"(n={scores['n']}, acc {scores['accuracy']})")
+            plot_precision_recall(table, folder / PR_PNG, f"{clf.card.name} on "
+                                  f"{Path(test).name}: precision-recall per class (labels: "
+                                  "confidence threshold)", marks)
     log.info("evaluated %s on %s: accuracy %s", bundle, test, scores["accuracy"])
     return scores

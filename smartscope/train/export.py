@@ -18,6 +18,14 @@ import numpy as np
 import tensorflow as tf
 
 from smartscope.classify import MODEL_FILE, Classifier, InputSpec, ModelCard, Quantisation
+from smartscope.classify.card import Calibration
+from smartscope.classify.thresholds import (
+    expected_calibration_error,
+    fit_temperature,
+    nll,
+    softmax_t,
+    threshold_table,
+)
 from smartscope.errors import ModelBundleError
 from smartscope.outputs import staged_dir
 from smartscope.train import runs
@@ -73,6 +81,28 @@ def _quantisation(tflite: bytes) -> Quantisation:
     )
 
 
+def calibrate(d_model: keras.Model, val_x: np.ndarray, val_y: np.ndarray) -> Calibration:
+    """Fit a softmax temperature on validation crops and fold it into the logits layer.
+
+    The logits layer's kernel and bias are divided by T, so the exported model's probabilities
+    are the calibrated ones (nothing changes at run time).
+    """
+    c_model = classifier_head(d_model)
+    logp = np.log(np.clip(predict_probs(c_model, val_x), 1e-12, 1.0))
+    t = fit_temperature(logp, val_y)
+    before, after = softmax_t(logp, 1.0), softmax_t(logp, t)
+    layer = d_model.get_layer("logits")
+    layer.set_weights([w / np.float32(t) for w in layer.get_weights()])
+    cal = Calibration(temperature=round(t, 4), fitted_on=f"validation (n={len(val_y)})",
+                      nll_before=round(nll(before, val_y), 4),
+                      nll_after=round(nll(after, val_y), 4),
+                      ece_before=round(expected_calibration_error(before, val_y), 4),
+                      ece_after=round(expected_calibration_error(after, val_y), 4))
+    log.info("temperature %.3f: NLL %.3f -> %.3f, ECE %.3f -> %.3f", t, cal.nll_before,
+             cal.nll_after, cal.ece_before, cal.ece_after)
+    return cal
+
+
 def export_run(run_dir: Path) -> Path:
     """Export a run folder's checkpoint to its int8 bundle and write its scores.
 
@@ -101,16 +131,20 @@ def _export_into(run_dir: Path, bundle: Path) -> None:
     d_model = runs.load_checkpoint(run_dir)
     data = runs.load_export_data(run_dir)
     classes = tuple(info["classes"])
+    cal = None
+    if info.get("calibrate", False) and len(np.unique(data["val_y"])) >= 2:
+        cal = calibrate(d_model, data["val_x"], data["val_y"])
     c_model = classifier_head(d_model)
     seed = int(info.get("seed", 0))
     tflite = convert_int8(c_model, data["representative"], seed)
     (bundle / MODEL_FILE).write_bytes(tflite)
     card = ModelCard(
         name=info.get("name") or run_dir.name, classes=classes,
-        input=InputSpec(size_px=INPUT_SIZE, channels=1, crop_um=CROP_UM,
-                        normalisation=NORMALISATION),
+        input=InputSpec(size_px=INPUT_SIZE, channels=1,
+                        crop_um=float(info.get("crop_um", CROP_UM)), normalisation=NORMALISATION),
         quantisation=_quantisation(tflite), created=datetime.now(UTC).isoformat(timespec="seconds"),
         method=info["method"], seed=seed, training=info["training"], notes=info.get("notes", []),
+        calibration=cal, thresholds=None,
     )
     card.save(bundle)
     classifier = Classifier(bundle)
@@ -133,7 +167,9 @@ def _export_into(run_dir: Path, bundle: Path) -> None:
         "int8_minus_float_points": round(100 * (int8_accuracy - float_accuracy), 2),
     }
     metrics["int8_vs_float"] = agreement
-    val_pred = classifier.predict(data["val_x"]).argmax(1)
+    val_probs = classifier.predict(data["val_x"])
+    val_pred = val_probs.argmax(1)
+    table = threshold_table(val_probs, data["val_y"], classes, "validation, int8")
     metrics["validation_int8"] = classification_scores(data["val_y"], val_pred, classes)
     metrics["validation_int8"]["mitotic_vs_not"] = mitotic_scores(data["val_y"], val_pred, classes)
     shown, shown_name = metrics["validation_int8"], "validation"
@@ -141,12 +177,22 @@ def _export_into(run_dir: Path, bundle: Path) -> None:
         test_pred = classifier.predict(data["test_x"]).argmax(1)
         metrics["test_int8"] = classification_scores(data["test_y"], test_pred, classes)
         metrics["test_int8"]["mitotic_vs_not"] = mitotic_scores(data["test_y"], test_pred, classes)
+        names = info.get("test_sets", [])
+        if len(names) > 1 and "test_set" in data:
+            metrics["test_int8_by_set"] = {}
+            for i, name in enumerate(names):
+                m = data["test_set"] == i
+                s = classification_scores(data["test_y"][m], test_pred[m], classes)
+                s["mitotic_vs_not"] = mitotic_scores(data["test_y"][m], test_pred[m], classes)
+                metrics["test_int8_by_set"][name] = s
         shown, shown_name = metrics["test_int8"], "held-out test"
     plot_confusion(np.asarray(shown["confusion_matrix"]), classes,
                    run_dir / runs.CONFUSION_PNG,
                    f"{card.name}: int8, {shown_name} (n={shown['n']}, acc {shown['accuracy']})")
     scores = {k: _brief(v) for k, v in metrics.items()}
-    card = card.model_copy(update={"scores": scores})
+    if "test_int8_by_set" in metrics:
+        scores["test_int8_by_set"] = {k: _brief(v) for k, v in metrics["test_int8_by_set"].items()}
+    card = card.model_copy(update={"scores": scores, "thresholds": table})
     card.save(bundle)
     write_json(run_dir / runs.METRICS_JSON, metrics)
     log.info("exported %s: int8/float top-1 agreement %.3f", run_dir / runs.BUNDLE_DIR,

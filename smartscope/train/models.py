@@ -20,6 +20,11 @@ from smartscope.vision.preprocess import INPUT_SIZE
 
 LATENT_DIM = 500
 
+DEFAULT_CROP_UM = 20.64
+"""The field new models are trained for, um: 64 px at 0.3225 um/px, the widest field that both
+shipped data sets fill (the CellCognition crops are 64 px at 20x; the HeLa crops cover 41.28 um
+and are cut down to it). docs/training.md compares it with 41.28 um."""
+
 
 @dataclass(frozen=True)
 class ModelSize:

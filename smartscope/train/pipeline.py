@@ -19,7 +19,13 @@ from smartscope.train import data as d
 from smartscope.train import runs
 from smartscope.train import splits as sp
 from smartscope.train.export import export_run
-from smartscope.train.models import DEFAULT_SIZE, LATENT_DIM, SIZES, classifier_head
+from smartscope.train.models import (
+    DEFAULT_CROP_UM,
+    DEFAULT_SIZE,
+    LATENT_DIM,
+    SIZES,
+    classifier_head,
+)
 from smartscope.train.reports import classification_scores, mean_sd, plot_curves, plot_grid
 from smartscope.train.sgan import (
     SGAN,
@@ -39,10 +45,10 @@ class TrainRequest:
 
     Attributes
     ----------
-    labelled : folder with one sub-folder of crops per class
+    labelled : folder(s) with one sub-folder of crops per class (several: their union)
     out : run folder to write
-    unlabelled : flat folder (or .npz) of unlabelled crops; required for SGAN
-    test : held-out labelled folder, scored only
+    unlabelled : flat folder(s) (or .npz) of unlabelled crops; required for SGAN
+    test : held-out labelled folder(s), scored only (each on its own, and together)
     classes : class names to use, in output order (default: every class folder)
     labels_per_class : keep at most this many labelled crops per class (drawn with ``seed``)
     unlabelled_count : keep this many unlabelled crops (drawn with ``seed``)
@@ -57,12 +63,18 @@ class TrainRequest:
     baseline : also train ``--supervised-only`` on the same split and seed and report it
     class_weighted : weight the supervised loss by n / (K * n_k) (unbalanced classes); early
         stopping then monitors validation balanced accuracy
+    crop_um : the model's field, um: crops are resampled to it from their declared pixel size
+    pixel_size_um : pixel size of crop folders that declare none (``dataset.json``)
+    calibrate : fit a softmax temperature on the validation crops (stored in the card)
+    balanced : balanced sampling: every class equally often in a batch, and within a class
+        every labelled folder equally often (instead of ``class_weighted``); early stopping
+        then monitors validation balanced accuracy
     """
 
-    labelled: Path
+    labelled: Path | tuple[Path, ...]
     out: Path
-    unlabelled: Path | None = None
-    test: Path | None = None
+    unlabelled: Path | tuple[Path, ...] | None = None
+    test: Path | tuple[Path, ...] | None = None
     classes: tuple[str, ...] | None = None
     labels_per_class: int | None = None
     unlabelled_count: int | None = None
@@ -76,6 +88,25 @@ class TrainRequest:
     overwrite: bool = False
     baseline: bool = False
     class_weighted: bool = False
+    crop_um: float = DEFAULT_CROP_UM
+    pixel_size_um: float | None = None
+    calibrate: bool = True
+    balanced: bool = False
+
+
+def as_paths(value: Path | Sequence[Path] | None) -> tuple[Path, ...]:
+    """One folder or several -> a tuple of paths (empty for None)."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, Path)):
+        return (Path(value),)
+    return tuple(Path(v) for v in value)
+
+
+def folder_label(path: Path) -> str:
+    """A short name for a data folder: its last two path parts (``hela_phases/test``)."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
 @dataclass(frozen=True)
@@ -83,6 +114,7 @@ class Inputs:
     labelled: d.CropSet
     unlabelled: d.CropSet | None
     test: d.CropSet | None
+    tests: dict[str, d.CropSet] = field(default_factory=dict)
 
 
 def load_inputs(req: TrainRequest) -> Inputs:
@@ -102,19 +134,28 @@ def load_inputs(req: TrainRequest) -> Inputs:
         raise TrainingDataError(
             "SGAN training needs --unlabelled (a flat folder of crops); or pass --supervised-only"
         )
-    labelled = d.load_labelled(req.labelled, req.classes)
+    geo = {"crop_um": req.crop_um, "pixel_size_um": req.pixel_size_um}
+    folders = as_paths(req.labelled)
+    if not folders:
+        raise TrainingDataError("no --labelled folder given; give at least one")
+    sets = [d.load_labelled(f, req.classes, **geo) for f in folders]
+    labelled = d.merge_sets(sets, [folder_label(f) for f in folders])
     if req.labels_per_class is not None:
         labelled = sp.subsample_per_class(labelled, req.labels_per_class, req.seed)
     if req.folds:
-        sp.stratified_folds(labelled.y, req.folds, req.seed, labelled.classes, req.labelled)
+        sp.stratified_folds(labelled.y, req.folds, req.seed, labelled.classes, folders[0])
     sp.batch_size_rule(len(labelled) - int(round(len(labelled) * req.val_fraction)))
     unlabelled = None
-    if req.unlabelled is not None:
-        unlabelled = d.load_unlabelled(req.unlabelled)
+    pools = as_paths(req.unlabelled)
+    if pools:
+        unlabelled = d.merge_sets([d.load_unlabelled(p, **geo) for p in pools],
+                                  [folder_label(p) for p in pools])
         if req.unlabelled_count is not None:
             unlabelled = sp.subsample(unlabelled, req.unlabelled_count, req.seed)
-    test = d.load_test(req.test, labelled.classes) if req.test is not None else None
-    return Inputs(labelled, unlabelled, test)
+    tests = {folder_label(t): d.load_test(t, labelled.classes, **geo)
+             for t in as_paths(req.test)}
+    test = d.merge_sets(list(tests.values()), list(tests)) if tests else None
+    return Inputs(labelled, unlabelled, test, tests)
 
 
 def data_summary(req: TrainRequest, inp: Inputs, train: d.CropSet, val: d.CropSet) -> dict:
@@ -126,19 +167,21 @@ def data_summary(req: TrainRequest, inp: Inputs, train: d.CropSet, val: d.CropSe
     if inp.test is not None:
         hashes["test"] = inp.test.sha256
     summary: dict[str, object] = {
-        "labelled_folder": Path(req.labelled).name,
+        "labelled_folder": ", ".join(folder_label(f) for f in as_paths(req.labelled)),
+        "crop_um": req.crop_um,
         "label_counts": {"train": train.counts(), "validation": val.counts(),
                          "total": inp.labelled.counts()},
         "labels_per_class_requested": req.labels_per_class,
         "unlabelled_count": 0 if inp.unlabelled is None else len(inp.unlabelled),
         "split": f"stratified {1 - req.val_fraction:.0%}/{req.val_fraction:.0%} "
-                 f"train/validation, seed {req.seed}",
+                 f"train/validation by cell (groups.csv where given), seed {req.seed}",
         "data_sha256": hashes,
         "model_size": {"name": req.size, **SIZES[req.size].to_dict()},
     }
-    if inp.test is not None and req.test is not None:
-        summary["test_folder"] = Path(req.test).name
-        summary["test_counts"] = inp.test.counts()
+    if inp.test is not None:
+        summary["test_folder"] = ", ".join(inp.tests)
+        summary["test_counts"] = ({k: t.counts() for k, t in inp.tests.items()}
+                                  if len(inp.tests) > 1 else inp.test.counts())
     return summary
 
 
@@ -153,12 +196,15 @@ def _fit(req: TrainRequest, train: d.CropSet, val: d.CropSet, unl: d.CropSet | N
          seed: int, on_epoch: Callable[[dict], None] | None = None,
          method: str | None = None) -> LoopResult:
     k = len(train.classes)
+    balance = req.class_weighted or req.balanced
     return run_loop(
         train.x, train.y, val.x, val.y, k,
         x_unlabelled=None if unl is None else unl.x, method=method or req.method, size=req.size,
-        cfg=replace(req.loop, monitor="balanced_accuracy") if req.class_weighted else req.loop,
+        cfg=replace(req.loop, monitor="balanced_accuracy") if balance else req.loop,
         seed=seed, on_epoch=on_epoch,
         class_weights=class_weights(train.y, k) if req.class_weighted else None,
+        sample_p=(sp.balanced_probabilities(train.y, sp.crop_sources(train)) if req.balanced
+                  else None),
     )
 
 
@@ -204,7 +250,7 @@ def kfold_report(
     data = d.CropSet(x, y, tuple(str(i) for i in range(len(y))), tuple(classes))
     for i, (tr, held) in enumerate(sp.stratified_folds(y, folds, seed, classes, folder)):
         part = data.subset(tr)
-        inner_tr, inner_val = sp.stratified_split(part.y, 0.2, seed + i)
+        inner_tr, inner_val = sp.stratified_split(part.y, 0.2, seed + i, part.groups)
         model = fit(part.subset(inner_tr), part.subset(inner_val), seed + 1000 * (i + 1))
         pred = predict_probs(classifier_head(model), x[held]).argmax(1)
         s = classification_scores(y[held], pred, classes)
@@ -238,7 +284,7 @@ def train_run(req: TrainRequest, on_epoch: Callable[[dict], None] | None = None)
 
 def _train_into(req: TrainRequest, out: Path, on_epoch: Callable[[dict], None] | None) -> dict:
     inp = load_inputs(req)
-    tr, va = sp.stratified_split(inp.labelled.y, req.val_fraction, req.seed)
+    tr, va = sp.stratified_split(inp.labelled.y, req.val_fraction, req.seed, inp.labelled.groups)
     train, val = inp.labelled.subset(tr), inp.labelled.subset(va)
     log.info("training %s on %d labelled (%d validation), %d unlabelled crops", req.method,
              len(train), len(val), 0 if inp.unlabelled is None else len(inp.unlabelled))
@@ -272,7 +318,8 @@ def _train_into(req: TrainRequest, out: Path, on_epoch: Callable[[dict], None] |
             "steps_per_epoch": result.steps_per_epoch, "epochs": len(result.history),
             "best_epoch": result.best_epoch, "training_s": round(result.elapsed_s, 1),
             "optimizer": f"Adam lr {req.loop.learning_rate} beta_1 {req.loop.beta_1}",
-            "class_weighted": req.class_weighted, "augmentation": req.loop.augment,
+            "class_weighted": req.class_weighted, "balanced_sampling": req.balanced,
+            "augmentation": req.loop.augment, "max_gamma": req.loop.max_gamma,
             "patience": req.loop.patience, "stop_reason": result.stop_reason,
         },
         "history": result.history, "notes": notes,
@@ -286,11 +333,16 @@ def _train_into(req: TrainRequest, out: Path, on_epoch: Callable[[dict], None] |
             return _fit(req, tr_set, va_set, inp.unlabelled, s).discriminator
 
         metrics["kfold"] = kfold_report(inp.labelled.x, inp.labelled.y, train.classes,
-                                        req.folds, req.seed, fit, req.labelled)
+                                        req.folds, req.seed, fit, as_paths(req.labelled)[0])
     info["metrics"] = metrics
+    info["crop_um"] = req.crop_um
+    info["calibrate"] = req.calibrate
+    info["test_sets"] = list(inp.tests)
+    test_set = (np.concatenate([np.full(len(t), i) for i, t in enumerate(inp.tests.values())])
+                if inp.tests else None)
     runs.save_export_data(out, train.x, val.x, val.y,
                           None if inp.test is None else inp.test.x,
-                          None if inp.test is None else inp.test.y)
+                          None if inp.test is None else inp.test.y, test_set)
     runs.save_info(out, info)
     export_run(out)
     return runs.load_metrics(out)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from smartscope.classify.thresholds import ThresholdTable
 from smartscope.outputs import atomic_file
 
 
@@ -176,3 +177,42 @@ def _savefig(fig, path: Path, dpi: int) -> None:  # noqa: ANN001 - a matplotlib 
     """Save a figure through a temporary file moved into place when complete."""
     with atomic_file(Path(path)) as tmp:
         fig.savefig(tmp, dpi=dpi)
+
+
+def plot_precision_recall(table: ThresholdTable, path: Path, title: str = "",
+                          marks: dict[str, float] | None = None) -> Path:
+    """One precision-recall panel per class from a ``ThresholdTable``, thresholds annotated.
+
+    ``marks`` (class -> threshold) circles the point a protocol uses.
+    """
+    names = list(table.classes)
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    plt, fig = _figure(figsize=(4.2 * cols, 3.8 * rows))
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    for ax, name in zip(axes.ravel(), names, strict=False):
+        curve = table.classes[name]
+        pts = [(r, p, t) for p, r, t in zip(curve.precision, curve.recall, table.grid,
+                                            strict=True) if p is not None and r is not None]
+        if pts:
+            rs, ps, _ = zip(*pts, strict=True)
+            ax.plot(rs, ps, "o-", ms=3)
+            for ri, pi, ti in pts[:: max(1, len(pts) // 6)]:
+                ax.annotate(f"{ti:g}", (ri, pi), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+        if marks and name in marks:
+            mp, mr, _ = table.at(name, marks[name])
+            if mp is not None and mr is not None:
+                ax.plot([mr], [mp], "o", ms=10, mfc="none", mec="red")
+                ax.annotate(f"protocol {marks[name]:g}", (mr, mp), color="red", fontsize=8,
+                            xytext=(-60, -14), textcoords="offset points")
+        ax.axhline(0.8, color="grey", lw=0.5, ls="--")
+        ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
+               title=f"{name} (n={curve.support})")
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    fig.suptitle(title or table.set, fontsize=10)
+    fig.tight_layout()
+    _savefig(fig, path, 110)
+    plt.close(fig)
+    return Path(path)

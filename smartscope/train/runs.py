@@ -102,6 +102,30 @@ def load_info(run_dir: Path) -> dict:
         raise ModelBundleError(f"{path}: not valid JSON ({e}); rerun training") from e
 
 
+def load_base_info(folder: Path) -> dict:
+    """What transfer needs to know about a base model: ``run.json`` of a run folder, or the
+    model card of a bundle folder that carries its checkpoint (a shipped bundle).
+
+    Raises
+    ------
+    ModelBundleError
+        If the folder holds neither.
+    """
+    folder = Path(folder)
+    if (folder / INFO_JSON).is_file():
+        return load_info(folder)
+    from smartscope.classify.card import CARD_FILE, ModelCard
+
+    if not (folder / CARD_FILE).is_file():
+        raise ModelBundleError(
+            f"{folder}: neither {INFO_JSON} nor {CARD_FILE} found; give a run folder of "
+            "`smartscope train` or a bundle that carries its checkpoint"
+        )
+    card = ModelCard.load(folder)
+    return {"name": card.name, "classes": list(card.classes), "method": card.method,
+            "crop_um": card.input.crop_um, "training": card.training}
+
+
 def save_checkpoint(run_dir: Path, discriminator: keras.Model,
                     generator: keras.Model | None = None) -> Path:
     path = Path(run_dir) / CHECKPOINT
@@ -135,13 +159,16 @@ def load_checkpoint(run_dir: Path) -> keras.Model:
 
 def save_export_data(run_dir: Path, representative: np.ndarray, val_x: np.ndarray,
                      val_y: np.ndarray, test_x: np.ndarray | None = None,
-                     test_y: np.ndarray | None = None) -> Path:
+                     test_y: np.ndarray | None = None, test_set: np.ndarray | None = None
+                     ) -> Path:
     """Store the crops ``export`` needs (float16, compressed), so a run folder is self-contained."""
     # Any: numpy's stub types every ``**kwds`` of savez_compressed against ``allow_pickle`` too
     arrays: dict[str, Any] = {"representative": representative.astype(np.float16),
               "val_x": val_x.astype(np.float16), "val_y": val_y.astype(np.int64)}
     if test_x is not None and test_y is not None and len(test_x):
         arrays.update(test_x=test_x.astype(np.float16), test_y=test_y.astype(np.int64))
+        if test_set is not None:
+            arrays["test_set"] = np.asarray(test_set, dtype=np.int64)
     path = Path(run_dir) / EXPORT_DATA
     np.savez_compressed(path, **arrays)
     return path

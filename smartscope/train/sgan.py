@@ -60,6 +60,7 @@ class LoopConfig:
     max_minutes : wall-clock budget; the loop stops after the epoch that exceeds it
     augment : apply the paper's augmentation to real crops
     batch_cap : the 100 in N_B = min(100, floor(N_labelled / 2))
+    max_gamma : > 1 adds random gamma changes and flips to the augmentation (mixed contrast)
     monitor : validation score for early stopping and the best checkpoint, ``"accuracy"`` or
         ``"balanced_accuracy"`` (the mean per-class recall; use it with a class-weighted loss,
         which trades plain accuracy for the rare classes)
@@ -75,6 +76,7 @@ class LoopConfig:
     augment: bool = True
     batch_cap: int = 100
     monitor: str = "accuracy"
+    max_gamma: float = 1.0
 
 
 @dataclass
@@ -138,6 +140,7 @@ def run_loop(
     generator: keras.Model | None = None,
     trainable: Callable[[keras.Model], list] | None = None,
     class_weights: np.ndarray | None = None,
+    sample_p: np.ndarray | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> LoopResult:
     """Train a discriminator (and, for SGAN, a generator) with early stopping.
@@ -156,6 +159,8 @@ def run_loop(
     generator : start from this generator instead of a fresh one (SGAN only)
     trainable : function of the discriminator giving the variables to update (default all)
     class_weights : per-class weights of the supervised loss (default 1)
+    sample_p : probability of drawing each labelled crop into a batch (balanced sampling,
+        drawn with replacement); default: uniform, without replacement within a batch
     on_epoch : called with each epoch's record (losses, accuracies, time)
 
     Returns
@@ -176,7 +181,7 @@ def run_loop(
     d_model = discriminator or build_discriminator(n_classes, SIZES[size])
     c_model, rf_model = classifier_head(d_model), real_fake_head(d_model)
     g_model = (generator or build_generator(SIZES[size])) if method == SGAN else None
-    augment = build_augmenter(seed) if cfg.augment else None
+    augment = build_augmenter(seed, max_gamma=cfg.max_gamma) if cfg.augment else None
     z_seed = keras.random.SeedGenerator(seed + 17)
     dv = trainable(d_model) if trainable else d_model.trainable_variables
     opt_c, opt_d = _adam(cfg), _adam(cfg)
@@ -232,7 +237,9 @@ def run_loop(
         t0 = time.perf_counter()
         sums = np.zeros(4)
         for _ in range(steps):
-            idx = tf.constant(rng.choice(len(x_train), batch, replace=False), tf.int32)
+            pick = (rng.choice(len(x_train), batch, replace=False) if sample_p is None
+                    else rng.choice(len(x_train), batch, replace=True, p=sample_p))
+            idx = tf.constant(pick, tf.int32)
             if g_model is not None:
                 uidx = tf.constant(rng.choice(n_unl, half, replace=n_unl < half), tf.int32)
                 out = sgan_step(idx, uidx)

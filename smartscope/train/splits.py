@@ -118,3 +118,24 @@ def batch_size_rule(n_labelled: int, cap: int = 100) -> int:
             f"only {n_labelled} labelled training crops; label at least 4 (a few dozen per class)"
         )
     return max(2, min(cap, n_labelled // 2))
+
+
+def crop_sources(data: CropSet) -> list[str]:
+    """The labelled folder of each crop (the prefix ``merge_sets`` gives its file names)."""
+    return [f.rsplit("/", 2)[0] if f.count("/") >= 2 else "" for f in data.files]
+
+
+def balanced_probabilities(y: np.ndarray, sources: Sequence[str]) -> np.ndarray:
+    """Draw probabilities: each class 1/K, shared equally by the folders that hold it, and
+    equally by the crops of one class in one folder."""
+    y = np.asarray(y)
+    src = np.asarray(sources)
+    classes = np.unique(y)
+    p = np.zeros(len(y))
+    for k in classes:
+        in_k = y == k
+        folders = np.unique(src[in_k])
+        for f in folders:
+            m = in_k & (src == f)
+            p[m] = 1.0 / (len(classes) * len(folders) * m.sum())
+    return p / p.sum()

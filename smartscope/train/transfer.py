@@ -35,6 +35,7 @@ from smartscope.train.models import (
 from smartscope.train.pipeline import class_weights, kfold_report
 from smartscope.train.reports import classification_scores, plot_curves
 from smartscope.train.sgan import SUPERVISED_ONLY, LoopConfig, LoopResult, predict_probs, run_loop
+from smartscope.vision.preprocess import CROP_UM
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class TransferRequest:
     val_fraction: float = 0.2
     name: str | None = None
     overwrite: bool = False
+    pixel_size_um: float | None = None
+    labels_per_class: int | None = None
 
 
 def new_discriminator(base: keras.Model, n_classes: int) -> keras.Model:
@@ -139,13 +142,17 @@ def transfer_run(req: TransferRequest, on_epoch: Callable[[dict], None] | None =
 
 def _transfer_into(req: TransferRequest, base_dir: Path, out: Path,
                    on_epoch: Callable[[dict], None] | None) -> dict:
-    labelled = d.load_labelled(req.labelled, req.classes)
+    base_info = runs.load_base_info(base_dir)
+    crop_um = float(base_info.get("crop_um", CROP_UM))
+    geo = {"crop_um": crop_um, "pixel_size_um": req.pixel_size_um}
+    labelled = d.load_labelled(req.labelled, req.classes, **geo)
+    if req.labels_per_class is not None:
+        labelled = sp.subsample_per_class(labelled, req.labels_per_class, req.seed)
     if req.folds:
         sp.stratified_folds(labelled.y, req.folds, req.seed, labelled.classes, req.labelled)
-    test = d.load_test(req.test, labelled.classes) if req.test is not None else None
+    test = d.load_test(req.test, labelled.classes, **geo) if req.test is not None else None
     base = runs.load_checkpoint(base_dir)
-    base_info = runs.load_info(base_dir)
-    tr, va = sp.stratified_split(labelled.y, req.val_fraction, req.seed)
+    tr, va = sp.stratified_split(labelled.y, req.val_fraction, req.seed, labelled.groups)
     train, val = labelled.subset(tr), labelled.subset(va)
     sp.batch_size_rule(len(train))
     model, stages = fit_transfer(req, base, train, val, req.seed, on_epoch)
@@ -181,7 +188,7 @@ def _transfer_into(req: TransferRequest, base_dir: Path, out: Path,
         "label_counts": {"train": train.counts(), "validation": val.counts(),
                          "total": labelled.counts()},
         "split": f"stratified {1 - req.val_fraction:.0%}/{req.val_fraction:.0%} "
-                 f"train/validation, seed {req.seed}",
+                 f"train/validation by cell (groups.csv where given), seed {req.seed}",
         "data_sha256": {"labelled_used": labelled.sha256, "train": train.sha256,
                         "validation": val.sha256,
                         **({"test": test.sha256} if test is not None else {})},
@@ -195,7 +202,8 @@ def _transfer_into(req: TransferRequest, base_dir: Path, out: Path,
     info = {
         "name": req.name or Path(req.out).name, "method": "transfer", "seed": req.seed,
         "classes": list(train.classes), "training": training,
-        "history": history, "metrics": metrics, "notes": [],
+        "history": history, "metrics": metrics, "notes": [], "crop_um": crop_um,
+        "calibrate": True,
     }
     runs.save_export_data(out, train.x, val.x, val.y, None if test is None else test.x,
                           None if test is None else test.y)
