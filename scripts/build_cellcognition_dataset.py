@@ -22,6 +22,11 @@ Writes, under ``--out``::
     unlabelled.npz, dataset.json         crops of every nucleus found in the three raw frames
     index.csv                            one row per labelled crop
 
+and puts real apoptotic nuclei (held-out test position 46) into the simulator's nucleus bank
+(``--bank``; its other phases, from the HeLa set, are kept): background-subtracted, resampled to
+the bank's pixel size and scaled to the simulator's apoptosis brightness (the CellCognition crops
+are contrast-equalised, so their own grey values do not compare with raw counts).
+
 Usage::
 
     python scripts/build_cellcognition_dataset.py --source PATH/cellcognition_h2b
@@ -62,7 +67,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--source", type=Path, required=True, help="folder with crops/ and frames/")
     p.add_argument("--out", type=Path, default=REPO / "data/cellcognition_h2b")
+    p.add_argument("--bank", type=Path, default=REPO / "smartscope/sim/data/nucleus_bank.npz",
+                   help="the simulator's nucleus bank to add apoptotic crops to")
+    p.add_argument("--bank-only", action="store_true", help="only update the nucleus bank")
     return p.parse_args(argv)
+
+
+def add_apoptosis_to_bank(bank_path: Path, rows: list[dict], max_crops: int = 20) -> int:
+    """Replace the bank's apoptosis crops with held-out CellCognition ones (see module doc)."""
+    import tifffile
+    from scipy import ndimage
+
+    from smartscope import phases
+    from smartscope.sim.bank import NucleusBank
+    from smartscope.sim.sprites import PHASE_BRIGHTNESS
+
+    with np.load(bank_path, allow_pickle=False) as z:
+        crops, names, ps = z["crops"], z["phases"].astype(str), float(z["pixel_size_um"])
+    keep = names != phases.APOPTOSIS
+    crops, names = crops[keep], names[keep]
+    ref = np.median([NucleusBank._level(NucleusBank._isolate(c))
+                     for c in crops[names == phases.INTERPHASE]])
+    target = ref * PHASE_BRIGHTNESS[phases.APOPTOSIS] / PHASE_BRIGHTNESS[phases.INTERPHASE]
+    side = crops.shape[1]
+    chosen = [r for r in rows if r["cc_class"] == "apo" and r["split"] == "test"][:max_crops]
+    new = []
+    for r in chosen:
+        img = tifffile.imread(r["path"]).astype(np.float32)
+        img = np.clip(img - np.percentile(img, 5), 0, None)
+        small = ndimage.zoom(img, PIXEL_SIZE_UM / ps, order=1)
+        pad = side - small.shape[0]
+        out = np.pad(small, ((pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2)))[:side, :side]
+        level = NucleusBank._level(NucleusBank._isolate(out))
+        new.append(out * np.float32(target / level) if level > 0 else out)
+    np.savez_compressed(bank_path, crops=np.concatenate([crops, np.stack(new)]).astype(np.float32),
+                        phases=np.concatenate([names, [phases.APOPTOSIS] * len(new)]),
+                        pixel_size_um=np.float32(ps))
+    return len(new)
 
 
 def read_source(source: Path) -> list[dict]:
@@ -163,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     split = assign_split(rows, groups)
     for r, g, s in zip(rows, groups, split, strict=True):
         r["group"], r["split"] = g, s
+    if args.bank is not None:
+        n_bank = add_apoptosis_to_bank(args.bank, rows)
+        log.info("nucleus bank %s: %d apoptotic crops", args.bank, n_bank)
+    if args.bank_only:
+        return 0
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     for part in ("train", "test"):

@@ -206,6 +206,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         pixel_size_um: Annotated[float | None, Opt(
             "--pixel-size-um", help="Pixel size (um) of crop folders without a dataset.json."
         )] = None,
+        labels_per_class: Annotated[int | None, Opt(
+            "--labels-per-class", help="Use at most N labelled crops per class (seeded).")] = None,
         full: Annotated[bool, Opt("--full", help="Retrain all layers from the base weights "
                                   "(new modality).")] = False,
         unfreeze: Annotated[int, Opt("--unfreeze", help="Conv blocks fine-tuned in stage 2.")] = 2,
@@ -225,7 +227,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         req = with_stages(
             TransferRequest(base=base, labelled=labelled, out=out, classes=_classes(classes),
                             test=test, full=full, unfreeze=unfreeze, folds=folds, seed=seed,
-                            pixel_size_um=pixel_size_um,
+                            pixel_size_um=pixel_size_um, labels_per_class=labels_per_class,
                             name=name, overwrite=overwrite),
             max_epochs=max_epochs, patience=patience)
         _summary(out, transfer_run(req, on_epoch=_progress(quiet)))

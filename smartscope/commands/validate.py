@@ -25,8 +25,8 @@ def threshold_warnings(proto: Any, card: Any, min_precision: float = MIN_PRECISI
             p, r, at = table.at(phase, trig.min_confidence)
             if p is None or p < min_precision:
                 shown = "nothing predicted" if p is None else f"precision {p:.2f}"
-                better = [g for g in table.grid if (q := table.at(phase, g)[0]) is not None
-                          and q >= min_precision]
+                better = [g for g in table.grid if g > trig.min_confidence
+                          and (q := table.at(phase, g)[0]) is not None and q >= min_precision]
                 hint = (f"raise it to {better[0]:g} (see the card's thresholds)" if better
                         else "no threshold reaches it on the card: expect false triggers")
                 lines.append(

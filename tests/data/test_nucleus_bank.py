@@ -20,7 +20,7 @@ def test_bank_format():
     assert px == np.float32(0.645)
     assert (crops >= 0).all()  # background-subtracted, clipped at zero
     for phase in (phases.INTERPHASE, phases.PROMETAPHASE, phases.METAPHASE, phases.ANAPHASE,
-                  phases.TELOPHASE, phases.PROPHASE):
+                  phases.TELOPHASE, phases.PROPHASE, phases.APOPTOSIS):
         assert (names == phase).sum() >= 8, phase
     # the nucleus is at the centre of each crop
     centre = crops[:, 18:30, 18:30].mean(axis=(1, 2))
