@@ -4,6 +4,7 @@ Detection and crop geometry are the package's own (``smartscope.vision``), so a 
 is exactly what the classifier sees at run time (before normalisation). Output folder::
 
     OUT/crops/<crop id>.tif   raw crops, 64 x 64, uint16 for integer frames (float32 otherwise)
+    OUT/crops/dataset.json    the crops' pixel size (copy it beside your class folders)
     OUT/index.csv             crop id, file, source file, frame, y, x, area, mean intensity, edge
     OUT/sheets/sheet_NNN.png  contact sheets: enlarged, contrast-stretched crops with their ids
 
@@ -237,6 +238,11 @@ def run_crops(
     if pending:
         contact_sheet(pending, captions, out / "sheets" / f"sheet_{sheets:03d}.png")
         sheets += 1
+    from smartscope.train.dataset import write_dataset_info
+    from smartscope.vision.preprocess import CROP_UM, INPUT_SIZE
+
+    write_dataset_info(crop_dir, CROP_UM / INPUT_SIZE,
+                       f"cut by smartscope crops from frames at {pixel_size_um} um/px")
     with open(out / "index.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=INDEX_FIELDS)
         writer.writeheader()
