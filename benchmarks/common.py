@@ -36,7 +36,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "hela_phases"
-SHIPPED_BUNDLE = REPO / "models" / "hela_sgan_5class"
+SHIPPED_BUNDLE = REPO / "models" / "hela_h2b_5class"
 
 PACKAGES = (
     "smartscope", "numpy", "scipy", "scikit-image", "ai-edge-litert", "tensorflow-cpu",

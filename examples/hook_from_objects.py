@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=HERE.parent / "models" / "hela_sgan_5class")
+    parser.add_argument("--model", type=Path, default=HERE.parent / "models" / "hela_h2b_5class")
     parser.add_argument("--out", type=Path, default=Path("runs/example_objects"))
     parser.add_argument("--timepoints", type=int, default=8, help="screening time points")
     args = parser.parse_args()

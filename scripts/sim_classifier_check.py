@@ -9,7 +9,7 @@ phase (what a trigger with that ``min_confidence`` would act on).
 
 Usage::
 
-    python scripts/sim_classifier_check.py models/hela_sgan_5class [OTHER_BUNDLE ...] \
+    python scripts/sim_classifier_check.py models/hela_h2b_5class [OTHER_BUNDLE ...] \
         [--seeds 6] [--cells 700] [--threshold 0.85]
 """
 

@@ -241,14 +241,16 @@ def timing_summary(result: LoopResult) -> dict:
 def kfold_report(
     x: np.ndarray, y: np.ndarray, classes: Sequence[str], folds: int, seed: int,
     fit: Callable[[d.CropSet, d.CropSet, int], keras.Model], folder: Path | None = None,
+    groups: Sequence[str] = (),
 ) -> dict:
     """Stratified k-fold: fit on k-1 folds (own 80/20 early-stopping split), score the k-th.
 
     ``fit(train, val, fold_seed)`` returns a model whose softmax head is scored.
     """
     scores = []
-    data = d.CropSet(x, y, tuple(str(i) for i in range(len(y))), tuple(classes))
-    for i, (tr, held) in enumerate(sp.stratified_folds(y, folds, seed, classes, folder)):
+    data = d.CropSet(x, y, tuple(str(i) for i in range(len(y))), tuple(classes),
+                     groups=tuple(groups))
+    for i, (tr, held) in enumerate(sp.stratified_folds(y, folds, seed, classes, folder, groups)):
         part = data.subset(tr)
         inner_tr, inner_val = sp.stratified_split(part.y, 0.2, seed + i, part.groups)
         model = fit(part.subset(inner_tr), part.subset(inner_val), seed + 1000 * (i + 1))
@@ -262,7 +264,8 @@ def kfold_report(
         "accuracy": mean_sd([s["accuracy"] for s in scores]),
         "balanced_accuracy": mean_sd([s["balanced_accuracy"] for s in scores]),
         "macro_f1": mean_sd([s["macro_f1"] for s in scores]),
-        "note": "float Keras model per fold, early stopping on a split of the training folds",
+        "note": "float Keras model per fold, early stopping on a split of the training folds; "
+                "folds and splits keep a cell's crops together where groups.csv says",
     }
 
 
@@ -333,7 +336,8 @@ def _train_into(req: TrainRequest, out: Path, on_epoch: Callable[[dict], None] |
             return _fit(req, tr_set, va_set, inp.unlabelled, s).discriminator
 
         metrics["kfold"] = kfold_report(inp.labelled.x, inp.labelled.y, train.classes,
-                                        req.folds, req.seed, fit, as_paths(req.labelled)[0])
+                                        req.folds, req.seed, fit, as_paths(req.labelled)[0],
+                                        inp.labelled.groups)
     info["metrics"] = metrics
     info["crop_um"] = req.crop_um
     info["calibrate"] = req.calibrate

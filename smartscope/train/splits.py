@@ -75,9 +75,14 @@ def stratified_split(
 
 
 def stratified_folds(
-    y: np.ndarray, k: int, seed: int, classes: Sequence[str] = (), folder: Path | None = None
+    y: np.ndarray, k: int, seed: int, classes: Sequence[str] = (), folder: Path | None = None,
+    groups: Sequence[str] = (),
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified k-fold: a list of (train indices, held-out indices), one pair per fold.
+
+    With ``groups`` (one name per crop: the same cell across frames) a group's crops share a
+    fold; groups are dealt to folds per majority class, largest first, into the fold that holds
+    fewest crops of that class.
 
     Raises
     ------
@@ -96,6 +101,18 @@ def stratified_folds(
             )
     rng = np.random.default_rng(seed)
     fold_of = np.empty(len(y), dtype=int)
+    if len(groups):
+        names, gidx = np.unique(np.asarray(groups), return_inverse=True)
+        members = [np.flatnonzero(gidx == g) for g in range(len(names))]
+        major = np.array([np.bincount(y[m]).argmax() for m in members])
+        for c in np.unique(major):
+            load = np.zeros(k)
+            gs = rng.permutation(np.flatnonzero(major == c))
+            for g in sorted(gs, key=lambda g: -len(members[g])):
+                f = int(np.argmin(load + rng.random(k) * 1e-3))
+                fold_of[members[g]] = f
+                load[f] += len(members[g])
+        return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
         fold_of[idx] = (np.arange(len(idx)) + rng.integers(k)) % k

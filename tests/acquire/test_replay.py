@@ -245,7 +245,7 @@ def test_replay_of_the_real_hela_movie_scores_event_capture(tmp_path):
     data = yaml.safe_load((ACQ / "mitosis_zoom.yaml").read_text())
     data["screening"]["n_timepoints"] = 4
     proto_file = tmp_path / "p.yaml"
-    data["model"]["bundle"] = str(REPO / "models" / "hela_sgan_5class")
+    data["model"]["bundle"] = str(REPO / "models" / "hela_h2b_5class")
     proto_file.write_text(yaml.safe_dump(data))
     cmd = [sys.executable, "-m", "smartscope", "run", str(proto_file), "--replay", str(HELA),
            "--pixel-size-um", "0.645", "--frame-interval-s", "1800", "--truth", str(LABELS),

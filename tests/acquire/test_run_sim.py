@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLE = REPO / "models" / "hela_sgan_5class"
+BUNDLE = REPO / "models" / "hela_h2b_5class"
 ACQ = REPO / "acquisitions"
 
 pytestmark = pytest.mark.slow

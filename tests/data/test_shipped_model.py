@@ -103,3 +103,21 @@ def test_example_protocols_pass_the_precision_check():
         proto = load_protocol(path)
         if Path(proto.model.bundle).resolve() == BUNDLE.resolve():
             assert threshold_warnings(proto, card) == [], path.name
+
+
+@pytest.mark.slow
+def test_transfer_from_the_shipped_bundle(tmp_path):
+    """`smartscope transfer --base models/<bundle>` fine-tunes the shipped float checkpoint."""
+    from smartscope.classify import ModelCard
+
+    out = tmp_path / "t"
+    code = main(["transfer", "--base", str(BUNDLE), "--labelled",
+                 str(REPO / "data" / "cellcognition_h2b" / "seven" / "train"),
+                 "--classes", "interphase,prophase,metaphase", "--labels-per-class", "6",
+                 "--out", str(out), "--folds", "0", "--max-epochs", "1", "--patience", "1",
+                 "--quiet"])
+    assert code == 0
+    card = ModelCard.load(out / "bundle")
+    assert card.classes == ("interphase", "prophase", "metaphase")
+    assert card.input.crop_um == pytest.approx(20.64)  # the base's field, not the default
+    assert card.training["base_run"] == BUNDLE.name

@@ -48,7 +48,7 @@ def test_examples_exist_and_load():
         assert proto.triggers
         check_phases(proto, FIVE, str(path))
         # the bundle path is resolved relative to the protocol file, not the working directory
-        assert proto.model.bundle == (REPO / "models" / "hela_sgan_5class").resolve()
+        assert proto.model.bundle == (REPO / "models" / "hela_h2b_5class").resolve()
 
 
 def test_stall_timeout_from_the_protocol(base, tmp_path):

@@ -96,3 +96,16 @@ def test_balanced_probabilities_share_classes_and_folders():
     assert p.sum() == pytest.approx(1.0)
     assert p[:90].sum() == pytest.approx(0.25) and p[90:100].sum() == pytest.approx(0.25)
     assert p[100:].sum() == pytest.approx(0.5)
+
+
+def test_folds_keep_a_cell_in_one_fold():
+    y = np.array([0] * 12 + [1] * 12)
+    groups = [f"c{i // 3}" for i in range(24)]  # 8 cells of 3 crops
+    folds = sp.stratified_folds(y, 4, 0, groups=groups)
+    seen = np.concatenate([held for _, held in folds])
+    assert sorted(seen) == list(range(24))
+    for _, held in folds:
+        cells = {groups[i] for i in held}
+        assert all(sum(g == c for g in groups) == sum(groups[i] == c for i in held)
+                   for c in cells)
+        assert set(y[held]) == {0, 1}
