@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("model.tflite", "model_card.json"):
         shutil.copy2(args.run / "bundle" / name, out / name)
     shutil.copy2(args.run / "discriminator.keras", out / "discriminator.keras")
+    named = ModelCard.load(out)
+    named.model_copy(update={"name": out.name}).save(out)
     scores, base = {}, {}
     for key, test in TESTS.items():
         scores[key] = evaluate_bundle(out, test)
