@@ -281,7 +281,8 @@ def train_run(req: TrainRequest, on_epoch: Callable[[dict], None] | None = None)
     OutputError
         For an ``req.out`` that holds an earlier run (without ``overwrite``) or other files.
     """
-    with runs.staged_out(req.out, req.overwrite, (req.labelled, req.unlabelled, req.test)) as out:
+    inputs = (*as_paths(req.labelled), *as_paths(req.unlabelled), *as_paths(req.test))
+    with runs.staged_out(req.out, req.overwrite, inputs) as out:
         return _train_into(req, out, on_epoch)
 
 
