@@ -157,7 +157,7 @@ def assign_split(rows: list[dict], groups: list[int]) -> list[str]:
 def write_folder(folder: Path, items: list[tuple[dict, str]]) -> None:
     """Copy crops into folder/<class>/ and write dataset.json + groups.csv there."""
     sys.path.insert(0, str(REPO))
-    from smartscope.train.dataset import GROUPS_CSV, write_dataset_info
+    from smartscope.vision.dataset import GROUPS_CSV, write_dataset_info
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from smartscope.train.dataset import write_dataset_info
+    from smartscope.vision.dataset import write_dataset_info
 
     rows = read_source(args.source)
     groups = link_cells(rows)

@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_meta(out: Path) -> None:
     """dataset.json (pixel size) in every crop folder and beside unlabelled.npz; groups.csv
     (the cell of each labelled crop, from index.csv) beside the class folders."""
-    from smartscope.train.dataset import GROUPS_CSV, write_dataset_info
+    from smartscope.vision.dataset import GROUPS_CSV, write_dataset_info
 
     desc = ("Cell Tracking Challenge Fluo-N2DL-HeLa 02 (MitoCheck), H2B-GFP, 10x wide-field, "
             "raw uint16 camera counts")

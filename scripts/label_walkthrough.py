@@ -9,7 +9,7 @@ predicted class, the person presses Enter once for the row; otherwise one number
 
     python scripts/label_walkthrough.py POOL --reference data/hela_phases/labels.csv \\
         --label-column class5 --classes interphase,prometaphase,metaphase,anaphase \\
-        --model models/hela_sgan_5class --out labelled --n 100 --screenshot docs/label_page.png
+        --model models/hela_h2b_5class --out labelled --n 100 --screenshot docs/label_page.png
 
 Also prints how many mitotic (non-default) crops the first N of each order hold: the pool's id
 order (contact sheets), brightness and size, and the model's uncertainty.

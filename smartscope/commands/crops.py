@@ -238,7 +238,7 @@ def run_crops(
     if pending:
         contact_sheet(pending, captions, out / "sheets" / f"sheet_{sheets:03d}.png")
         sheets += 1
-    from smartscope.train.dataset import write_dataset_info
+    from smartscope.vision.dataset import write_dataset_info
     from smartscope.vision.preprocess import CROP_UM, INPUT_SIZE
 
     write_dataset_info(crop_dir, CROP_UM / INPUT_SIZE,

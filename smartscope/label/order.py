@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -81,18 +82,34 @@ def model_probabilities(
 ) -> tuple[tuple[str, ...], np.ndarray]:
     """Classify every crop of a pool with a model bundle (LiteRT, the package's preprocessing).
 
+    Each crop is resampled from its pixel size (the ``dataset.json`` beside the crop files, else
+    the geometry of ``smartscope crops``: 64 px over ``CROP_UM``) to the model's field.
+
     Returns
     -------
     (class names, probabilities (N, K))
     """
     from smartscope.classify.runtime import Classifier
-    from smartscope.vision.preprocess import prepare_crop_file_array
+    from smartscope.vision.crops import refield_crop
+    from smartscope.vision.dataset import read_dataset_info
+    from smartscope.vision.preprocess import CROP_UM, INPUT_SIZE, normalise
 
     clf = Classifier(bundle)
+    crop_um = clf.card.input.crop_um
+    pixel_size: dict[Path, float] = {}
+
+    def prepared(item: PoolItem) -> np.ndarray:
+        folder = item.path.parent
+        if folder not in pixel_size:
+            info = read_dataset_info(folder)
+            pixel_size[folder] = info.pixel_size_um if info else CROP_UM / INPUT_SIZE
+        return normalise(refield_crop(read_crop(item), pixel_size[folder], crop_um,
+                                      clf.input_size))
+
     out = []
     for start in range(0, len(items), batch):
         chunk = items[start:start + batch]
-        x = np.stack([prepare_crop_file_array(read_crop(i), clf.input_size) for i in chunk])
+        x = np.stack([prepared(i) for i in chunk])
         out.append(clf.predict(x[..., None]))
         if on_progress is not None:
             on_progress(min(start + batch, len(items)), len(items))

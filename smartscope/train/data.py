@@ -24,8 +24,8 @@ import numpy as np
 
 from smartscope.errors import ImageError, TrainingDataError
 from smartscope.phases import ALL_PHASES
-from smartscope.train.dataset import folder_pixel_size, read_groups
 from smartscope.vision.crops import field_coverage, refield_crop
+from smartscope.vision.dataset import folder_pixel_size, read_groups
 from smartscope.vision.preprocess import normalise, prepare_crop_file_array
 
 log = logging.getLogger(__name__)

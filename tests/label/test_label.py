@@ -19,7 +19,7 @@ from smartscope.label import JUNK, LabelStore, appearance_order, load_pool, unce
 from tests.label.conftest import CLASSES, make_pool
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLE = REPO / "models" / "hela_sgan_5class"
+BUNDLE = REPO / "models" / "hela_h2b_5class"
 
 
 def _rows(folder: Path) -> list[dict[str, str]]:

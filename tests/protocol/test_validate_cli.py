@@ -9,7 +9,7 @@ import yaml
 from smartscope.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "models" / "hela_sgan_5class"
+SHIPPED = REPO / "models" / "hela_h2b_5class"
 
 
 def _setup(tmp_path: Path, phase: str | None = None, **changes) -> Path:

@@ -11,10 +11,10 @@ import tifffile
 from smartscope.errors import TrainingDataError
 from smartscope.train import data as d
 from smartscope.train import splits as sp
-from smartscope.train.dataset import folder_pixel_size, read_dataset_info, write_dataset_info
 from smartscope.train.splits import balanced_probabilities
 from smartscope.vision import extract_crops, normalise
 from smartscope.vision.crops import refield_crop
+from smartscope.vision.dataset import folder_pixel_size, read_dataset_info, write_dataset_info
 
 
 def _disc_frame(radius_px: float, side: int = 200) -> np.ndarray:
