@@ -22,7 +22,7 @@ from smartscope.acquire.repair import IndexEntry, scan_tiff
 from .conftest import base_protocol, write_protocol
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "models" / "hela_sgan_5class"
+SHIPPED = REPO / "models" / "hela_h2b_5class"
 
 
 def _images_on_disk(out: Path) -> int:
