@@ -48,7 +48,7 @@ BOUNDS = [  # (dotted field, absurd value, words expected)
     ("microscope.stall_timeout_s", 1e300, "stall_timeout_s"),
     ("microscope.time_scale", 1e300, "1e+06"),
     ("microscope.seed", -3, "seed"),
-    ("microscope.objectives.60x.parfocal_z_offset_um", 1e30, "parfocal_z_offset_um"),
+    ("microscope.objectives.60x.parfocal_z_offset_um", 1e30, "200"),  # the 200 um typo bound
     ("screening.interval_s", float("inf"), "finite"),
     ("screening.exposure_ms", float("nan"), "finite"),
 ]
