@@ -16,7 +16,7 @@ from smartscope.acquire.prepare import check_one_camera
 from smartscope.acquire.run import Run
 from smartscope.errors import MicroscopeError
 from smartscope.protocol import parse_protocol
-from tests.rig.test_demo_run import PROTOCOL, REPO
+from tests.rig.test_demo_run import PROTOCOL
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_microscope_port_reaches_the_acquisition(demo_core, tmp_path, monkeypatc
     data["microscope"] = {**{k: v for k, v in data["microscope"].items()
                              if k not in ("mm_dir", "config_file", "virtual_sample")},
                           "type": "micromanager", "port": 4999}
-    data["model"]["bundle"] = str(REPO / "models" / "hela_sgan_5class")
+    data["model"]["bundle"] = str((PROTOCOL.parent / data["model"]["bundle"]).resolve())
     proto = parse_protocol(data, "bridge.yaml")
     seen: dict = {}
 

@@ -27,7 +27,7 @@ def _protocol_for(mm_demo: Path, folder: Path, **microscope: object) -> Path:
     data = yaml.safe_load(PROTOCOL.read_text())
     data["microscope"].update(mm_dir=str(mm_demo), config_file=str(mm_demo / "MMConfig_demo.cfg"))
     data["microscope"].update(microscope)
-    data["model"]["bundle"] = str(REPO / "models" / "hela_h2b_5class")
+    data["model"]["bundle"] = str((PROTOCOL.parent / data["model"]["bundle"]).resolve())
     path = folder / "demo.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
