@@ -147,9 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.NOT_FOUND, "no such crop in the pool")
         except ValueError:
             self._error(HTTPStatus.BAD_REQUEST, "bad number")
-        except SmartscopeError as e:
+        except SmartscopeError as e:  # an unreadable crop: details on the console only
             log.error("%s", e)
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(e))
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "cannot read this crop; see the console")
 
     do_HEAD = do_GET
 

@@ -187,6 +187,10 @@ def test_server_serves_only_pool_crops_as_png(session, serve, pool):
     status, png, headers = _get(server, f"/crop/s0t001n002.png?token={t}")
     assert status == 200 and headers["Content-Type"] == "image/png"
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (64, 64)
+    # a crop file that is not an image is never passed through: no PNG, and none of its bytes
+    (pool / "crops" / "s0t002n009.tif").write_bytes(b"<script>alert(1)</script>")
+    status, body, _ = _get(server, f"/crop/s0t002n009.png?token={t}")
+    assert status == 500 and b"<scr" not in body
     (pool / "secret.png").write_bytes(b"x")
     for path in ("/crop/nope.png", "/crop/../index.csv", "/crop/..%2Findex.csv.png",
                  "/crop/%2e%2e/secret.png", "/../secret.png", "/crops/s0t000n000.tif",
