@@ -132,7 +132,7 @@ class LabelStore:
             return []
         with open(path, newline="") as fh:
             reader = csv.DictReader(fh)
-            if tuple(reader.fieldnames or ()) [:2] != COLUMNS[:2]:
+            if tuple(reader.fieldnames or ())[:2] != COLUMNS[:2]:
                 raise TrainingDataError(
                     f"{path}: columns {reader.fieldnames}; a labels.csv of `smartscope label` "
                     f"starts with {', '.join(COLUMNS[:2])}; give another --out folder"
