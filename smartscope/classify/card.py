@@ -10,10 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from smartscope.classify.thresholds import ThresholdTable
 from smartscope.errors import ModelBundleError
+from smartscope.outputs import atomic_file
 
 CARD_FILE = "model_card.json"
 MODEL_FILE = "model.tflite"
@@ -21,13 +22,14 @@ CARD_VERSION = 1
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class InputSpec(_Frozen):
-    size_px: int = Field(64, description="side of the square model input, px")
-    channels: int = 1
-    crop_um: float = Field(description="physical side of a crop before resampling, um")
+    size_px: int = Field(64, ge=8, le=1024, description="side of the square model input, px")
+    channels: int = Field(1, ge=1, le=4)
+    crop_um: float = Field(gt=0, le=1000,
+                           description="physical side of a crop before resampling, um")
     normalisation: str = Field(description="name of the preprocessing (vision.preprocess)")
     value_range: tuple[float, float] = (-1.0, 1.0)
 
@@ -58,6 +60,26 @@ class ModelCard(_Frozen):
     card_version: int = CARD_VERSION
     name: str
     classes: tuple[str, ...] = Field(min_length=2, description="class names, in output order")
+
+    @field_validator("card_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v != CARD_VERSION:
+            raise ValueError(f"card_version {v} is not one this smartscope reads ({CARD_VERSION}); "
+                             "use a bundle exported for it, or update smartscope")
+        return v
+
+    @field_validator("classes")
+    @classmethod
+    def _named_once(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        empty = [i for i, c in enumerate(v) if not c.strip()]
+        if empty:
+            raise ValueError(f"class {empty[0]} has an empty name; name every class")
+        seen = {c for c in v if v.count(c) > 1}
+        if seen:
+            raise ValueError(f"class {sorted(seen)[0]!r} is named twice; each output needs its "
+                             "own class name")
+        return v
     input: InputSpec
     quantisation: Quantisation = Quantisation()
     created: str | None = Field(None, description="ISO 8601 time of export")
@@ -80,7 +102,8 @@ class ModelCard(_Frozen):
 
     def save(self, folder: Path) -> Path:
         path = Path(folder) / CARD_FILE
-        path.write_text(self.to_json() + "\n")
+        with atomic_file(path) as tmp:
+            tmp.write_text(self.to_json() + "\n")
         return path
 
     @classmethod
@@ -104,9 +127,18 @@ class ModelCard(_Frozen):
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ModelBundleError(f"{path}: not valid JSON ({e}); re-export the bundle") from e
+        except RecursionError as e:
+            raise ModelBundleError(f"{path}: nested too deeply to be a model card; re-export "
+                                   "the bundle") from e
         try:
             return cls.model_validate(data)
+        except RecursionError as e:
+            raise ModelBundleError(f"{path}: nested too deeply to be a model card; re-export "
+                                   "the bundle") from e
         except ValidationError as e:
             err = e.errors()[0]
             loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            raise ModelBundleError(f"{path}: field '{loc}': {err['msg']}") from e
+            msg = err["msg"].removeprefix("Value error, ")
+            value = "" if err["type"] == "value_error" else f" (value {err.get('input')!r})"
+            raise ModelBundleError(f"{path}: field '{loc}': {msg}{value}; fix the card or "
+                                   "re-export the bundle") from e

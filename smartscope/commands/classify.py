@@ -77,7 +77,7 @@ def run_classify(
     """Classify every frame of every image; returns (number of frames, number of nuclei)."""
     from smartscope.classify import Classifier, classify_frame
     from smartscope.classify.overlay import is_overlay_png, write_overlay
-    from smartscope.commands.crops import read_frames
+    from smartscope.commands.crops import check_scale, read_frames
     from smartscope.vision import DEFAULT_DIAMETER_UM
     from smartscope.vision.preprocess import REFERENCE_PIXEL_SIZE_UM
 
@@ -112,9 +112,13 @@ def run_classify(
                 px = REFERENCE_PIXEL_SIZE_UM
                 log.warning("%s: no pixel size given or stored; assuming %.3f um/px "
                             "(use --pixel-size-um)", path, px)
+            check_scale(path, frames.shape, px, diameter_um or DEFAULT_DIAMETER_UM)
             for t, frame in enumerate(frames):
-                result = classify_frame(frame, px, clf, diameter_um or DEFAULT_DIAMETER_UM,
-                                        return_labels=overlay is not None)
+                try:
+                    result = classify_frame(frame, px, clf, diameter_um or DEFAULT_DIAMETER_UM,
+                                            return_labels=overlay is not None)
+                except ImageError as e:
+                    raise ImageError(f"{path}, frame {t}: {e}") from e
                 for row in result.rows():
                     row = {"image": path.name, "frame": t, **row}
                     row["touches_edge"] = int(row["touches_edge"])

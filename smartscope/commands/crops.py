@@ -75,10 +75,17 @@ def read_frames(path: Path) -> np.ndarray:
         If the file is missing, unreadable, or not one grey channel.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image file; give the image files in it")
     if not path.is_file():
         raise ImageError(f"{path}: frame file not found; give an existing image file")
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        log.warning("%s: JPEG is lossy; its compression artefacts change the nuclei found and "
+                    "their classes: use the microscope's TIFF (or PNG) instead", path)
+    if suffix in (".tif", ".tiff"):
+        _check_tiff_layout(path)
     try:
-        suffix = path.suffix.lower()
         if suffix in (".tif", ".tiff"):
             import tifffile
 
@@ -92,14 +99,27 @@ def read_frames(path: Path) -> np.ndarray:
     except Exception as e:  # readers raise their own types for corrupt files
         raise ImageError(f"{path}: unreadable image ({type(e).__name__}: {e})") from e
     arr = np.asarray(arr)
-    arr = np.squeeze(arr)
     if arr.size == 0:
         raise ImageError(f"{path}: the image is empty (shape {arr.shape}); give a non-empty image")
+    shape = arr.shape
+    arr = np.squeeze(arr)
     if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:
         raise ImageError(
             f"{path}: colour image (shape {arr.shape}); save the fluorescence channel alone as "
             "one grey channel"
         )
+    if arr.ndim < 2 or min(arr.shape[-2:]) < MIN_FRAME_PX:
+        raise ImageError(f"{path}: the image is {' x '.join(map(str, shape))} px, too small "
+                         f"to hold a nucleus; give frames of at least {MIN_FRAME_PX} x "
+                         f"{MIN_FRAME_PX} px")
+    check_frame_size(path, arr.shape[-2:])
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        stack = arr.reshape(-1, *arr.shape[-2:])
+        bad = [t for t in range(len(stack)) if not np.isfinite(stack[t]).all()]
+        n = int(stack[bad[0]].size - np.isfinite(stack[bad[0]]).sum())
+        raise ImageError(f"{path}, frame {bad[0]}: {n} pixels are NaN or infinite"
+                         f"{f' ({len(bad)} frames affected)' if len(bad) > 1 else ''}; "
+                         "give finite pixel values (the camera's raw frames)")
     if arr.dtype.kind in "iuf" and arr.ndim in (2, 3):
         lo, hi = arr.min(), arr.max()
         top = np.iinfo(arr.dtype).max if arr.dtype.kind in "iu" else None
@@ -115,6 +135,77 @@ def read_frames(path: Path) -> np.ndarray:
     raise ImageError(
         f"{path}: image has shape {arr.shape}; give one grey channel: (H, W) or a (T, H, W) stack"
     )
+
+
+MIN_FRAME_PX = 16
+"""Smallest frame side read (a nucleus needs several pixels, plus background around it)."""
+MAX_FRAME_MPX = 64.0
+"""Largest frame read, in megapixels (8000 x 8000): detection needs about 30 bytes per pixel,
+so such a frame takes about 2 GB; larger ones (stitched mosaics) must be cut into fields."""
+
+
+def check_frame_size(path: Path, shape: Sequence[int]) -> None:
+    """Refuse a frame larger than ``MAX_FRAME_MPX`` before it is processed.
+
+    Raises
+    ------
+    ImageError
+        Naming the size and the size that can be taken.
+    """
+    h, w = int(shape[-2]), int(shape[-1])
+    if h * w > MAX_FRAME_MPX * 1e6:
+        side = int((MAX_FRAME_MPX * 1e6) ** 0.5)
+        raise ImageError(
+            f"{path}: frame of {w} x {h} px ({h * w / 1e6:.0f} Mpx) is larger than one frame can "
+            f"be (at most {MAX_FRAME_MPX:.0f} Mpx, e.g. {side} x {side} px, about 2 GB of "
+            "memory); cut it into fields (tiles) or bin it first"
+        )
+
+
+def check_scale(path: Path, shape: Sequence[int], pixel_size_um: float,
+                diameter_um: float) -> None:
+    """Refuse a pixel size / nucleus diameter pair that makes nuclei undetectable in frames of
+    ``shape``: under 4 px across, or wider than the frame.
+
+    Raises
+    ------
+    ImageError
+        Naming both values and the nucleus size in pixels they give.
+    """
+    d_px = diameter_um / pixel_size_um
+    side = min(int(shape[-2]), int(shape[-1]))
+    if d_px < 4 or d_px > side:
+        why = "too small to be found" if d_px < 4 else f"wider than the frame ({side} px)"
+        raise ImageError(
+            f"{path}: nuclei of {diameter_um:g} um at {pixel_size_um:g} um/px are {d_px:.3g} px "
+            f"across, {why}; check --pixel-size-um (the sample's, not the camera's) and "
+            "--diameter-um"
+        )
+
+
+def _check_tiff_layout(path: Path) -> None:
+    """Refuse colour TIFFs (planar or interleaved samples) and oversized frames before reading
+    the pixels (the header says both)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes, shape = series.axes, series.shape
+            photometric = int(getattr(tif.pages.first, "photometric", 1))
+            colour = photometric in (int(tifffile.PHOTOMETRIC.RGB),
+                                     int(tifffile.PHOTOMETRIC.YCBCR),
+                                     int(tifffile.PHOTOMETRIC.PALETTE))
+    except Exception:  # noqa: BLE001 - a corrupt file is reported by the reader itself
+        return
+    if colour and "S" in axes:
+        raise ImageError(
+            f"{path}: colour TIFF ({shape[axes.index('S')]} samples per pixel, axes {axes}); "
+            "save the fluorescence channel alone as one grey channel (a stack of grey frames: "
+            "write it with photometric minisblack)"
+        )
+    if len(shape) >= 2:
+        check_frame_size(path, shape)
 
 
 def to_storage(raw: np.ndarray, source_dtype: np.dtype) -> np.ndarray:
@@ -152,8 +243,11 @@ def iter_crops(
     skip_edge: bool = False,
 ) -> Iterator[tuple[CropRecord, np.ndarray]]:
     """Every nucleus of every frame of ``frames``: (record, crop in storage dtype)."""
+    from smartscope.vision import DEFAULT_DIAMETER_UM
+
     for si, path in enumerate(frames):
         stack = read_frames(path)
+        check_scale(path, stack.shape, pixel_size_um, diameter_um or DEFAULT_DIAMETER_UM)
         for t, image in enumerate(stack):
             try:
                 nuclei, raw = cut_frame(image, pixel_size_um, diameter_um)
@@ -218,11 +312,36 @@ def run_crops(
 ) -> tuple[int, int]:
     """Write crops, ``index.csv`` and contact sheets for ``frames`` into ``out``.
 
+    The folder is built under a temporary name and moved into place when complete; ``out`` must
+    be new, empty or an earlier output of this function (replaced as a whole), and not an input.
+
     Returns
     -------
     (number of crops, number of sheets)
     """
-    out = Path(out)
+    from smartscope.outputs import check_dir_target, staged_dir
+
+    final = check_dir_target(Path(out), option="--out", inputs=frames)
+    if final.is_dir() and any(final.iterdir()) and not _is_crops_output(final):
+        raise ImageError(f"--out {final}: holds files that `smartscope crops` did not write; "
+                         "give a new or empty folder")
+    with staged_dir(final, replace=True) as stage:  # moved into place when complete
+        return _write_crops(frames, pixel_size_um, stage, diameter_um, skip_edge, per_sheet)
+
+
+def _is_crops_output(folder: Path) -> bool:
+    """True when ``folder`` holds an earlier output of ``run_crops`` (and nothing else)."""
+    index = folder / "index.csv"
+    try:
+        with open(index, encoding="utf-8", errors="replace") as fh:
+            ours = fh.readline().startswith("crop_id,")
+    except OSError:
+        return False
+    return ours and {p.name for p in folder.iterdir()} <= {"index.csv", "crops", "sheets"}
+
+
+def _write_crops(frames: Sequence[Path], pixel_size_um: float, out: Path,
+                 diameter_um: float | None, skip_edge: bool, per_sheet: int) -> tuple[int, int]:
     crop_dir = out / "crops"
     crop_dir.mkdir(parents=True, exist_ok=True)
     rows, pending, captions, sheets = [], [], [], 0

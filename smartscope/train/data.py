@@ -232,10 +232,25 @@ def _read_classes(folders: dict[str, Path], classes: Sequence[str], root: Path,
                   geo: Geometry) -> CropSet:
     xs, ys, files, hashes, raw_shape = [], [], [], {}, None
     group_of = read_groups(root)
+    real: dict[Path, str] = {}
+    for name, sub in folders.items():
+        other = real.setdefault(sub.resolve(), name)
+        if other != name:
+            raise TrainingDataError(
+                f"{sub}: is the same folder as class '{other}' (a link); the crops would carry "
+                "two labels; give each class its own folder"
+            )
+    first: dict[str, tuple[str, Path]] = {}  # crop bytes -> (class, file)
     for name, sub in folders.items():
         k = list(classes).index(name)
         for path in sorted(p for p in sub.iterdir() if _is_crop_file(p)):
             arr, digest = read_crop_file(path, geo)
+            seen = first.setdefault(digest, (name, path))
+            if seen[0] != name:
+                raise TrainingDataError(
+                    f"{path}: the same crop as {seen[1]} (byte for byte), labelled '{name}' "
+                    f"here and '{seen[0]}' there; keep it in one class folder"
+                )
             key = f"{name}/{path.name}"
             xs.append(arr)
             ys.append(k)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,11 @@ def load_checkpoint(run_dir: Path) -> keras.Model:
     if not path.is_file():
         raise ModelBundleError(
             f"{path}: Keras checkpoint not found; give a run folder written by `smartscope train`"
+        )
+    if not zipfile.is_zipfile(path):
+        raise ModelBundleError(
+            f"{path}: not a complete .keras file ({path.stat().st_size} bytes; truncated or "
+            "corrupt, its zip directory is missing); restore it or rerun training"
         )
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
