@@ -64,6 +64,21 @@ def variant_protocol(data: dict[str, Any], variant: str) -> dict[str, Any] | Non
     return d
 
 
+_MICROSCOPE_KEYS = ("objective_group", "channel_group", "objectives", "camera", "stage_limits",
+                    "max_focus_travel_um", "stall_timeout_s")
+
+
+def simulated_microscope(microscope: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The protocol's microscope section as the simulated microscope with sample ``seed``: a
+    real microscope's protocol keeps its objectives, groups and limits, and its
+    ``virtual_sample`` settings when it has them."""
+    if microscope.get("type", "simulated") == "simulated":
+        return {**microscope, "seed": seed}
+    sample = {k: v for k, v in (microscope.get("virtual_sample") or {}).items()}
+    return {"type": "simulated", **{k: microscope[k] for k in _MICROSCOPE_KEYS
+                                    if k in microscope}, **sample, "seed": seed}
+
+
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
     """One simulated run (in a worker process); its event-capture figures and run summary."""
     import yaml
@@ -76,7 +91,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     data = yaml.safe_load(Path(job["file"]).read_text())
     data = variant_protocol(data, job["variant"])
     assert data is not None
-    data["microscope"]["seed"] = job["seed"]
+    data["microscope"] = simulated_microscope(data.get("microscope", {}), job["seed"])
     data.pop("output", None)
     if job["bundle"] is not None:
         data["model"]["bundle"] = str(job["bundle"])
@@ -173,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     for f in files:
         data = yaml.safe_load(f.read_text())
-        s0 = int(data.get("microscope", {}).get("seed", 0))
+        m = data.get("microscope", {})
+        s0 = int(m.get("seed", (m.get("virtual_sample") or {}).get("seed", 0)))
         for v in variants:
             if variant_protocol(data, v) is None:
                 continue
