@@ -5,13 +5,14 @@ by pycromanager's Python engine, the real hook and int8 model), for several samp
 variants of its triggers, and scores each run against the simulator's truth
 (``smartscope.decide.capture``):
 
-- ``off``: no tracking (``persistence: field``, a cell may be followed again, no edge margin):
-  the triggers as they were before cells were tracked;
-- ``confirm``: ``off`` plus a ``confirm`` step after ``centre_on_cell`` (phase: the trigger's,
-  min_confidence: the trigger's);
-- ``tracking``: the defaults (``consecutive_frames`` per tracked cell, once per cell, 10 um edge
-  margin);
-- ``tracking+confirm``: both.
+- ``off``: no tracking (``persistence: field``, a cell may be followed again, no edge margin,
+  a cooldown of at least 30 s): the triggers as they were before cells were tracked;
+- ``confirm``: ``off`` plus a ``confirm`` step after ``centre_on_cell`` (the protocol's own, else
+  phase: the trigger's, min_confidence: the trigger's);
+- ``tracking``: the protocol's trigger settings with tracking (``consecutive_frames`` per tracked
+  cell, once per cell, 10 um edge margin by default), without a confirm step;
+- ``tracking+confirm``: the protocol's trigger settings with a confirm step (as shipped, for a
+  protocol that has one).
 
 A variant with ``confirm`` is skipped for a protocol without ``centre_on_cell``. Figures, pooled
 over the seeds: trigger precision (the cell was truly in a target phase at trigger time),
@@ -46,21 +47,32 @@ ACQ = REPO / "acquisitions"
 VARIANTS = ("off", "confirm", "tracking", "tracking+confirm")
 COUNTS = ("triggers", "right", "followups", "followups_right", "rejected", "rejected_right",
           "episodes", "caught", "wrong_time_s", "wrong_light_ms", "time_s", "light_ms")
+#: cooldown of the "off" variants, s: the examples' guard against re-following before tracking
+OFF_COOLDOWN_S = 30.0
 #: mitosis_zoom.yaml must reach these (issue target), pooled over the seeds
 TARGET = {"protocol": "mitosis_zoom", "precision": 0.90, "recall": 0.60}
 
 
 def variant_protocol(data: dict[str, Any], variant: str) -> dict[str, Any] | None:
-    """The protocol data with its triggers set up for a variant (None: does not apply)."""
+    """The protocol data with its triggers set up for a variant (None: does not apply).
+
+    ``off`` and ``confirm`` also give each trigger a cooldown of at least ``OFF_COOLDOWN_S``: what
+    the examples used against following the same cell again before cells were tracked. A confirm
+    step the protocol has is kept in the ``confirm`` variants and removed in the others.
+    """
     d = copy.deepcopy(data)
     for t in d.get("triggers", []):
         if variant in ("off", "confirm"):
-            t.update(persistence="field", once_per_cell=False, edge_margin_um=0.0)
+            t.update(persistence="field", once_per_cell=False, edge_margin_um=0.0,
+                     cooldown_s=max(float(t.get("cooldown_s", 0.0)), OFF_COOLDOWN_S))
+        centre = [a for a in t["actions"] if a["type"] == "centre_on_cell"]
         if variant.endswith("confirm"):
-            centre = [a for a in t["actions"] if a["type"] == "centre_on_cell"]
             if not centre:
                 return None
-            centre[0]["confirm"] = {"min_confidence": t.get("min_confidence", 0.8)}
+            centre[0].setdefault("confirm", {"min_confidence": t.get("min_confidence", 0.8)})
+        else:
+            for a in centre:
+                a.pop("confirm", None)
     return d
 
 
