@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from smartscope.decide.geometry import Limits
-from smartscope.errors import DependencyError
+from smartscope.errors import DependencyError, ProtocolError
 from smartscope.protocol import Protocol, ReplayMicroscope
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,13 @@ def replay_config_for(protocol: Protocol, frame_interval_s: float | None = None)
         mag = _magnification(name)
         spec = m.objectives.get(name)
         pixel = spec.pixel_size_um if spec is not None and spec.pixel_size_um else None
+        if pixel is None and name != recorded and None in (_named_magnification(name),
+                                                           _named_magnification(recorded)):
+            raise ProtocolError(
+                f"field 'microscope.objectives.{name}.pixel_size_um': not set, and the names "
+                f"'{name}' and '{recorded}' (recorded) do not both say a magnification (like "
+                f"'60x'); set the pixel size of '{name}' in um/px (or rename the presets)"
+            )
         if pixel is None:  # same camera: pixel size scales with magnification
             pixel = (m.pixel_size_um or 1.0) * rec_mag / mag
         objectives[name] = ObjectiveSpec(
@@ -108,11 +115,74 @@ def replay_config_for(protocol: Protocol, frame_interval_s: float | None = None)
     )
 
 
-def _magnification(name: str) -> float:
+def _named_magnification(name: str) -> float | None:
+    """The magnification a preset name says ('60x', 'Plan Apo 20X'), None if it says none."""
     import re
 
     match = re.search(r"(\d+(?:\.\d+)?)\s*[xX]", name)
-    return float(match.group(1)) if match else 10.0
+    return float(match.group(1)) if match and float(match.group(1)) > 0 else None
+
+
+def _magnification(name: str) -> float:
+    return _named_magnification(name) or 10.0
+
+
+def check_replay(protocol: Protocol, source: str = "protocol") -> str:
+    """Open the movie and read the labels of a replay protocol, before anything is written
+    (``run`` calls it before it makes the run folder, ``validate`` to check the protocol).
+
+    Parameters
+    ----------
+    protocol : Protocol
+    source : str
+        The protocol file, named in errors.
+
+    Returns
+    -------
+    str
+        What will be replayed, in words.
+
+    Raises
+    ------
+    ProtocolError
+        An objective's pixel size can be told neither from the protocol nor from its name.
+    RecordingError
+        The movie cannot be replayed (missing, not T x Y x X, colour, unreadable or
+        odd-sized frame files, no finite pixel), its pixel size or frame interval is unknown,
+        or the labels cannot be read or lie outside the movie.
+    """
+    from smartscope.errors import RecordingError
+
+    try:
+        from smartscope.sim.replay import open_movie, read_labels
+    except ImportError as e:
+        raise DependencyError(
+            f"the replay microscope needs pymmcore-plus and pycromanager ({e}); install the "
+            "extra: pip install 'smartscope[sim]'"
+        ) from e
+    m = protocol.microscope
+    assert isinstance(m, ReplayMicroscope)
+    movie = open_movie(m.movie, m.frame_pattern)
+    try:
+        pixel = m.pixel_size_um or movie.pixel_size_um
+        interval = m.frame_interval_s or movie.frame_interval_s
+        if pixel is None or interval is None:
+            what = "pixel_size_um (--pixel-size-um)" if pixel is None else \
+                "frame_interval_s (--frame-interval-s)"
+            raise RecordingError(f"{movie.path}: the movie does not carry its "
+                                 f"{what.split(' ')[0]}; set microscope.{what}")
+        movie.frame(0)  # the first frame decodes (and other pixel types map into 16 bits)
+        try:  # objectives whose magnification is unknown
+            replay_config_for(protocol, interval)
+        except ProtocolError as e:
+            raise ProtocolError(f"{source}: {e}") from e
+        labels = (read_labels(m.truth, movie.n_frames, movie.shape)
+                  if m.truth is not None else [])
+        return (f"{movie.n_frames} frames of {movie.shape[0]} x {movie.shape[1]} px "
+                f"({movie.source_dtype}) at {pixel:g} um/px, {interval:g} s apart"
+                + (f", {len(labels)} labelled nuclei" if m.truth is not None else ""))
+    finally:
+        movie.close()
 
 
 @contextlib.contextmanager

@@ -165,6 +165,10 @@ class Run:
                 f"{self.out_dir}: holds files that this run did not write; choose a new or "
                 "empty --out folder"
             )
+        if self._replay and self.scope is None:  # a bad movie or labels: before any output
+            from smartscope.acquire.replay import check_replay
+
+            check_replay(self.protocol, self.source)
         if self.classifier is None:
             from smartscope.classify import Classifier
 

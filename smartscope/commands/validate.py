@@ -55,13 +55,18 @@ def register(app: typer.Typer) -> None:
         check_phases(proto, card.classes, str(protocol))
         for line in threshold_warnings(proto, card):
             typer.echo(f"warning: {protocol}: {line}", err=True)
+        replay = ""
+        if proto.microscope.type == "replay":  # the movie and labels are inputs too
+            from smartscope.acquire.replay import check_replay
+
+            replay = f" ({check_replay(proto, str(protocol))})"
         sc = proto.screening
         positions = sc.position_list()
         n_pos = len(positions) if positions else 1
         end = f"{sc.n_timepoints} time points" if sc.n_timepoints else f"{sc.duration_s} s"
         typer.echo(
-            f"ok: {protocol}: {proto.microscope.type} microscope, screening {n_pos} position(s) "
-            f"at {sc.objective}/{sc.channel} every {sc.interval_s} s for {end}; model "
+            f"ok: {protocol}: {proto.microscope.type} microscope{replay}, screening {n_pos} "
+            f"position(s) at {sc.objective}/{sc.channel} every {sc.interval_s} s for {end}; model "
             f"'{card.name}' ({', '.join(card.classes)}); triggers: "
             + (", ".join(f"{t.name} ({'/'.join(t.phase)} -> "
                          f"{', '.join(a.type for a in t.program())})" for t in proto.triggers)

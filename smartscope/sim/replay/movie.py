@@ -9,6 +9,7 @@ fit in memory.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -37,7 +38,7 @@ class Movie:
     n_frames : int
     shape : (rows, cols)
     dtype : numpy dtype
-        uint8 or uint16 (other types are converted to uint16 when read).
+        uint8 or uint16 (other types are mapped into uint16 when read, see ``_levels``).
     pixel_size_um, frame_interval_s : float or None
         What the file itself says (NDTiff metadata), None when it says nothing.
     """
@@ -54,6 +55,8 @@ class Movie:
         self.frame_interval_s = frame_interval_s
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._background: tuple[float, float] | None = None
+        self.source_dtype = np.dtype(dtype)
+        self._map: tuple[float, float] | None = None
 
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` (0-based) as a (rows, cols) array of ``dtype``."""
@@ -70,11 +73,61 @@ class Movie:
                 f"is {self.shape[0]} x {self.shape[1]}; give frames of one size"
             )
         if img.dtype != self.dtype:
-            img = np.clip(np.rint(img), 0, np.iinfo(self.dtype).max).astype(self.dtype)
+            img = self._to_camera(img, index)
         self._cache[index] = img
         while len(self._cache) > _CACHE_FRAMES:
             self._cache.popitem(last=False)
         return img
+
+    def _to_camera(self, img: np.ndarray, index: int) -> np.ndarray:
+        """A frame of another pixel type in the camera's 16 bits: ``a * value + b`` with one
+        map for the whole movie (see ``_levels``); NaN and inf pixels get the frame's median."""
+        a, b = self._levels()
+        out = img.astype(np.float64)
+        bad = ~np.isfinite(out)
+        if bad.any():
+            if bad.all():
+                raise RecordingError(
+                    f"{self.path}: frame {index} has no finite pixel value (all NaN or inf); "
+                    "give a movie whose frames hold grey values"
+                )
+            out[bad] = np.median(out[~bad])
+        if (a, b) != (1.0, 0.0):
+            out = out * a + b
+        return np.clip(np.rint(out), 0, np.iinfo(self.dtype).max).astype(self.dtype)
+
+    def _levels(self) -> tuple[float, float]:
+        """(a, b) of the map of this movie's pixel values into 16 bits, set once from the
+        finite range ``lo..hi`` of up to 8 evenly spaced frames: values already in 0-65535
+        are kept (integers, or floats spanning >= 255 levels); otherwise ``lo`` goes to 0 and,
+        when the range is wider than 60000 or a float range narrower than 255 (e.g. 0-1),
+        it is stretched linearly onto 0-60000 (brighter later frames clip at 65535)."""
+        if self._map is None:
+            picks = sorted({int(round(i)) for i in
+                            np.linspace(0, self.n_frames - 1, min(self.n_frames, 8))})
+            lo, hi = math.inf, -math.inf
+            for i in picks:
+                img = np.asarray(self._read(i))
+                finite = img[np.isfinite(img)] if img.dtype.kind == "f" else img
+                if finite.size:
+                    lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+            if not lo <= hi:
+                raise RecordingError(
+                    f"{self.path}: no finite pixel value in frames {picks} (all NaN or inf); "
+                    "give a movie whose frames hold grey values"
+                )
+            integer = self.source_dtype.kind in "iub"
+            span = hi - lo
+            a, b = 1.0, 0.0
+            if not (integer or span >= 255) or span > 60000:
+                a = 60000.0 / span if span > 0 else 1.0
+            if a != 1.0 or lo < 0 or hi > 65535:
+                b = -lo * a
+            if (a, b) != (1.0, 0.0):
+                log.info("replay movie %s: %s values %g..%g mapped linearly to %g..%g ADU",
+                         self.path, self.source_dtype, lo, hi, lo * a + b, hi * a + b)
+            self._map = (a, b)
+        return self._map
 
     def _read(self, index: int) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -153,6 +206,26 @@ def _read_2d(path: Path) -> np.ndarray:
     return img
 
 
+def _same_frames(files: list[Path], first: np.ndarray) -> None:
+    """Check, from the TIFF headers only, that every file of a folder movie is readable and
+    one frame of the first file's size: a bad file is named now, not in the middle of a run."""
+    import tifffile
+
+    for p in files[1:]:
+        try:
+            with tifffile.TiffFile(p) as tif:
+                shape = tuple(n for n in tif.series[0].shape if n != 1)
+        except Exception as e:  # tifffile raises many types on a damaged or foreign file
+            raise RecordingError(f"{p}: not a readable TIFF image ({e}); remove it from the "
+                                 "folder or narrow frame_pattern (--frame-pattern)") from e
+        if shape != first.shape:
+            raise RecordingError(
+                f"{p}: a frame of {' x '.join(map(str, shape))} px, but {files[0].name} is "
+                f"{first.shape[0]} x {first.shape[1]} px; give frames of one size (remove it "
+                "or narrow frame_pattern)"
+            )
+
+
 def _one_series(folder: Path, files: list[Path], pattern: str) -> None:
     """Refuse a folder whose file names differ by more than their numbers (two channels)."""
     groups: dict[str, Path] = {}
@@ -161,7 +234,7 @@ def _one_series(folder: Path, files: list[Path], pattern: str) -> None:
     if len(groups) < 2:
         return
     examples = list(groups.values())[:3]
-    hints = [f"'*{re.split(r'(?=[_-])', p.name)[-1]}'" for p in examples]
+    hints = [f"'{re.sub(r'[0-9]+', '*', p.name)}'" for p in examples]
     raise RecordingError(
         f"{folder}: the files matching '{pattern}' are {len(groups)} series (e.g. "
         f"{', '.join(p.name for p in examples)}); choose one with frame_pattern "
@@ -169,12 +242,43 @@ def _one_series(folder: Path, files: list[Path], pattern: str) -> None:
     )
 
 
+#: smallest frame the replay camera can show (rows, cols), as for the simulator's sensor
+MIN_FRAME_PX = 16
+
+
+def _check_frame_size(path: Path, shape: tuple[int, ...]) -> None:
+    if min(shape) < MIN_FRAME_PX:
+        raise RecordingError(
+            f"{path}: frames of {shape[0]} x {shape[1]} px are too small to replay; give frames "
+            f"of at least {MIN_FRAME_PX} x {MIN_FRAME_PX} px (T x Y x X)"
+        )
+
+
+def _one_channel(path: Path, shape: tuple[int, ...], axes: str) -> None:
+    """Refuse colour samples (RGB stored pixel by pixel, axis S last) and channel axes, which
+    would be taken for time or for frame columns. Planar samples (S first) stay frames: a
+    3-frame grey stack is often written that way."""
+    for ax, what in (("S", "a colour (RGB) image"), ("C", "several channels")):
+        i = axes.find(ax)
+        if ax == "S" and i != len(axes) - 1:
+            continue
+        if 0 <= i < len(shape) and shape[i] > 1:
+            raise RecordingError(
+                f"{path}: shape {shape} (axes {axes}) holds {what}; replay needs one grey "
+                "channel: save the nuclear channel alone as a T x Y x X stack"
+            )
+
+
 def _check_dtype(path: Path, dtype: np.dtype) -> None:
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise RecordingError(f"{path}: pixel type {dtype} cannot be replayed; give grey values")
 
 
-def open_movie(path: str | Path, frame_pattern: str = "*.tif*") -> Movie:
+#: the default frame pattern; with it, only files ending in .tif or .tiff are frames
+DEFAULT_PATTERN = "*.tif*"
+
+
+def open_movie(path: str | Path, frame_pattern: str = DEFAULT_PATTERN) -> Movie:
     """Open a recorded movie.
 
     Parameters
@@ -195,7 +299,9 @@ def open_movie(path: str | Path, frame_pattern: str = "*.tif*") -> Movie:
     if path.is_dir():
         if any(path.glob("*NDTiff.index")):
             return _open_ndtiff(path)
-        files = sorted((p for p in path.glob(frame_pattern) if p.is_file()), key=_natural_key)
+        files = sorted((p for p in path.glob(frame_pattern) if p.is_file()
+                        and (frame_pattern != DEFAULT_PATTERN
+                             or p.suffix.lower() in (".tif", ".tiff"))), key=_natural_key)
         if not files:
             raise RecordingError(
                 f"{path}: no file matches '{frame_pattern}' in this folder; give a folder of TIFF "
@@ -204,6 +310,8 @@ def open_movie(path: str | Path, frame_pattern: str = "*.tif*") -> Movie:
         _one_series(path, files, frame_pattern)
         first = _read_2d(files[0])
         _check_dtype(files[0], first.dtype)
+        _check_frame_size(files[0], first.shape)
+        _same_frames(files, first)
         log.info("replay movie: %d frames from %s (%s)", len(files), path, frame_pattern)
         return _FolderMovie(path, files, first)
     if not path.is_file():
@@ -219,9 +327,11 @@ def _open_tiff(path: Path) -> Movie:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+            axes = str(series.axes)
     except Exception as e:  # tifffile raises many types on a damaged or foreign file
         raise RecordingError(f"{path}: not a readable TIFF file ({e}); give a TIFF stack") from e
     _check_dtype(path, dtype)
+    _one_channel(path, shape, axes)
     squeezed = tuple(n for n in shape if n != 1)
     if len(squeezed) == 2 and len(shape) == 2:
         raise RecordingError(
@@ -235,6 +345,7 @@ def _open_tiff(path: Path) -> Movie:
         )
     if len(squeezed) == 2:  # T = 1 written as (1, Y, X) or with other unit axes
         squeezed = (1, *squeezed)
+    _check_frame_size(path, squeezed[1:])
     data: np.ndarray
     try:
         data = tifffile.memmap(path, mode="r")

@@ -14,14 +14,19 @@ converts one into the other, and each labelled frame becomes a labelled time of 
 from __future__ import annotations
 
 import csv
+import logging
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from smartscope.decide.labels import LabelTruth
 from smartscope.errors import RecordingError
+from smartscope.phases import ALL_PHASES
 from smartscope.sim.truth import TimeMap
+
+log = logging.getLogger(__name__)
 
 _REQUIRED = ("frame", "y", "x", "phase")
 
@@ -49,20 +54,44 @@ def read_labels(path: str | Path, n_frames: int, shape: tuple[int, int]) -> list
     if not path.is_file():
         raise RecordingError(f"{path}: ground-truth labels not found; give a CSV with columns "
                              "frame, y, x, phase")
+    try:
+        labels = _read_rows(path, n_frames, shape)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise RecordingError(f"{path}: not a readable CSV text file ({e}); give a "
+                             "comma-separated CSV with columns frame, y, x, phase") from e
+    other = Counter(lab.phase for lab in labels if lab.phase not in ALL_PHASES)
+    if other:
+        log.warning("%s: %d label(s) with a phase that is not a phase name (%s) count as "
+                    "labelled non-targets", path, sum(other.values()),
+                    ", ".join(f"{k or '(empty)'}: {n}" for k, n in other.most_common(5)))
+    return labels
+
+
+def _read_rows(path: Path, n_frames: int, shape: tuple[int, int]) -> list[Label]:
     labels = []
     h, w = shape
-    with path.open(newline="") as fh:
+    # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        missing = [c for c in _REQUIRED if c not in (reader.fieldnames or ())]
+        found = list(reader.fieldnames or ())
+        # column names as written by hand or by a spreadsheet: " y", "Phase"
+        reader.fieldnames = [str(c).strip().lower() for c in found]
+        missing = [c for c in _REQUIRED if c not in reader.fieldnames]
         if missing:
-            raise RecordingError(f"{path}: columns {', '.join(missing)} are missing; give a CSV "
-                                 "with columns frame, y, x, phase (px of the recording)")
+            seen = ", ".join(repr(c) for c in found[:6]) if found else "none (empty file)"
+            raise RecordingError(f"{path}: columns {', '.join(missing)} are missing (columns "
+                                 f"found: {seen}); give a comma-separated CSV with columns "
+                                 "frame, y, x, phase (px of the recording)")
         for line, row in enumerate(reader, start=2):
             try:
-                frame, y, x = int(row["frame"]), float(row["y"]), float(row["x"])
+                frame_f, y, x = float(row["frame"]), float(row["y"]), float(row["x"])
             except (TypeError, ValueError) as e:
                 raise RecordingError(f"{path}: line {line}: frame, y, x must be numbers "
                                      f"(got {row['frame']!r}, {row['y']!r}, {row['x']!r})") from e
+            if not frame_f.is_integer():
+                raise RecordingError(f"{path}: line {line}: frame {row['frame']!r} is not a whole "
+                                     "number; give the 0-based index of a recorded frame")
+            frame = int(frame_f)
             if not 0 <= frame < n_frames:
                 raise RecordingError(
                     f"{path}: line {line}: frame {frame} is outside the movie (frames 0-"
@@ -71,7 +100,10 @@ def read_labels(path: str | Path, n_frames: int, shape: tuple[int, int]) -> list
                 raise RecordingError(
                     f"{path}: line {line}: (y, x) = ({y:g}, {x:g}) px is outside the {h} x {w} "
                     "px frames; labels must be pixel positions in this movie")
-            labels.append(Label(frame, y, x, (row["phase"] or "").strip()))
+            labels.append(Label(frame, y, x, (row["phase"] or "").strip().lower()))
+    if not labels:
+        raise RecordingError(f"{path}: no labelled nucleus (only a header); give one row per "
+                             "labelled nucleus: frame, y, x, phase")
     return labels
 
 
