@@ -228,18 +228,34 @@ def _same_frames(files: list[Path], first: np.ndarray) -> None:
 
 def _one_series(folder: Path, files: list[Path], pattern: str) -> None:
     """Refuse a folder whose file names differ by more than their numbers (two channels)."""
-    groups: dict[str, Path] = {}
+    groups: dict[str, list[str]] = {}
     for p in files:
-        groups.setdefault(re.sub(r"\d+", "#", p.name), p)
+        groups.setdefault(re.sub(r"\d+", "#", p.name), []).append(p.name)
     if len(groups) < 2:
         return
-    examples = list(groups.values())[:3]
-    hints = [f"'{re.sub(r'[0-9]+', '*', p.name)}'" for p in examples]
+    names = [p.name for p in files]
+    examples = [g[0] for g in groups.values()][:3]
+    hints = [h for h in (_pattern_for(g, names) for g in list(groups.values())[:3]) if h]
     raise RecordingError(
         f"{folder}: the files matching '{pattern}' are {len(groups)} series (e.g. "
-        f"{', '.join(p.name for p in examples)}); choose one with frame_pattern "
-        f"(--frame-pattern), e.g. {' or '.join(hints)}"
+        f"{', '.join(examples)}); choose one with frame_pattern (--frame-pattern)"
+        + (f", e.g. {' or '.join(repr(h) for h in hints)}" if hints else "")
     )
+
+
+def _pattern_for(group: list[str], names: list[str]) -> str | None:
+    """A glob that selects exactly the files of one series among ``names`` (None if none of
+    the simple candidates does)."""
+    from fnmatch import fnmatchcase
+
+    name = group[0]
+    candidates = (f"*{re.split(r'(?=[_-])', name)[-1]}",        # *_h2b.tif
+                  re.sub(r"^.*?(\d+)(\D*)$", r"*[0-9]\2", name),  # *[0-9].tif
+                  re.sub(r"\d+", "*", name))                     # P*_T*.tif
+    for c in candidates:
+        if sorted(n for n in names if fnmatchcase(n, c)) == sorted(group):
+            return c
+    return None
 
 
 #: smallest frame the replay camera can show (rows, cols), as for the simulator's sensor
