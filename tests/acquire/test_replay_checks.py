@@ -19,7 +19,7 @@ PROTOCOL = REPO / "acquisitions" / "mitosis_zoom.yaml"
 
 def _protocol(tmp: Path, movie: str, **microscope) -> Path:
     data = yaml.safe_load(PROTOCOL.read_text())
-    data["model"]["bundle"] = str(REPO / "models" / "hela_sgan_5class")
+    data["model"]["bundle"] = str((PROTOCOL.parent / data["model"]["bundle"]).resolve())
     data["microscope"] = {"type": "replay", "movie": movie, "pixel_size_um": 0.645,
                           "frame_interval_s": 60, **microscope}
     path = tmp / "replay.yaml"
@@ -69,7 +69,7 @@ def test_objectives_whose_magnification_is_unknown_are_refused(tmp_path, capsys)
     tifffile.imwrite(movie, np.full((2, 64, 80), 100, np.uint16), photometric="minisblack")
     text = PROTOCOL.read_text().replace("10x", "low").replace("60x", "high")
     data = yaml.safe_load(text)
-    data["model"]["bundle"] = str(REPO / "models" / "hela_sgan_5class")
+    data["model"]["bundle"] = str((PROTOCOL.parent / data["model"]["bundle"]).resolve())
     data["microscope"] = {"type": "replay", "movie": str(movie), "pixel_size_um": 0.645,
                           "frame_interval_s": 60, "objectives": {"low": {}, "high": {}}}
     path = tmp_path / "names.yaml"
