@@ -79,7 +79,7 @@ def run_once(sensor_px: int, frames: int, bundle: Path, threads: int, n_cells: i
         result = classify_frame(image, pixel_size_um, classifier, diameter_um=diameter)
         steps.append({**result.timings_ms, "cpu": 1e3 * (time.thread_time() - c0)})
         cells.append(len(result))
-        return result
+        return result.cells
 
     out = Path(tempfile.mkdtemp(prefix=f"hook{sensor_px}_", dir=out_root))
     run = Run(protocol, out, simulate=True, classifier=classifier, classify=classify,

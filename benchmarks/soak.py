@@ -95,10 +95,9 @@ class TruthLabeller:
         self.diameter_um = diameter_um
 
     def __call__(self, image: Any, pixel_size_um: float) -> list[Any]:
-        from types import SimpleNamespace
-
         import numpy as np
 
+        from smartscope.classify import Cell
         from smartscope.vision import find_nuclei
 
         nuclei = find_nuclei(image, pixel_size_um, self.diameter_um)
@@ -114,10 +113,10 @@ class TruthLabeller:
             j = int(np.argmin(d2))
             phase = truth[j].phase if d2[j] <= reach else "interphase"
             phase = TO_FIVE.get(phase, phase)
-            probs = [0.95 if c == phase else 0.0125 for c in FIVE]
-            cells.append(SimpleNamespace(y=float(nuclei.y[k]), x=float(nuclei.x[k]), phase=phase,
-                                         confidence=0.95, area_um2=float(nuclei.area_um2[k]),
-                                         probabilities=probs))
+            probs = {c: 0.95 if c == phase else 0.0125 for c in FIVE}
+            cells.append(Cell(y=float(nuclei.y[k]), x=float(nuclei.x[k]), phase=phase,
+                              confidence=0.95, area_um2=float(nuclei.area_um2[k]),
+                              probabilities=probs))
         return cells
 
 

@@ -91,8 +91,7 @@ def connect(protocol: Protocol, simulate: bool = False) -> Iterator[ScopeHandle]
 def sim_config_for(protocol: Protocol) -> Any:
     """The simulator configuration for a protocol (its objectives, channels and screening spot)."""
     from smartscope.sim import SimConfig
-    from smartscope.sim.config import ChannelSpec, DemoSpec
-    from smartscope.sim.config import ObjectiveSpec as SimObjective
+    from smartscope.sim.config import ChannelSpec, DemoSpec, SimObjective
 
     m = protocol.microscope
     real = not isinstance(m, SimulatedMicroscope)
@@ -113,7 +112,7 @@ def sim_config_for(protocol: Protocol) -> Any:
                                 na=min(1.4, 0.03 * mag + 0.1))
         update: dict[str, Any] = {}
         if spec is not None:
-            update["z_offset_um"] = spec.parfocal_z_offset_um
+            update["parfocal_z_offset_um"] = spec.parfocal_z_offset_um
             if spec.pixel_size_um is not None:
                 update["pixel_size_um"] = spec.pixel_size_um
         objectives[name] = base.model_copy(update=update)

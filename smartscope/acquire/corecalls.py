@@ -4,9 +4,26 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from smartscope.errors import ProtocolError
+
+
+class PresetProperties(Protocol):
+    """What the hook needs to send a preset in an event: its device property settings."""
+
+    def __call__(self, group: str, preset: str) -> Sequence[tuple[str, str, str]]:
+        """(device, property, value) of every setting of ``preset`` in config group ``group``."""
+        ...
+
+
+class PixelSizeReader(Protocol):
+    """The microscope's current pixel-size calibration (``getPixelSizeUm``)."""
+
+    def __call__(self) -> float:
+        """Pixel size of the objective in place, um/px."""
+        ...
 
 
 def snake(name: str) -> str:

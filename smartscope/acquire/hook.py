@@ -25,16 +25,16 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from smartscope.acquire import corecalls
 from smartscope.acquire.calibration import ObjectiveCalibration, calibrations
+from smartscope.acquire.corecalls import PixelSizeReader, PresetProperties
 from smartscope.acquire.prepare import (
-    FrameClassifier,
     check_one_camera,
     check_presets,
     frame_classifier,
@@ -42,10 +42,11 @@ from smartscope.acquire.prepare import (
     resolve_positions,
 )
 from smartscope.acquire.records import Recorder
+from smartscope.classify.cells import Cell, FrameClassifier
 from smartscope.decide import (
     NO_LIMITS,
     SCREEN,
-    Cell,
+    Decision,
     Frame,
     FrameRequest,
     Limits,
@@ -54,6 +55,7 @@ from smartscope.decide import (
     Step,
     axes_key,
     check_target,
+    place_cells,
     to_event,
 )
 from smartscope.errors import StageLimitError
@@ -83,7 +85,7 @@ class Progress:
     errors: int
     elapsed_s: float
     last_latency_ms: float
-    mode: str
+    mode: Literal["screening", "follow-up"]
     last_decision: str = ""
 
 
@@ -98,8 +100,9 @@ class SmartHook:
     planner : Planner
         The decision logic (screening order, triggers, follow-ups).
     classify : FrameClassifier
-        Finds and classifies the nuclei of one image.
-    preset_properties : callable
+        Finds and classifies the nuclei of one image (returns ``Cell`` objects in pixels; the
+        hook gives each its stage position once).
+    preset_properties : PresetProperties
         (group, preset) -> device properties, used to send the objective preset in events.
     objective_group : str
         Config group of the objective turret.
@@ -107,6 +110,8 @@ class SmartHook:
         Pixel size per objective preset overriding the microscope's calibration, um/px.
     pixel_size_um : float, optional
         Overrides every other pixel-size source.
+    fallback_pixel_size : PixelSizeReader, optional
+        The microscope's current calibration, um/px, used when nothing else gives one.
     on_error : "continue" or "stop"
     recorder : Recorder, optional
         Where cell rows and decision records go (default: kept in memory only).
@@ -123,12 +128,12 @@ class SmartHook:
         planner: Planner,
         *,
         classify: FrameClassifier,
-        preset_properties: Callable[[str, str], Sequence[Sequence[str]]],
+        preset_properties: PresetProperties,
         objective_group: str = "Objective",
         pixel_sizes_um: Mapping[str, float] | None = None,
         pixel_size_um: float | None = None,
-        fallback_pixel_size: Callable[[], float] | None = None,
-        on_error: str = "continue",
+        fallback_pixel_size: PixelSizeReader | None = None,
+        on_error: Literal["continue", "stop"] = "continue",
         recorder: Recorder | None = None,
         clock: Callable[[], float] = time.perf_counter,
         progress: Callable[[Progress], None] | None = None,
@@ -206,8 +211,7 @@ class SmartHook:
         settings = PlanSettings.from_protocol(protocol, positions, stage_limits, affines)
         if classify is None:
             classify = frame_classifier(classifier, protocol.detection.diameter_um)
-        recorder = (Recorder.in_folder(out_dir, classes, m.camera, affines) if out_dir is not None
-                    else Recorder(orientation=m.camera, affines_um=affines))
+        recorder = Recorder.in_folder(out_dir, classes) if out_dir is not None else Recorder()
         hook = cls(
             Planner(settings),
             classify=classify,
@@ -234,7 +238,7 @@ class SmartHook:
         objectives: Mapping[str, ObjectiveSpec] | None = None,
         objective_group: str = "Objective",
         channel_group: str = "Channel",
-        on_error: str = "continue",
+        on_error: Literal["continue", "stop"] = "continue",
         out_dir: str | Path | None = None,
         stage_limits: Limits = NO_LIMITS,
         **kwargs: Any,
@@ -278,8 +282,9 @@ class SmartHook:
         else:
             self._follow_frames += 1
         time_s = float(metadata.get("ElapsedTime-ms", 0.0)) / 1000.0
-        records: list[dict[str, Any]] = []
+        records: list[Decision] = []
         rows: list[dict[str, Any]] = []
+        frame: Frame | None
         try:
             frame, rows, errors = self._observe(image, metadata, req, index, time_s)
             records += errors
@@ -289,9 +294,9 @@ class SmartHook:
                     row["track"] = cell.track if cell.track is not None else ""
                     row["parent_track"] = cell.parent if cell.parent is not None else ""
             if self._stop_requested:
-                end = ({"event": "stop", "reason": "on_error: stop after a hook failure"}
-                       if errors and self.on_error == "stop" else {"event": "interrupted"})
-                step = Step(decisions=step.decisions + [end], done=True)
+                end = (Decision("stop", reason="on_error: stop after a hook failure")
+                       if errors and self.on_error == "stop" else Decision("interrupted"))
+                step = Step(decisions=(*step.decisions, end), done=True)
         except Exception as e:
             frame = None
             step = self._failed(e, time_s, records, where="decide")
@@ -299,8 +304,7 @@ class SmartHook:
             events = self._register(step)
         except Exception as e:
             events = []
-            step = self._failed(e, time_s, records, where="events")
-            step.done = True
+            step = replace(self._failed(e, time_s, records, where="events"), done=True)
         for ev in events:
             event_queue.put(ev)
         if step.done or not events and not self._pending:
@@ -326,9 +330,10 @@ class SmartHook:
         """End the acquisition at the next image (e.g. on Ctrl-C)."""
         self._stop_requested = True
 
-    def note(self, record: Mapping[str, Any]) -> None:
+    def note(self, record: Decision | Mapping[str, Any]) -> None:
         """Append a decision made outside the hook (e.g. the run was interrupted)."""
-        self.recorder.note({"frame": self._frames - 1, **record})
+        rec = record.to_record() if isinstance(record, Decision) else record
+        self.recorder.note({"frame": self._frames - 1, **rec})
 
     def progress(self) -> Progress:
         return Progress(
@@ -387,36 +392,38 @@ class SmartHook:
     def _observe(
         self, image: np.ndarray, metadata: Mapping[str, Any], req: FrameRequest, index: int,
         time_s: float,
-    ) -> tuple[Frame, list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[Frame, list[dict[str, Any]], list[Decision]]:
         ps = self.pixel_size_for(req.objective, metadata)
         img = np.asarray(image)
         shape = (int(img.shape[-2]), int(img.shape[-1]))
         cells: tuple[Cell, ...] | None = None
         rows: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
+        errors: list[Decision] = []
         if req.classify:
+            s = self.planner.s
             try:
-                found = _cells_of(self._classify(img, ps))
+                cells = place_cells(_checked_cells(self._classify(img, ps)), shape=shape,
+                                    pixel_size_um=ps, stage_x_um=req.x_um, stage_y_um=req.y_um,
+                                    orientation=s.orientation,
+                                    affine=s.affines_um.get(req.objective))
             except Exception as e:
                 errors.append(self._error_record(e, time_s, where="classify"))
                 if self.on_error == "stop":
                     self._stop_requested = True
             else:
-                cells = tuple(Cell(float(c.y), float(c.x), str(c.phase), float(c.confidence),
-                                   float(getattr(c, "area_um2", 0.0))) for c in found)
-                rows = [self.recorder.cell_row(c, index, time_s, req, ps, shape) for c in found]
+                rows = [self.recorder.cell_row(c, index, time_s, req, ps) for c in cells]
         frame = Frame(request=req, index=index, time_s=time_s, shape=shape, pixel_size_um=ps,
                       cells=cells)
         return frame, rows, errors
 
-    def _error_record(self, e: BaseException, time_s: float, where: str) -> dict[str, Any]:
+    def _error_record(self, e: BaseException, time_s: float, where: str) -> Decision:
         self._errors += 1
         log.error("hook failure in %s at t=%.2f s (on_error=%s): %s\n%s", where, time_s,
                   self.on_error, e, "".join(traceback.format_exception(e)))
-        return {"event": "error", "where": where, "time_s": round(time_s, 4),
-                "error": f"{type(e).__name__}: {e}", "on_error": self.on_error}
+        return Decision("error", time_s=time_s, where=where, error=f"{type(e).__name__}: {e}",
+                        on_error=self.on_error)
 
-    def _failed(self, e: BaseException, time_s: float, records: list[dict[str, Any]],
+    def _failed(self, e: BaseException, time_s: float, records: list[Decision],
                 where: str) -> Step:
         records.append(self._error_record(e, time_s, where))
         if self.on_error == "stop" or self._stop_requested:
@@ -441,7 +448,12 @@ def write_report_quietly(folder: str | Path) -> Path | None:
         return None
 
 
-def _cells_of(result: Any) -> Sequence[Any]:
-    return result.cells if hasattr(result, "cells") else result
+def _checked_cells(found: Sequence[Cell]) -> Sequence[Cell]:
+    """The frame classifier's result, refused unless it is a sequence of ``Cell``."""
+    for c in found:
+        if not isinstance(c, Cell):
+            raise TypeError(f"the frame classifier returned a {type(c).__name__}: it must return "
+                            "smartscope.classify.Cell objects")
+    return found
 
 

@@ -3,26 +3,24 @@ classifier built."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from smartscope.acquire import corecalls
+from smartscope.classify.cells import Cell, FrameClassifier
+from smartscope.classify.frame import Predictor
 from smartscope.errors import MicroscopeError
 from smartscope.protocol import CentreOnCell, Position, Protocol, Screening
 
-FrameClassifier = Callable[[np.ndarray, float], Any]
-"""image, pixel size (um/px) -> classified nuclei: objects with y, x, area_um2, phase,
-confidence and probabilities (or a result object holding them in ``.cells``)."""
 
-
-def frame_classifier(classifier: Any, diameter_um: float) -> FrameClassifier:
+def frame_classifier(classifier: Predictor, diameter_um: float) -> FrameClassifier:
     """Detection + classification of one frame with a loaded ``Classifier``."""
     from smartscope.classify import classify_frame
 
-    def run(image: np.ndarray, pixel_size_um: float) -> Any:
-        return classify_frame(image, pixel_size_um, classifier, diameter_um=diameter_um)
+    def run(image: np.ndarray, pixel_size_um: float) -> Sequence[Cell]:
+        return classify_frame(image, pixel_size_um, classifier, diameter_um=diameter_um).cells
 
     return run
 

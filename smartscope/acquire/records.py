@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from smartscope.acquire.sinks import CellsCsv, DecisionsJsonl, FramesCsv
-from smartscope.decide import UPRIGHT, Affine, FrameRequest, pixel_to_stage
-from smartscope.protocol import CameraOrientation
+from smartscope.classify.cells import Cell
+from smartscope.decide import Decision, FrameRequest
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +21,7 @@ class Recorder:
     Parameters
     ----------
     cells, decisions, frames : sinks, optional
-    orientation : CameraOrientation
-        To give each cell its stage coordinates.
+        Cells come placed on the stage (``Cell.x_um``, ``y_um``: the hook computes them once).
     folder : path, optional
         The run folder the sinks write into (where the report goes).
 
@@ -33,61 +32,45 @@ class Recorder:
         (empty while unknown, e.g. in a script whose data set lies elsewhere).
     last_decision : str
         The latest decision in one short line (empty before the first).
-    affines_um : mapping, optional
-        Micro-Manager's calibrated pixel -> stage affine per objective (replaces
-        ``orientation`` for that objective).
     """
 
     def __init__(
         self,
         cells: CellsCsv | None = None,
         decisions: DecisionsJsonl | None = None,
-        orientation: CameraOrientation = UPRIGHT,
         frames: FramesCsv | None = None,
         folder: str | Path | None = None,
-        affines_um: Mapping[str, Affine] | None = None,
     ) -> None:
         self.cells = cells
         self.decisions = decisions
         self.frames = frames
-        self.orientation = orientation
         self.folder = Path(folder) if folder is not None else None
         self.dataset = ""
         self.last_decision = ""
-        self.affines_um = dict(affines_um or {})
         self.decision_log: list[dict[str, Any]] = []
 
     @classmethod
-    def in_folder(
-        cls, folder: str | Path, classes: Sequence[str], orientation: CameraOrientation = UPRIGHT,
-        affines_um: Mapping[str, Affine] | None = None,
-    ) -> Recorder:
+    def in_folder(cls, folder: str | Path, classes: Sequence[str]) -> Recorder:
         """``cells.csv``, ``frames.csv`` and ``decisions.jsonl`` in ``folder`` (created)."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         return cls(CellsCsv(out / "cells.csv", classes), DecisionsJsonl(out / "decisions.jsonl"),
-                   orientation, frames=FramesCsv(out / "frames.csv"), folder=out,
-                   affines_um=affines_um)
+                   frames=FramesCsv(out / "frames.csv"), folder=out)
 
-    def cell_row(self, c: Any, index: int, time_s: float, req: FrameRequest, ps: float,
-                 shape: tuple[int, int]) -> dict[str, Any]:
-        """The ``cells.csv`` row of a classified nucleus ``c`` (y, x, phase, confidence, ...)."""
-        x_um, y_um = pixel_to_stage(float(c.y), float(c.x), shape=shape, pixel_size_um=ps,
-                                    stage_x_um=req.x_um, stage_y_um=req.y_um,
-                                    orientation=self.orientation,
-                                    affine=self.affines_um.get(req.objective))
+    def cell_row(self, c: Cell, index: int, time_s: float, req: FrameRequest,
+                 ps: float) -> dict[str, Any]:
+        """The ``cells.csv`` row of a classified nucleus placed on the stage (``Cell.x_um``)."""
         return {
             "frame": index, "time_s": round(time_s, 4), "position": req.position_name,
             "mode": req.mode, "followup": req.followup if req.followup is not None else "",
             "objective": req.objective, "channel": req.channel, "pixel_size_um": ps,
-            "y": float(c.y), "x": float(c.x), "x_um": x_um, "y_um": y_um,
-            "area_um2": float(getattr(c, "area_um2", float("nan"))), "phase": str(c.phase),
-            "confidence": float(c.confidence),
-            "probabilities": getattr(c, "probabilities", None),
+            "y": c.y, "x": c.x, "x_um": c.x_um, "y_um": c.y_um,
+            "area_um2": c.area_um2, "phase": c.phase, "confidence": c.confidence,
+            "probabilities": c.probabilities,
         }
 
     def frame(self, index: int, time_s: float, req: FrameRequest,
-              decisions: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
+              decisions: Sequence[Decision], rows: Sequence[Mapping[str, Any]],
               latency_ms: float, pixel_size_um: float | None = None) -> None:
         """Record one frame's image row, cells and decisions; a write failure is logged, never
         raised."""
@@ -107,7 +90,7 @@ class Recorder:
                 self.cells.write(rows)
             for d in decisions:
                 self.note({"frame": index, "time_s": round(time_s, 4),
-                           "position": req.position_name, "mode": req.mode, **d,
+                           "position": req.position_name, "mode": req.mode, **d.to_record(),
                            "image": {"dataset": self.dataset, "axes": req.axes()},
                            "latency_ms": round(latency_ms, 2)})
         except Exception:

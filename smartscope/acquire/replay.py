@@ -61,7 +61,7 @@ def replay_config_for(protocol: Protocol, frame_interval_s: float | None = None)
     ``frame_interval_s`` is the recording's interval when the protocol leaves it to the movie's
     metadata (it sets the default ``time_scale``).
     """
-    from smartscope.sim.config import ObjectiveSpec
+    from smartscope.sim.config import SimObjective
     from smartscope.sim.replay import DEFAULT_CHANNELS, ReplayConfig
 
     m = protocol.microscope
@@ -88,9 +88,9 @@ def replay_config_for(protocol: Protocol, frame_interval_s: float | None = None)
             )
         if pixel is None:  # same camera: pixel size scales with magnification
             pixel = (m.pixel_size_um or 1.0) * rec_mag / mag
-        objectives[name] = ObjectiveSpec(
+        objectives[name] = SimObjective(
             magnification=mag, pixel_size_um=pixel, na=_NA.get(name, min(1.4, 0.03 * mag + 0.1)),
-            z_offset_um=spec.parfocal_z_offset_um if spec is not None else 0.0)
+            parfocal_z_offset_um=spec.parfocal_z_offset_um if spec is not None else 0.0)
     channels = list(DEFAULT_CHANNELS)
     wanted = [protocol.screening.channel] + [
         p for t in protocol.triggers for a in t.actions

@@ -22,8 +22,9 @@ from typing import Any
 from smartscope.acquire import corecalls
 from smartscope.acquire.capture import SimCapture
 from smartscope.acquire.connect import ScopeHandle, connect
-from smartscope.acquire.hook import FrameClassifier, Progress, SmartHook, write_report_quietly
+from smartscope.acquire.hook import Progress, SmartHook, write_report_quietly
 from smartscope.acquire.sinks import file_sha256, package_versions, write_json_atomic
+from smartscope.classify.cells import FrameClassifier
 from smartscope.decide import Frame, format_scores, summarise
 from smartscope.errors import MicroscopeError, OutputError
 from smartscope.outputs import check_dir_target

@@ -6,7 +6,8 @@ the model agree and predicts class probabilities for a batch of normalised crops
 """
 
 from smartscope.classify.card import CARD_FILE, MODEL_FILE, InputSpec, ModelCard, Quantisation
-from smartscope.classify.frame import Cell, FrameResult, classify_frame
+from smartscope.classify.cells import Cell, FrameClassifier
+from smartscope.classify.frame import FrameResult, classify_frame
 from smartscope.classify.runtime import (
     Classifier,
     default_threads,
@@ -17,6 +18,7 @@ from smartscope.classify.runtime import (
 __all__ = [
     "CARD_FILE",
     "Cell",
+    "FrameClassifier",
     "FrameResult",
     "MODEL_FILE",
     "Classifier",

@@ -10,10 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from smartscope.classify.thresholds import ThresholdTable
 from smartscope.errors import ModelBundleError
+from smartscope.frozen import FrozenModel
 from smartscope.outputs import atomic_file
 
 CARD_FILE = "model_card.json"
@@ -21,11 +22,7 @@ MODEL_FILE = "model.tflite"
 CARD_VERSION = 1
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class InputSpec(_Frozen):
+class InputSpec(FrozenModel):
     size_px: int = Field(64, ge=8, le=1024, description="side of the square model input, px")
     channels: int = Field(1, ge=1, le=4)
     crop_um: float = Field(gt=0, le=1000,
@@ -34,7 +31,7 @@ class InputSpec(_Frozen):
     value_range: tuple[float, float] = (-1.0, 1.0)
 
 
-class Quantisation(_Frozen):
+class Quantisation(FrozenModel):
     input_dtype: str = "int8"
     input_scale: float | None = None
     input_zero_point: int | None = None
@@ -43,7 +40,7 @@ class Quantisation(_Frozen):
     output_zero_point: int | None = None
 
 
-class Calibration(_Frozen):
+class Calibration(FrozenModel):
     """Softmax temperature fitted on validation crops (already folded into the model's logits)."""
 
     temperature: float = Field(gt=0, description="logits were divided by this before export")
@@ -54,7 +51,7 @@ class Calibration(_Frozen):
     ece_after: float
 
 
-class ModelCard(_Frozen):
+class ModelCard(FrozenModel):
     """Describes a model bundle. Unknown fields are refused, so a typo is an error."""
 
     card_version: int = CARD_VERSION

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from smartscope.classify.cells import Cell
 from smartscope.vision.crops import prepare_crops
-from smartscope.vision.detect import DEFAULT_DIAMETER_UM, Nuclei, find_nuclei
+from smartscope.vision.detect import DEFAULT_DIAMETER_UM, Nuclei, check_frame, find_nuclei
 
 log = logging.getLogger(__name__)
 
@@ -29,52 +30,6 @@ class Predictor(Protocol):
     def input_size(self) -> int: ...
 
     def predict(self, x: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One classified nucleus.
-
-    Attributes
-    ----------
-    index : int
-        Position in the frame's result.
-    y, x : float
-        Centroid in pixels (row, column) of the frame.
-    area_um2 : float
-        Nucleus area, um^2.
-    phase : str
-        The most probable class.
-    confidence : float
-        Its probability, in [0, 1].
-    probabilities : dict of str to float
-        Every class' probability.
-    touches_edge : bool
-        The nucleus touches the frame border (it may be cut off).
-    """
-
-    index: int
-    y: float
-    x: float
-    area_um2: float
-    phase: str
-    confidence: float
-    probabilities: dict[str, float]
-    touches_edge: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat row: y, x, area_um2, phase, confidence, touches_edge, p_<class>..."""
-        row: dict[str, Any] = {
-            "cell": self.index,
-            "y": round(self.y, 2),
-            "x": round(self.x, 2),
-            "area_um2": round(self.area_um2, 2),
-            "phase": self.phase,
-            "confidence": round(self.confidence, 4),
-            "touches_edge": self.touches_edge,
-        }
-        row.update({f"p_{k}": round(v, 4) for k, v in self.probabilities.items()})
-        return row
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,15 +145,18 @@ def classify_frame(
         If the classifier rejects the crops.
     """
     t0 = time.perf_counter()
+    frame = check_frame(image)  # once: detection and crops take it as validated
     if nuclei is None:
-        nuclei = find_nuclei(image, pixel_size_um, diameter_um, return_labels=return_labels)
+        nuclei = find_nuclei(frame, pixel_size_um, diameter_um, return_labels=return_labels,
+                             checked=True)
     t1 = time.perf_counter()
     if crop_um is None:
         card = getattr(classifier, "card", None)
         crop_um = card.input.crop_um if card is not None else None
     kwargs = {} if crop_um is None else {"crop_um": crop_um}
     crops = prepare_crops(
-        image, nuclei.y, nuclei.x, pixel_size_um, size=classifier.input_size, **kwargs
+        frame, nuclei.y, nuclei.x, pixel_size_um, size=classifier.input_size, checked=True,
+        **kwargs,
     )
     t2 = time.perf_counter()
     probs = classifier.predict(crops)

@@ -16,18 +16,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from smartscope.frozen import FrozenModel
 
 THRESHOLD_GRID: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9,
                                      0.925, 0.95, 0.97, 0.98, 0.99)
 """Thresholds at which cards and ``smartscope evaluate`` report precision and recall."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ClassCurve(_Frozen):
+class ClassCurve(FrozenModel):
     """Precision and recall of one class at each threshold of the grid."""
 
     precision: tuple[float | None, ...] = Field(description="None where nothing is predicted")
@@ -36,7 +34,7 @@ class ClassCurve(_Frozen):
     support: int = Field(description="crops of the class in the set")
 
 
-class ThresholdTable(_Frozen):
+class ThresholdTable(FrozenModel):
     """Per-class precision/recall at a grid of confidence thresholds, on a named set."""
 
     set: str = Field(description="which crops, e.g. 'validation (n=245)'")

@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from smartscope.classify.cells import Cell
 from smartscope.decide.geometry import Affine, pixel_to_stage
 from smartscope.decide.requests import SCREEN
 from smartscope.decide.tracking import NucleusTracker
-from smartscope.decide.triggers import Cell
 from smartscope.protocol import CameraOrientation, Confirm
 
 if TYPE_CHECKING:
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 def annotate(frame: Frame, orientation: CameraOrientation, tracker: NucleusTracker,
              followed: Sequence[Cell] = (), reach_um: float = 10.0,
              affine: Affine | None = None) -> tuple[Cell, ...]:
-    """The frame's cells with stage coordinates (um), distance from the centroid to the nearest
-    image border (um) and tracks.
+    """The frame's cells with stage coordinates (um; kept where a cell has them already),
+    distance from the centroid to the nearest image border (um) and tracks.
 
     A screening frame's cells are linked by ``tracker`` (per screening position). In a follow-up
     frame a nucleus within ``reach_um`` of a cell the follow-up fired on (``followed``, with stage
@@ -37,9 +37,12 @@ def annotate(frame: Frame, orientation: CameraOrientation, tracker: NucleusTrack
     req = frame.request
     cells = []
     for c in frame.cells:
-        x, y = pixel_to_stage(c.y, c.x, shape=frame.shape, pixel_size_um=ps,
-                              stage_x_um=req.x_um, stage_y_um=req.y_um, orientation=orientation,
-                              affine=affine)
+        if c.x_um is not None and c.y_um is not None:  # placed once already (by the hook)
+            x, y = c.x_um, c.y_um
+        else:
+            x, y = pixel_to_stage(c.y, c.x, shape=frame.shape, pixel_size_um=ps,
+                                  stage_x_um=req.x_um, stage_y_um=req.y_um,
+                                  orientation=orientation, affine=affine)
         edge = max(0.0, min(c.x, c.y, w - 1 - c.x, h - 1 - c.y) * ps)
         cells.append(replace(c, x_um=x, y_um=y, edge_um=edge))
     if req.mode == SCREEN:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from smartscope.classify.cells import Cell
 from smartscope.protocol.microscope import CameraOrientation
 
 UPRIGHT = CameraOrientation()
@@ -102,6 +104,33 @@ def pixel_to_stage(
     for _ in range(quarter):  # 90 degrees counter-clockwise each
         dx, dy = -dy, dx
     return stage_x_um + dx * pixel_size_um, stage_y_um + dy * pixel_size_um
+
+
+def place_cells(
+    cells: Iterable[Cell],
+    *,
+    shape: tuple[int, int],
+    pixel_size_um: float,
+    stage_x_um: float,
+    stage_y_um: float,
+    orientation: CameraOrientation = UPRIGHT,
+    affine: Affine | None = None,
+) -> tuple[Cell, ...]:
+    """The cells with their stage position (``Cell.at_stage``, see ``pixel_to_stage``; with
+    ``affine``, Micro-Manager's calibration of the objective, as there).
+
+    Cells that already have one are kept as they are: a cell is placed once, where the image
+    it was found in is known (the acquisition hook), and the same object is used after that.
+    """
+    out = []
+    for c in cells:
+        if c.x_um is None or c.y_um is None:
+            x_um, y_um = pixel_to_stage(c.y, c.x, shape=shape, pixel_size_um=pixel_size_um,
+                                        stage_x_um=stage_x_um, stage_y_um=stage_y_um,
+                                        orientation=orientation, affine=affine)
+            c = c.at_stage(x_um, y_um)
+        out.append(c)
+    return tuple(out)
 
 
 def stage_to_pixel(

@@ -17,18 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from smartscope.classify.cells import Cell
 from smartscope.decide.followup import annotate, check_confirmation, pick_cell
-from smartscope.decide.geometry import (
-    NO_LIMITS,
-    UPRIGHT,
-    Affine,
-    Limits,
-    check_target,
-    pixel_to_stage,
-)
+from smartscope.decide.geometry import NO_LIMITS, UPRIGHT, Affine, Limits, check_target
+from smartscope.decide.records import CentreTarget, Decision, DecisionEvent, cell_record
 from smartscope.decide.requests import FOLLOW, SCREEN, FrameRequest
 from smartscope.decide.tracking import NucleusTracker
-from smartscope.decide.triggers import Cell, TriggerTracker, condition_holds
+from smartscope.decide.triggers import TriggerTracker, condition_holds
 from smartscope.errors import ProtocolError
 from smartscope.protocol import (
     Burst,
@@ -105,28 +100,59 @@ class Frame:
     cells: tuple[Cell, ...] | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Step:
-    """The planner's answer to a frame.
+    """The planner's answer to a frame: the next requests, the decisions, whether the run ends.
 
     ``cells`` are the frame's cells as the planner saw them (stage coordinates, distance to the
     border, track ids), in the order of ``Frame.cells``; None when the frame had none.
     """
 
-    requests: list[FrameRequest] = field(default_factory=list)
-    decisions: list[dict[str, Any]] = field(default_factory=list)
+    requests: tuple[FrameRequest, ...] = ()
+    decisions: tuple[Decision, ...] = ()
     done: bool = False
     cells: tuple[Cell, ...] | None = None
 
 
 @dataclass
+class _Draft:
+    """A ``Step`` being put together (internal). A trigger's decision is held back until the
+    next decision or the end of the step, so that the centring target of a program that starts
+    by centring goes into it when it is built (a decision is never changed once built)."""
+
+    requests: list[FrameRequest] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    done: bool = False
+    trigger: dict[str, Any] | None = None  # fields of the trigger decision not built yet
+
+    def add(self, decision: Decision) -> None:
+        self._flush()
+        self.decisions.append(decision)
+
+    def target(self, target: CentreTarget) -> None:
+        if self.trigger is not None:
+            self.trigger["target"] = target
+
+    def _flush(self) -> None:
+        if self.trigger is not None:
+            self.decisions.append(Decision(**self.trigger))
+            self.trigger = None
+
+    def step(self, cells: tuple[Cell, ...] | None = None) -> Step:
+        self._flush()
+        return Step(tuple(self.requests), tuple(self.decisions), self.done, cells)
+
+
+@dataclass
 class _FollowUp:
+    """The running follow-up program (internal, mutable state of the planner)."""
+
     id: int
     trigger: Trigger
     origin: FrameRequest
     state: FrameRequest  # template: objective, channel, exposure, x, y, z of follow-up frames
     trigger_frame: Frame
-    matched: list[Cell]
+    matched: tuple[Cell, ...]
     cell: Cell
     step: int = 0
     started: bool = False
@@ -176,7 +202,9 @@ class Planner:
 
     def start(self) -> Step:
         """The first screening request."""
-        return self._emit([self._screen_request(None)])
+        step = _Draft()
+        self._emit(step, [self._screen_request(None)])
+        return step.step()
 
     @property
     def triggers(self) -> TriggerTracker:
@@ -187,13 +215,14 @@ class Planner:
         """Feed one acquired frame; returns what to do next."""
         if frame.cells is not None:
             frame = replace(frame, cells=self._annotate(frame))
-        step = self._on_frame(frame)
-        step.cells = frame.cells
-        return step
+        step = _Draft()
+        self._on_frame(frame, step)
+        return step.step(frame.cells)
 
-    def _on_frame(self, frame: Frame) -> Step:
+    def _on_frame(self, frame: Frame, step: _Draft) -> None:
         if self._done:
-            return Step(done=True)
+            step.done = True
+            return
         self._now_s = max(self._now_s, frame.time_s)
         self._outstanding = max(0, self._outstanding - 1)
         f = self._follow
@@ -201,19 +230,21 @@ class Planner:
             f.present = None if frame.cells is None else condition_holds(f.trigger, frame.cells)
             f.last_time_s = frame.time_s
         if self._outstanding > 0:
-            return Step()
+            return
         if f is None:
-            return self._after_screen(frame)
-        return self._advance(frame, Step())
+            self._after_screen(frame, step)
+        else:
+            self._advance(frame, step)
 
     def abandon(self, time_s: float, reason: str) -> Step:
         """After a hook failure: drop any follow-up and go on screening (or end)."""
-        step = Step()
+        step = _Draft()
         self._outstanding = 0
         if self._follow is not None:
-            step.decisions.append(self._end("abandoned", self._follow, time_s, reason=reason))
+            step.add(self._end("abandoned", self._follow, time_s, reason=reason))
             self._follow = None
-        return self._next_screen(step)
+        self._next_screen(step)
+        return step.step()
 
     # --- screening ------------------------------------------------------------------------------
 
@@ -227,7 +258,7 @@ class Planner:
             x_um=pos.x_um, y_um=pos.y_um, z_um=pos.z_um, min_start_time_s=min_start_s,
         )
 
-    def _after_screen(self, frame: Frame) -> Step:
+    def _after_screen(self, frame: Frame, step: _Draft) -> None:
         req = frame.request
         if req.mode == SCREEN and req.position == 0:
             # start to start: the next time point is due an interval after this one was due
@@ -236,7 +267,8 @@ class Planner:
         if req.mode == SCREEN and frame.cells is not None:
             fired = self._tracker.update(req.position, frame.time_s, frame.cells)
         if fired is None:
-            return self._next_screen(Step())
+            self._next_screen(step)
+            return
         trig, matched = fired
         self.triggers_fired += 1
         self._n_followups += 1
@@ -248,16 +280,16 @@ class Planner:
         f = _FollowUp(id=self._n_followups, trigger=trig, origin=req,
                       state=replace(req, mode=FOLLOW, trigger=trig.name,
                                     followup=self._n_followups, min_start_time_s=None),
-                      trigger_frame=frame, matched=matched, cell=cell)
+                      trigger_frame=frame, matched=tuple(matched), cell=cell)
         self._follow = f
-        d = self._decision("trigger", f, frame.time_s, frame=frame.index)
-        d["cell"] = self._cell_record(cell, frame)
-        d["cells"] = [self._cell_record(c, frame) for c in matched]
-        d["actions"] = [a.model_dump(mode="json") for a in trig.program()]
-        step = Step(decisions=[d])
-        return self._advance(frame, step)
+        step.trigger = {
+            **self._fields("trigger", f, frame.time_s), "frame": frame.index, "cell": cell,
+            "cells": f.matched,
+            "actions": tuple(a.model_dump(mode="json") for a in trig.program()),
+        }
+        self._advance(frame, step)
 
-    def _next_screen(self, step: Step) -> Step:
+    def _next_screen(self, step: _Draft) -> None:
         self._p += 1
         min_start = None
         if self._p >= len(self.s.positions):
@@ -269,12 +301,11 @@ class Planner:
                 sc.duration_s is not None and start >= sc.duration_s
             ):
                 self._done = True
-                step.decisions.append({"event": "screening_done", "time_points": self._t})
+                step.add(Decision("screening_done", time_points=self._t))
                 step.done = True
-                return step
+                return
             min_start = self._on_time(start, "screening.interval_s", sc.interval_s)
-        step.requests.extend(self._emit([self._screen_request(min_start)]).requests)
-        return step
+        self._emit(step, [self._screen_request(min_start)])
 
     def _on_time(self, due_s: float, what: str, interval_s: float) -> float:
         """``due_s``, or now when the work since the last start did not fit (counted, warned
@@ -289,19 +320,19 @@ class Planner:
                         self._now_s - due_s, what, interval_s)
         return self._now_s
 
-    def _emit(self, requests: list[FrameRequest]) -> Step:
+    def _emit(self, step: _Draft, requests: list[FrameRequest]) -> None:
         self._outstanding += len(requests)
+        step.requests.extend(requests)
         f = self._follow
         if f is not None:
             for r in requests:
                 if r.mode == FOLLOW:
                     f.n_frames += 1
                     f.light_ms += r.exposure_ms
-        return Step(requests=requests)
 
     # --- follow-up ------------------------------------------------------------------------------
 
-    def _advance(self, frame: Frame, step: Step) -> Step:
+    def _advance(self, frame: Frame, step: _Draft) -> None:
         f = self._follow
         assert f is not None
         program = f.trigger.program()
@@ -311,27 +342,29 @@ class Planner:
                 if not f.started:
                     why = self._centre(f, action, step)
                     if why is not None:
-                        step.decisions.append(self._end("refused", f, frame.time_s, reason=why))
+                        step.add(self._end("refused", f, frame.time_s, reason=why))
                         self._follow = None
-                        return self._next_screen(step)
+                        self._next_screen(step)
+                        return
                     if action.confirm is not None:
                         f.started = True
                         self._follow_time += 1
-                        step.requests.extend(self._emit([replace(
+                        self._emit(step, [replace(
                             f.state, time_index=self._follow_time, z_index=0, classify=True,
-                            action="confirm", min_start_time_s=None)]).requests)
-                        return step
+                            action="confirm", min_start_time_s=None)])
+                        return
                 else:
                     assert action.confirm is not None
                     seen, why = check_confirmation(action.confirm, f.trigger.phase, frame,
-                                                   self._cell_record)
+                                                   _record)
                     if why is not None:
-                        step.decisions.append(self._end("not_confirmed", f, frame.time_s,
-                                                        frame=frame.index, reason=why, seen=seen))
+                        step.add(self._end("not_confirmed", f, frame.time_s,
+                                           frame=frame.index, reason=why, seen=seen))
                         self._follow = None
-                        return self._next_screen(step)
-                    step.decisions.append(self._decision("confirmed", f, frame.time_s,
-                                                         frame=frame.index, seen=seen))
+                        self._next_screen(step)
+                        return
+                    step.add(self._decision("confirmed", f, frame.time_s,
+                                            frame=frame.index, seen=seen))
             elif isinstance(action, SetChannel):
                 f.state = replace(
                     f.state, channel_group=action.group or self.s.channel_group,
@@ -340,46 +373,45 @@ class Planner:
                 )
             elif isinstance(action, ChangeInterval):
                 if self._interval_frame(f, action, frame, step):
-                    return step
+                    return
             elif isinstance(action, ZStack | Burst):
                 if not f.started:
                     reqs, why = self._stack_or_burst(f, action, frame.time_s)
                     if why is None:
                         f.started = True
-                        step.requests.extend(self._emit(reqs).requests)
-                        return step
-                    step.decisions.append(
-                        self._decision("refused", f, frame.time_s, action=action.type, reason=why))
+                        self._emit(step, reqs)
+                        return
+                    step.add(self._decision("refused", f, frame.time_s, action=action.type,
+                                            reason=why))
             elif isinstance(action, Stop):
-                step.decisions.append(self._end("stop", f, frame.time_s))
+                step.add(self._end("stop", f, frame.time_s))
                 self._follow = None
                 self._done = True
                 step.done = True
-                return step
+                return
             elif isinstance(action, ReturnToScreening):
-                step.decisions.append(self._end("return", f, frame.time_s))
+                step.add(self._end("return", f, frame.time_s))
                 self._follow = None
-                return self._next_screen(step)
+                self._next_screen(step)
+                return
             f.step += 1
             f.started = False
             f.frames = 0
             f.absent = 0
 
-    def _centre(self, f: _FollowUp, action: CentreOnCell, step: Step) -> str | None:
-        frame, cell = f.trigger_frame, f.cell
+    def _centre(self, f: _FollowUp, action: CentreOnCell, step: _Draft) -> str | None:
+        cell = f.cell
         if f.centred:  # a second centring in the same program: the cell is at the centre already
             return self._move(f, action.objective, f.state.x_um, f.state.y_um)[0]
-        x, y = pixel_to_stage(cell.y, cell.x, shape=frame.shape, pixel_size_um=frame.pixel_size_um,
-                              stage_x_um=f.state.x_um, stage_y_um=f.state.y_um,
-                              orientation=self.s.orientation,
-                              affine=self.s.affines_um.get(frame.request.objective))
+        # the cell's stage position was computed once, at the trigger frame's stage position,
+        # where the follow-up still is (nothing moved the stage before the first centring)
+        assert cell.x_um is not None and cell.y_um is not None
+        x, y = cell.x_um, cell.y_um
         objective = action.objective or f.state.objective
         why, z = self._move(f, objective, x, y)
         f.centred = why is None
-        if step.decisions and step.decisions[-1].get("event") == "trigger":
-            step.decisions[-1]["target"] = {"objective": objective, "x_um": x, "y_um": y,
-                                            "z_um": z, "cell": {"y_px": cell.y, "x_px": cell.x}}
-            step.decisions[-1]["refused"] = why
+        step.target(CentreTarget(objective=objective, x_um=x, y_um=y, z_um=z, cell_y_px=cell.y,
+                                 cell_x_px=cell.x, refused=why))
         return why
 
     def _move(self, f: _FollowUp, objective_name: str | None, x: float,
@@ -397,7 +429,7 @@ class Planner:
         return why, z
 
     def _interval_frame(
-        self, f: _FollowUp, action: ChangeInterval, frame: Frame, step: Step
+        self, f: _FollowUp, action: ChangeInterval, frame: Frame, step: _Draft
     ) -> bool:
         """Run one change_interval time point; False once the action is over."""
         if f.started:
@@ -410,7 +442,7 @@ class Planner:
             )
             if over:
                 reason = "max_frames" if f.frames >= action.max_frames else "phase_absent"
-                step.decisions.append(self._decision(
+                step.add(self._decision(
                     "interval_end", f, frame.time_s, frames=f.frames, reason=reason))
                 return False
         if not f.started:  # the first frame as soon as possible
@@ -431,7 +463,7 @@ class Planner:
                                 channel_group=extra.group or self.s.channel_group,
                                 exposure_ms=extra.exposure_ms or main.exposure_ms,
                                 min_start_time_s=None))
-        step.requests.extend(self._emit(reqs).requests)
+        self._emit(step, reqs)
         return True
 
     def _stack_or_burst(
@@ -459,20 +491,6 @@ class Planner:
 
     # --- records --------------------------------------------------------------------------------
 
-    def _cell_record(self, cell: Cell, frame: Frame) -> dict[str, Any]:
-        x, y = cell.x_um, cell.y_um
-        if x is None or y is None:
-            x, y = self._stage(cell, frame)
-        return {"y_px": round(cell.y, 2), "x_px": round(cell.x, 2), "x_um": round(x, 3),
-                "y_um": round(y, 3), "phase": cell.phase, "confidence": round(cell.confidence, 4),
-                "track": cell.track}
-
-    def _stage(self, cell: Cell, frame: Frame) -> tuple[float, float]:
-        return pixel_to_stage(cell.y, cell.x, shape=frame.shape, pixel_size_um=frame.pixel_size_um,
-                              stage_x_um=frame.request.x_um, stage_y_um=frame.request.y_um,
-                              orientation=self.s.orientation,
-                              affine=self.s.affines_um.get(frame.request.objective))
-
     def _annotate(self, frame: Frame) -> tuple[Cell, ...]:
         """The frame's cells with stage coordinates, border distance and tracks."""
         f = self._follow
@@ -481,14 +499,21 @@ class Planner:
                         reach_um=self.s.tracking.max_displacement_um,
                         affine=self.s.affines_um.get(frame.request.objective))
 
-    def _end(self, event: str, f: _FollowUp, time_s: float, **extra: Any) -> dict[str, Any]:
+    def _end(self, event: DecisionEvent, f: _FollowUp, time_s: float, **extra: Any) -> Decision:
         """The decision that ends a follow-up, with what it cost: frames, light (exposure ms
         summed), time since the trigger frame."""
-        return self._decision(event, f, time_s, followup_frames=f.n_frames,
-                              light_ms=round(f.light_ms, 3),
-                              duration_s=round(time_s - f.trigger_frame.time_s, 4), **extra)
+        return self._decision(event, f, time_s, followup_frames=f.n_frames, light_ms=f.light_ms,
+                              duration_s=time_s - f.trigger_frame.time_s, **extra)
 
-    def _decision(self, event: str, f: _FollowUp, time_s: float, **extra: Any) -> dict[str, Any]:
-        return {"event": event, "time_s": round(time_s, 4), "position": f.origin.position_name,
-                "trigger": f.trigger.name, "followup": f.id, **extra}
+    def _fields(self, event: DecisionEvent, f: _FollowUp, time_s: float) -> dict[str, Any]:
+        return {"event": event, "time_s": time_s, "position": f.origin.position_name,
+                "trigger": f.trigger.name, "followup": f.id}
 
+    def _decision(self, event: DecisionEvent, f: _FollowUp, time_s: float,
+                  **extra: Any) -> Decision:
+        return Decision(**self._fields(event, f, time_s), **extra)
+
+
+def _record(cell: Cell, frame: Frame) -> dict[str, Any]:
+    """A cell of a confirmation frame in its decision record (see ``records.cell_record``)."""
+    return cell_record(cell)

@@ -3,45 +3,12 @@ cells already followed, a cap on follow-ups per run, cooldown."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
+from smartscope.classify.cells import Cell
 from smartscope.protocol.schema import Trigger
 
-
-@dataclass(frozen=True)
-class Cell:
-    """One classified nucleus in a frame.
-
-    Attributes
-    ----------
-    y, x : float
-        Centroid, px (row, column).
-    phase : str
-    confidence : float
-    area_um2 : float
-        Nucleus area, um^2 (0 when unknown).
-    track : int or None
-        Track id of the nucleus (screening frames; the followed cell in follow-up frames).
-    parent : int or None
-        Mother's track id, for the second half of a division.
-    x_um, y_um : float or None
-        Stage coordinates, um.
-    edge_um : float
-        Distance from the centroid to the nearest image border, um (inf when unknown).
-    """
-
-    y: float
-    x: float
-    phase: str
-    confidence: float
-    area_um2: float = 0.0
-    track: int | None = None
-    parent: int | None = None
-    x_um: float | None = None
-    y_um: float | None = None
-    edge_um: float = math.inf
+__all__ = ["Cell", "TriggerTracker", "condition_holds", "eligible", "matching_cells"]
 
 
 def eligible(trigger: Trigger, cell: Cell) -> bool:

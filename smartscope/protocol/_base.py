@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import ConfigDict, ValidationInfo, field_validator
+
+from smartscope.frozen import FrozenModel
 
 DAY_S = 86400.0
 #: physical upper bounds by the unit a field's name ends with: (suffix, bound, in words); the
@@ -32,8 +34,9 @@ def physical_bound(name: str) -> tuple[float, str]:
     return MAX_PLAIN, f"{MAX_PLAIN:g}"
 
 
-class Frozen(BaseModel):
-    """Frozen pydantic model with ``extra="forbid"``: a typo in a protocol file is an error.
+class Frozen(FrozenModel):
+    """Frozen pydantic model with ``extra="forbid"`` (``smartscope.frozen.FrozenModel``): a typo
+    in a protocol file is an error.
 
     Every number must be finite and within a physical bound given by its unit
     (:func:`physical_bound`): an interval of 1e300 s passes no check of its own but overflows

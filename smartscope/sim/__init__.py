@@ -7,13 +7,13 @@ into a real Micro-Manager core that pycromanager's Python engine drives like har
 ...     from pycromanager import Acquisition, multi_d_acquisition_events
 ...     ...
 
-Public API: ``start``, ``SimMicroscope``, ``SimConfig`` (with ``ObjectiveSpec``, ``ChannelSpec``,
+Public API: ``start``, ``SimMicroscope``, ``SimConfig`` (with ``SimObjective``, ``ChannelSpec``,
 ``DemoSpec``, ``demo_config``), ``CellTruth``, ``FrameRecord``, ``Faults``, the clocks
 ``ScaledClock`` and ``ManualClock``, and the device labels / config group names below.
 """
 
 from smartscope.sim.clock import Clock, ManualClock, ScaledClock
-from smartscope.sim.config import ChannelSpec, DemoSpec, ObjectiveSpec, SimConfig, demo_config
+from smartscope.sim.config import ChannelSpec, DemoSpec, SimConfig, SimObjective, demo_config
 from smartscope.sim.core import (
     CAMERA,
     CHANNEL_GROUP,
@@ -44,9 +44,9 @@ __all__ = [
     "Faults",
     "FrameRecord",
     "ManualClock",
-    "ObjectiveSpec",
     "ScaledClock",
     "SimConfig",
+    "SimObjective",
     "SimMicroscope",
     "demo_config",
     "start",

@@ -9,34 +9,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from smartscope import phases
+from smartscope.frozen import FrozenModel
+from smartscope.protocol.microscope import ObjectiveSpec
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
 
+class SimObjective(ObjectiveSpec):
+    """One objective on the simulated turret: the protocol's ``ObjectiveSpec`` (parfocal offset,
+    pixel size, here required) and the optics the renderer needs.
 
-class ObjectiveSpec(BaseModel):
-    """One objective on the turret."""
+    The sample is in focus at ``SimConfig.focus_z_um + parfocal_z_offset_um``.
+    """
 
-    model_config = _FROZEN
-
-    magnification: float = Field(gt=0)
-    """Nominal magnification (10 for a 10x objective)."""
     pixel_size_um: float = Field(gt=0)
     """Size of one camera pixel in the sample plane, um/px."""
+    magnification: float = Field(gt=0)
+    """Nominal magnification (10 for a 10x objective)."""
     na: float = Field(gt=0, le=1.6)
     """Numerical aperture: sets the in-focus blur and how fast defocus blurs."""
-    z_offset_um: float = 0.0
-    """Parfocal offset: the sample is in focus at ``SimConfig.focus_z_um + z_offset_um``."""
     brightness: float = Field(default=1.0, gt=0)
     """Relative fluorescence signal per pixel (collection efficiency over pixel area)."""
 
 
-class ChannelSpec(BaseModel):
+class ChannelSpec(FrozenModel):
     """One preset of the ``Channel`` group (a filter cube / light path)."""
-
-    model_config = _FROZEN
 
     chromatin_gain: float = Field(default=0.0, ge=0)
     """Signal of the H2B chromatin label, relative to FITC."""
@@ -48,14 +46,12 @@ class ChannelSpec(BaseModel):
     """Transmitted light: a bright field with cells as faint absorbing texture."""
 
 
-class DemoSpec(BaseModel):
+class DemoSpec(FrozenModel):
     """Makes a few cells near a stage position enter metaphase soon after the start.
 
     The ``n_cells`` cells nearest to (``x_um``, ``y_um``) start in prometaphase such that they
     reach metaphase at sim times spread evenly over ``metaphase_at_s``.
     """
-
-    model_config = _FROZEN
 
     x_um: float = 0.0
     y_um: float = 0.0
@@ -73,15 +69,14 @@ class DemoSpec(BaseModel):
         return v
 
 
-def _default_objectives() -> dict[str, ObjectiveSpec]:
+def _default_objectives() -> dict[str, SimObjective]:
     return {
-        "10x": ObjectiveSpec(magnification=10, pixel_size_um=0.645, na=0.3, z_offset_um=0.0),
-        "20x": ObjectiveSpec(
-            magnification=20, pixel_size_um=0.3225, na=0.75, z_offset_um=0.3, brightness=1.5
-        ),
-        "60x": ObjectiveSpec(
-            magnification=60, pixel_size_um=0.1075, na=1.4, z_offset_um=0.5, brightness=2.0
-        ),
+        "10x": SimObjective(magnification=10, pixel_size_um=0.645, na=0.3,
+                            parfocal_z_offset_um=0.0),
+        "20x": SimObjective(magnification=20, pixel_size_um=0.3225, na=0.75,
+                            parfocal_z_offset_um=0.3, brightness=1.5),
+        "60x": SimObjective(magnification=60, pixel_size_um=0.1075, na=1.4,
+                            parfocal_z_offset_um=0.5, brightness=2.0),
     }
 
 
@@ -105,15 +100,13 @@ def _default_mitosis_minutes() -> dict[str, float]:
     }
 
 
-class SimConfig(BaseModel):
+class SimConfig(FrozenModel):
     """Everything the simulated microscope needs; pass it to ``smartscope.sim.start``.
 
     Stage coordinates are micrometres; the slide is centred on (0, 0). Camera values are in ADU
     (camera counts) and electrons. Signal levels are for ``exposure_ms`` = 1 at 10x in FITC and
     scale linearly with exposure.
     """
-
-    model_config = _FROZEN
 
     seed: int = 0
     """Seeds the sample, the cell cycle and the camera noise."""
@@ -140,7 +133,7 @@ class SimConfig(BaseModel):
     """Background above the camera offset, ADU per ms (10x, FITC)."""
     brightfield_counts_per_ms: float = Field(default=40.0, gt=0)
     """Transmitted-light level without a sample, ADU per ms."""
-    objectives: dict[str, ObjectiveSpec] = Field(default_factory=_default_objectives)
+    objectives: dict[str, SimObjective] = Field(default_factory=_default_objectives)
     channels: dict[str, ChannelSpec] = Field(default_factory=_default_channels)
     start_objective: str = "10x"
     start_channel: str = "FITC"
@@ -199,7 +192,7 @@ class SimConfig(BaseModel):
 
     def focal_plane_um(self, objective: str) -> float:
         """Z (um) at which the cells are in focus with ``objective``."""
-        return self.focus_z_um + self.objectives[objective].z_offset_um
+        return self.focus_z_um + self.objectives[objective].parfocal_z_offset_um
 
 
 def demo_config(**overrides: object) -> SimConfig:

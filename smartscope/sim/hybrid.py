@@ -26,7 +26,7 @@ from smartscope.sim import core as simcore
 from smartscope.sim._mm import UniMMCore
 from smartscope.sim.bank import load_bank
 from smartscope.sim.clock import ScaledClock
-from smartscope.sim.config import ChannelSpec, DemoSpec, ObjectiveSpec, SimConfig
+from smartscope.sim.config import ChannelSpec, DemoSpec, SimConfig, SimObjective
 from smartscope.sim.devices import SimCamera
 from smartscope.sim.faults import Faults
 from smartscope.sim.render import Renderer, View
@@ -66,7 +66,7 @@ def _magnification(name: str) -> float:
 def _sample_config(core: UniMMCore, objective_group: str, channel_group: str,
                    parfocal_um: Mapping[str, float], seed: int, n_cells: int,
                    time_scale: float, sensor_px: int) -> SimConfig:
-    objectives: dict[str, ObjectiveSpec] = {}
+    objectives: dict[str, SimObjective] = {}
     now = core.getCurrentConfig(objective_group)
     for preset in core.getAvailableConfigs(objective_group):
         core.setConfig(objective_group, preset)
@@ -75,9 +75,9 @@ def _sample_config(core: UniMMCore, objective_group: str, channel_group: str,
         if ps <= 0:
             continue  # no pixel-size calibration: the camera cannot draw the sample there
         mag = _magnification(preset)
-        objectives[preset] = ObjectiveSpec(magnification=mag, pixel_size_um=ps,
-                                           na=min(1.4, 0.03 * mag + 0.1),
-                                           z_offset_um=parfocal_um.get(preset, 0.0))
+        objectives[preset] = SimObjective(magnification=mag, pixel_size_um=ps,
+                                          na=min(1.4, 0.03 * mag + 0.1),
+                                          parfocal_z_offset_um=parfocal_um.get(preset, 0.0))
     if now:
         core.setConfig(objective_group, now)
         core.waitForSystem()

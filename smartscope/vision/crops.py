@@ -46,6 +46,8 @@ def extract_crops(
     crop_um: float = CROP_UM,
     size: int = INPUT_SIZE,
     fill: float | None = None,
+    *,
+    checked: bool = False,
 ) -> np.ndarray:
     """Cut square crops of ``crop_um`` um around each centre, resampled to ``size`` px.
 
@@ -63,6 +65,8 @@ def extract_crops(
         Side of the output crops, px.
     fill : float or None
         Value for samples outside the frame; None uses ``background_level(image)``.
+    checked : bool
+        ``image`` is what ``check_frame`` returned (it is not validated again).
 
     Returns
     -------
@@ -75,7 +79,7 @@ def extract_crops(
         If the frame is invalid (see ``check_frame``), the centres are malformed, or a size or
         pixel size is not positive.
     """
-    arr = check_frame(image)
+    arr = np.asarray(image) if checked else check_frame(image)
     yy, xx = _centres(y, x)
     for name, value in (("pixel_size_um", pixel_size_um), ("crop_um", crop_um), ("size", size)):
         if not np.isfinite(value) or value <= 0:
@@ -141,6 +145,8 @@ def prepare_crops(
     crop_um: float = CROP_UM,
     size: int = INPUT_SIZE,
     fill: float | None = None,
+    *,
+    checked: bool = False,
 ) -> np.ndarray:
     """Crops ready for the classifier: ``normalise(extract_crops(...))`` with a channel axis.
 
@@ -151,9 +157,10 @@ def prepare_crops(
     Raises
     ------
     ImageError
-        As ``extract_crops``.
+        As ``extract_crops`` (``checked`` as there).
     """
-    raw = extract_crops(image, y, x, pixel_size_um, crop_um=crop_um, size=size, fill=fill)
+    raw = extract_crops(image, y, x, pixel_size_um, crop_um=crop_um, size=size, fill=fill,
+                        checked=checked)
     if raw.shape[0] == 0:
         return raw[..., None]
     return normalise(raw)[..., None]

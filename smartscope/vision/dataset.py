@@ -25,9 +25,10 @@ import json
 import logging
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from smartscope.errors import TrainingDataError
+from smartscope.frozen import FrozenModel
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,8 @@ DATASET_JSON = "dataset.json"
 GROUPS_CSV = "groups.csv"
 
 
-class DatasetInfo(BaseModel):
+class DatasetInfo(FrozenModel):
     """The contents of ``dataset.json``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     pixel_size_um: float = Field(gt=0, le=100, description="pixel size of the stored crops, um")
     description: str | None = Field(None, description="origin, microscope, contrast processing")

@@ -148,6 +148,7 @@ def find_nuclei(
     boundary_fraction: float = 0.3,
     peak_sigmas: float = 15.0,
     return_labels: bool = False,
+    checked: bool = False,
 ) -> Nuclei:
     """Find nuclei in one raw fluorescence frame.
 
@@ -177,6 +178,8 @@ def find_nuclei(
         background (hysteresis with ``threshold_sigmas``).
     return_labels : bool
         Also return a label image of the frame's shape (for overlays; costs a few ms).
+    checked : bool
+        ``image`` is what ``check_frame`` returned (it is not validated again).
 
     Returns
     -------
@@ -189,7 +192,7 @@ def find_nuclei(
         If the frame is empty, not 2-D, not numeric, non-finite or saturated, or if the pixel
         size or diameter is not positive.
     """
-    arr = check_frame(image)
+    arr = np.asarray(image) if checked else check_frame(image)
     pixel_size_um = _check_positive("pixel_size_um", pixel_size_um)
     diameter_um = _check_positive("diameter_um", diameter_um)
     shape = arr.shape

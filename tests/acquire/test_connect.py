@@ -69,7 +69,7 @@ def test_simulate_uses_the_protocols_objectives_and_channels():
         "40x": {"parfocal_z_offset_um": 2.0},
     })
     cfg = sim_config_for(proto)
-    assert cfg.objectives["60x"].z_offset_um == 4.0
+    assert cfg.objectives["60x"].parfocal_z_offset_um == 4.0
     assert cfg.objectives["60x"].pixel_size_um == 0.11
     assert cfg.objectives["40x"].magnification == 40
     assert cfg.start_objective == "10x" and cfg.start_channel == "FITC"

@@ -6,13 +6,13 @@ import csv
 import json
 import logging
 import queue
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from smartscope.acquire.hook import SmartHook
 from smartscope.acquire.records import Recorder
+from smartscope.classify import Cell
 from smartscope.decide import Planner, PlanSettings
 from smartscope.protocol import Position, Screening, Trigger
 
@@ -21,10 +21,9 @@ IMG = np.zeros((256, 256), np.uint16)
 
 
 def _cell(phase, y=100.0, x=150.0, conf=0.95):
-    probs = {c: 0.01 for c in CLASSES}  # as classify.Cell holds them
+    probs = {c: 0.01 for c in CLASSES}
     probs[phase] = conf
-    return SimpleNamespace(y=y, x=x, phase=phase, confidence=conf, area_um2=90.0,
-                           probabilities=probs)
+    return Cell(y=y, x=x, phase=phase, confidence=conf, area_um2=90.0, probabilities=probs)
 
 
 def make_hook(tmp_path, classify, actions=None, on_error="continue", n_timepoints=3, **kw):

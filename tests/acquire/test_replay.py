@@ -78,7 +78,7 @@ def test_replay_section_and_default_time_scale(movie):
     assert cfg.time_scale == pytest.approx(DT_S / 2.0)
     assert cfg.objective == "10x" and {"10x", "60x"} <= set(cfg.objectives)
     assert cfg.objectives["60x"].pixel_size_um == pytest.approx(PIXEL_UM / 6)
-    assert cfg.objectives["60x"].z_offset_um == 3.0  # the protocol's parfocal offset
+    assert cfg.objectives["60x"].parfocal_z_offset_um == 3.0  # the protocol's parfocal offset
 
 
 def test_missing_pixel_size_is_a_one_line_error(movie):

@@ -67,7 +67,7 @@ class Driver:
             frame = Frame(request=req, index=i, time_s=self.now, shape=SHAPE,
                           pixel_size_um=PX[req.objective], cells=cells)
             step = self.planner.on_frame(frame)
-            self.decisions += step.decisions
+            self.decisions += [dec.to_record() for dec in step.decisions]
             self.pending += step.requests
             self.now += 0.05
             i += 1
@@ -198,8 +198,8 @@ def test_burst_emitted_at_once_and_waited_for():
     first = p.start().requests[0]
     step = p.on_frame(Frame(first, 0, 0.0, SHAPE, 0.645, (META,)))
     assert len(step.requests) == 3
-    assert p.on_frame(Frame(step.requests[0], 1, 0.1, SHAPE, 0.645)).requests == []
-    assert p.on_frame(Frame(step.requests[1], 2, 0.2, SHAPE, 0.645)).requests == []
+    assert p.on_frame(Frame(step.requests[0], 1, 0.1, SHAPE, 0.645)).requests == ()
+    assert p.on_frame(Frame(step.requests[1], 2, 0.2, SHAPE, 0.645)).requests == ()
     nxt = p.on_frame(Frame(step.requests[2], 3, 0.3, SHAPE, 0.645)).requests
     assert len(nxt) == 1 and nxt[0].mode == SCREEN and nxt[0].time_index == 1
 
@@ -232,7 +232,7 @@ def test_abandon_returns_to_screening():
     step = p.on_frame(Frame(first, 0, 0.0, SHAPE, 0.645, (META,)))
     assert step.requests[0].mode == FOLLOW
     step = p.abandon(0.5, "boom")
-    assert step.decisions[0]["event"] == "abandoned"
+    assert step.decisions[0].event == "abandoned"
     assert step.requests[0].mode == SCREEN and not p.in_followup
 
 

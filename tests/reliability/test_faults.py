@@ -16,13 +16,13 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import tifffile
 
 from smartscope.acquire import Run, RunSummary, connect
+from smartscope.classify import Cell
 from smartscope.errors import MicroscopeError
 from smartscope.protocol import Protocol, parse_protocol
 
@@ -53,7 +53,7 @@ class FakeClassifierWithFaults:
         self.succeeded = 0
         self.shapes: list[tuple[int, int]] = []
 
-    def __call__(self, image: np.ndarray, pixel_size_um: float) -> list[SimpleNamespace]:
+    def __call__(self, image: np.ndarray, pixel_size_um: float) -> list[Cell]:
         self.calls += 1
         if self.calls in self.before:
             self.before[self.calls]()
@@ -62,9 +62,9 @@ class FakeClassifierWithFaults:
         self.succeeded += 1
         h, w = image.shape[-2:]
         self.shapes.append((h, w))
-        probs = [0.0, 0.0, 0.99, 0.01, 0.0]
-        return [SimpleNamespace(y=h / 2 + 5.0, x=w / 2 + 7.0, phase="metaphase",
-                                confidence=0.99, area_um2=120.0, probabilities=probs)]
+        probs = dict(zip(self.classes, (0.0, 0.0, 0.99, 0.01, 0.0), strict=True))
+        return [Cell(y=h / 2 + 5.0, x=w / 2 + 7.0, phase="metaphase", confidence=0.99,
+                     area_um2=120.0, probabilities=probs)]
 
 
 def _protocol(on_error: str = "continue", actions: list | None = None, n: int = 4) -> Protocol:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -133,7 +132,7 @@ def test_no_request_ever_leaves_the_limits(plan, data):
         frame = Frame(request=req, index=seen - 1, time_s=t, shape=shape,
                       pixel_size_um=data.draw(st.floats(0.05, 6.5)), cells=cells)
         step = planner.on_frame(frame)
-        for d in step.decisions:
+        for d in (dec.to_record() for dec in step.decisions):
             if d["event"] == "refused":
                 refused += 1
                 assert "outside the safe range" in d["reason"] or "not a finite" in d["reason"]
@@ -162,8 +161,9 @@ class _EdgeCellClassifier:
 
     def __call__(self, image, pixel_size_um):
         h, w = image.shape[-2:]
-        return [SimpleNamespace(y=h / 2, x=w - 20.0, phase="metaphase", confidence=0.99,
-                                area_um2=100.0, probabilities=[0, 0, 0.99, 0.01, 0])]
+        probs = dict(zip(self.classes, (0, 0, 0.99, 0.01, 0), strict=True))
+        return [Cell(y=h / 2, x=w - 20.0, phase="metaphase", confidence=0.99, area_um2=100.0,
+                     probabilities=probs)]
 
 
 def test_centring_outside_limits_is_refused_logged_and_never_sent(tmp_path: Path):

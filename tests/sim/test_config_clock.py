@@ -14,7 +14,7 @@ def test_defaults_describe_the_demo_microscope() -> None:
     assert {k: o.pixel_size_um for k, o in cfg.objectives.items()} == {
         "10x": 0.645, "20x": 0.3225, "60x": 0.1075}
     assert set(cfg.channels) == {"DAPI", "FITC", "Rhodamine", "Cy5", "Brightfield"}
-    assert cfg.focal_plane_um("60x") == cfg.focus_z_um + cfg.objectives["60x"].z_offset_um
+    assert cfg.focal_plane_um("60x") == cfg.focus_z_um + cfg.objectives["60x"].parfocal_z_offset_um
 
 
 @pytest.mark.parametrize("bad", [

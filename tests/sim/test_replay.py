@@ -9,7 +9,7 @@ import tifffile
 
 from smartscope.errors import RecordingError
 from smartscope.sim import ManualClock
-from smartscope.sim.config import ObjectiveSpec
+from smartscope.sim.config import SimObjective
 from smartscope.sim.replay import ReplayConfig, open_movie, start
 
 T, H, W = 6, 120, 160
@@ -47,8 +47,8 @@ def movie_path(tmp_path_factory) -> str:
 
 def _config(movie: str, **kw) -> ReplayConfig:
     objectives = {
-        "10x": ObjectiveSpec(magnification=10, pixel_size_um=PIXEL_UM, na=0.3),
-        "30x": ObjectiveSpec(magnification=30, pixel_size_um=PIXEL_UM / 3, na=0.9),
+        "10x": SimObjective(magnification=10, pixel_size_um=PIXEL_UM, na=0.3),
+        "30x": SimObjective(magnification=30, pixel_size_um=PIXEL_UM / 3, na=0.9),
     }
     values = dict(movie=movie, pixel_size_um=PIXEL_UM, frame_interval_s=DT_S, objective="10x",
                   objectives=objectives, real_exposure_time=False)
@@ -164,8 +164,8 @@ def test_objective_change_magnifies_by_the_pixel_size_ratio(movie_path):
 
 def test_lower_magnification_reduces_and_shows_background_around(movie_path):
     objectives = {
-        "10x": ObjectiveSpec(magnification=10, pixel_size_um=PIXEL_UM, na=0.3),
-        "5x": ObjectiveSpec(magnification=5, pixel_size_um=2 * PIXEL_UM, na=0.15),
+        "10x": SimObjective(magnification=10, pixel_size_um=PIXEL_UM, na=0.3),
+        "5x": SimObjective(magnification=5, pixel_size_um=2 * PIXEL_UM, na=0.15),
     }
     with start(_config(movie_path, objectives=objectives), clock=ManualClock(0.0)) as scope:
         scope.core.setConfig("Objective", "5x")

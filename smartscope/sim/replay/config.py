@@ -5,24 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from smartscope.sim.config import ObjectiveSpec
-
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+from smartscope.frozen import FrozenModel
+from smartscope.sim.config import SimObjective
 
 #: the channel presets a replay microscope offers by default (every one shows the recording)
 DEFAULT_CHANNELS = ("FITC", "DAPI", "Rhodamine", "Cy5", "Brightfield")
 
 
-class ReplayConfig(BaseModel):
+class ReplayConfig(FrozenModel):
     """Everything the replay microscope needs; pass it to ``smartscope.sim.replay.start``.
 
     The recording was made with ``objective`` at ``pixel_size_um``; its centre lies at stage
     ``centre_um``. Stage coordinates are micrometres.
     """
-
-    model_config = _FROZEN
 
     movie: Path
     """TIFF stack (T x Y x X), NDTiff data set folder, or folder of one-frame TIFF files."""
@@ -34,7 +31,7 @@ class ReplayConfig(BaseModel):
     """Time between recorded frames, s. None: from the movie's metadata, else an error."""
     objective: str = "10x"
     """The objective preset the movie was recorded with."""
-    objectives: dict[str, ObjectiveSpec] = Field(default_factory=dict)
+    objectives: dict[str, SimObjective] = Field(default_factory=dict)
     """Every objective preset of the turret (the recorded one included); pixel sizes of the
     others are those of the presets. Empty: the recorded objective only."""
     channels: tuple[str, ...] = DEFAULT_CHANNELS

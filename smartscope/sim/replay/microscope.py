@@ -17,7 +17,7 @@ import numpy as np
 from smartscope.errors import RecordingError
 from smartscope.sim import core as simcore
 from smartscope.sim.clock import Clock, ScaledClock
-from smartscope.sim.config import ObjectiveSpec
+from smartscope.sim.config import SimObjective
 from smartscope.sim.devices import SimCamera, SimShutter, SimStateDevice, SimXYStage, SimZStage
 from smartscope.sim.faults import Faults
 from smartscope.sim.replay.config import ReplayConfig
@@ -88,13 +88,13 @@ class ReplayCamera(SimCamera):
         return self._dtype
 
 
-def objective_table(config: ReplayConfig, pixel_size_um: float) -> dict[str, ObjectiveSpec]:
+def objective_table(config: ReplayConfig, pixel_size_um: float) -> dict[str, SimObjective]:
     """The turret: the configured objectives, the recorded one at the recording's pixel size."""
     table = dict(config.objectives)
     rec = table.get(config.objective)
     if rec is None:
         mag = _magnification(config.objective)
-        rec = ObjectiveSpec(magnification=mag, pixel_size_um=pixel_size_um,
+        rec = SimObjective(magnification=mag, pixel_size_um=pixel_size_um,
                             na=min(1.4, 0.03 * mag + 0.1))
     table[config.objective] = rec.model_copy(update={"pixel_size_um": pixel_size_um})
     return table
@@ -121,12 +121,12 @@ class ReplayMicroscope:
     pixel_size_um, frame_interval_s : float
         Of the recording.
     objectives : dict
-        Objective label -> ``ObjectiveSpec`` (pixel size, NA, parfocal offset).
+        Objective label -> ``SimObjective`` (pixel size, NA, parfocal offset).
     """
 
     def __init__(self, config: ReplayConfig, movie: Movie, core: simcore.SimCore, clock: Clock,
                  faults: Faults, pixel_size_um: float, frame_interval_s: float,
-                 objectives: dict[str, ObjectiveSpec]) -> None:
+                 objectives: dict[str, SimObjective]) -> None:
         self.config = config
         self.movie = movie
         self.core = core
@@ -189,8 +189,8 @@ class ReplayMicroscope:
 
     def focal_plane_um(self, objective: str) -> float:
         """Z at which the recording is in focus with ``objective`` (parfocal offsets)."""
-        rec = self.objectives[self.config.objective].z_offset_um
-        return self.config.focus_z_um + self.objectives[objective].z_offset_um - rec
+        rec = self.objectives[self.config.objective].parfocal_z_offset_um
+        return self.config.focus_z_um + self.objectives[objective].parfocal_z_offset_um - rec
 
     def blur_um(self, objective: str, z_um: float) -> float:
         """Defocus blur (sigma, um) added to the recording (the simulator's model)."""
