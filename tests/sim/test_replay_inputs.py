@@ -165,3 +165,31 @@ def test_a_binary_file_given_as_labels_is_one_line(tmp_path):
     tifffile.imwrite(path, np.full((H, W), 0xA0A0, np.uint16))
     with pytest.raises(RecordingError, match="not a readable CSV"):
         read_labels(path, 3, (H, W))
+
+
+# --- TIFF layouts -------------------------------------------------------------------------
+
+
+def test_pages_written_one_by_one_are_frames(tmp_path):
+    frames = (_frames(4) + np.arange(4)[:, None, None]).astype(np.uint16)
+    with tifffile.TiffWriter(tmp_path / "pages.tif") as w:  # each page its own series
+        for f in frames:
+            w.write(f, photometric="minisblack")
+    m = open_movie(tmp_path / "pages.tif")  # was: "one image, not a movie"
+    assert (m.n_frames, m.shape) == (4, (H, W))
+    assert all(np.array_equal(m.frame(i), frames[i]) for i in (3, 0, 2))
+    with tifffile.TiffWriter(tmp_path / "odd.tif") as w:
+        w.write(frames[0], photometric="minisblack")
+        w.write(frames[1][:-8], photometric="minisblack")
+    assert "page 1" in _one_line_error(tmp_path / "odd.tif", "one size")
+
+
+def test_compressed_stack_is_read_page_by_page(tmp_path):
+    from smartscope.sim.replay.pages import PageMovie
+
+    frames = (_frames(5) + np.arange(5)[:, None, None]).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "z.tif", frames, compression="zlib", photometric="minisblack")
+    m = open_movie(tmp_path / "z.tif")
+    assert isinstance(m, PageMovie)  # was: the whole movie decoded into memory at open
+    assert m.n_frames == 5 and np.array_equal(m.frame(4), frames[4])
+    m.close()

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from smartscope.errors import RecordingError
+from smartscope.sim.replay.folder import check_one_series, check_same_frames
 
 log = logging.getLogger(__name__)
 
@@ -206,58 +207,6 @@ def _read_2d(path: Path) -> np.ndarray:
     return img
 
 
-def _same_frames(files: list[Path], first: np.ndarray) -> None:
-    """Check, from the TIFF headers only, that every file of a folder movie is readable and
-    one frame of the first file's size: a bad file is named now, not in the middle of a run."""
-    import tifffile
-
-    for p in files[1:]:
-        try:
-            with tifffile.TiffFile(p) as tif:
-                shape = tuple(n for n in tif.series[0].shape if n != 1)
-        except Exception as e:  # tifffile raises many types on a damaged or foreign file
-            raise RecordingError(f"{p}: not a readable TIFF image ({e}); remove it from the "
-                                 "folder or narrow frame_pattern (--frame-pattern)") from e
-        if shape != first.shape:
-            raise RecordingError(
-                f"{p}: a frame of {' x '.join(map(str, shape))} px, but {files[0].name} is "
-                f"{first.shape[0]} x {first.shape[1]} px; give frames of one size (remove it "
-                "or narrow frame_pattern)"
-            )
-
-
-def _one_series(folder: Path, files: list[Path], pattern: str) -> None:
-    """Refuse a folder whose file names differ by more than their numbers (two channels)."""
-    groups: dict[str, list[str]] = {}
-    for p in files:
-        groups.setdefault(re.sub(r"\d+", "#", p.name), []).append(p.name)
-    if len(groups) < 2:
-        return
-    names = [p.name for p in files]
-    examples = [g[0] for g in groups.values()][:3]
-    hints = [h for h in (_pattern_for(g, names) for g in list(groups.values())[:3]) if h]
-    raise RecordingError(
-        f"{folder}: the files matching '{pattern}' are {len(groups)} series (e.g. "
-        f"{', '.join(examples)}); choose one with frame_pattern (--frame-pattern)"
-        + (f", e.g. {' or '.join(repr(h) for h in hints)}" if hints else "")
-    )
-
-
-def _pattern_for(group: list[str], names: list[str]) -> str | None:
-    """A glob that selects exactly the files of one series among ``names`` (None if none of
-    the simple candidates does)."""
-    from fnmatch import fnmatchcase
-
-    name = group[0]
-    candidates = (f"*{re.split(r'(?=[_-])', name)[-1]}",        # *_h2b.tif
-                  re.sub(r"^.*?(\d+)(\D*)$", r"*[0-9]\2", name),  # *[0-9].tif
-                  re.sub(r"\d+", "*", name))                     # P*_T*.tif
-    for c in candidates:
-        if sorted(n for n in names if fnmatchcase(n, c)) == sorted(group):
-            return c
-    return None
-
-
 #: smallest frame the replay camera can show (rows, cols), as for the simulator's sensor
 MIN_FRAME_PX = 16
 
@@ -323,11 +272,11 @@ def open_movie(path: str | Path, frame_pattern: str = DEFAULT_PATTERN) -> Movie:
                 f"{path}: no file matches '{frame_pattern}' in this folder; give a folder of TIFF "
                 "frames (or set frame_pattern)"
             )
-        _one_series(path, files, frame_pattern)
+        check_one_series(path, files, frame_pattern)
         first = _read_2d(files[0])
         _check_dtype(files[0], first.dtype)
         _check_frame_size(files[0], first.shape)
-        _same_frames(files, first)
+        check_same_frames(files, first)
         log.info("replay movie: %d frames from %s (%s)", len(files), path, frame_pattern)
         return _FolderMovie(path, files, first)
     if not path.is_file():
@@ -344,11 +293,20 @@ def _open_tiff(path: Path) -> Movie:
             series = tif.series[0]
             shape, dtype = tuple(series.shape), np.dtype(series.dtype)
             axes = str(series.axes)
+            series_pages = len(series.pages)
+            many_pages = len(tif.pages) > 1
     except Exception as e:  # tifffile raises many types on a damaged or foreign file
         raise RecordingError(f"{path}: not a readable TIFF file ({e}); give a TIFF stack") from e
     _check_dtype(path, dtype)
     _one_channel(path, shape, axes)
     squeezed = tuple(n for n in shape if n != 1)
+    if len(squeezed) == 2 and many_pages:  # pages written one by one, each its own series
+        from smartscope.sim.replay.pages import open_pages
+
+        movie = open_pages(path, None)
+        _check_frame_size(path, movie.shape)
+        log.info("replay movie: %s, %d pages of %d x %d", path, movie.n_frames, *movie.shape)
+        return movie
     if len(squeezed) == 2 and len(shape) == 2:
         raise RecordingError(
             f"{path}: one {shape[0]} x {shape[1]} image, not a movie; give a T x Y x X stack "
@@ -365,8 +323,14 @@ def _open_tiff(path: Path) -> Movie:
     data: np.ndarray
     try:
         data = tifffile.memmap(path, mode="r")
-    except Exception:  # compressed or tiled: not mappable, read it whole
-        data = np.asarray(tifffile.imread(path))
+    except Exception:  # compressed or tiled: not mappable
+        if series_pages == squeezed[0]:  # one page per frame: decode each when shown
+            from smartscope.sim.replay.pages import open_pages
+
+            log.info("replay movie: %s, %d frames of %d x %d, read page by page", path,
+                     *squeezed)
+            return open_pages(path, squeezed[0])
+        data = np.asarray(tifffile.imread(path))  # frames split over pages: read it whole
     if data.shape != squeezed:
         data = data.reshape(squeezed)
     log.info("replay movie: %s, %d frames of %d x %d", path, *squeezed)
