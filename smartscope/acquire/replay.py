@@ -24,7 +24,9 @@ def with_replay(protocol: Protocol, movie: Path, *, pixel_size_um: float | None 
                 frame_interval_s: float | None = None, truth: Path | None = None,
                 objective: str | None = None, frame_pattern: str | None = None) -> Protocol:
     """The protocol with its microscope replaced by a replay of ``movie`` (the CLI's
-    ``--replay``): objectives, channel group, camera orientation and stage limits are kept.
+    ``--replay``): objectives, channel group and stage limits are kept; the camera orientation
+    is not (the replay's camera shows the recording upright: a real microscope's flips would send
+    ``centre_on_cell`` to the mirrored place).
 
     Raises
     ------
@@ -35,8 +37,7 @@ def with_replay(protocol: Protocol, movie: Path, *, pixel_size_um: float | None 
 
     data = protocol.model_dump(mode="json")
     old = data["microscope"]
-    keep = ("objective_group", "channel_group", "objectives", "camera", "stage_limits",
-            "stall_timeout_s")
+    keep = ("objective_group", "channel_group", "objectives", "stage_limits", "stall_timeout_s")
     new: dict[str, Any] = {k: old[k] for k in keep if k in old}
     if old.get("type") == "replay":  # a replay protocol: keep its settings, replace what is given
         new = {k: v for k, v in old.items() if v is not None}

@@ -223,6 +223,11 @@ class ReplayMicroscope(_MicroscopeBase):
             )
         if self.sensor_px is not None and min(self.sensor_px) < 16:
             raise ValueError(f"sensor_px={list(self.sensor_px)}: give [rows, cols], each >= 16")
+        if self.camera != CameraOrientation():
+            raise ValueError(
+                f"camera={self.camera.model_dump()}: the replay camera shows the recording "
+                "upright (image x = stage x, image y = stage y); remove microscope.camera"
+            )
         return self
 
 

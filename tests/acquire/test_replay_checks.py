@@ -82,3 +82,21 @@ def test_objectives_whose_magnification_is_unknown_are_refused(tmp_path, capsys)
     path.write_text(yaml.safe_dump(data))
     assert main(["validate", str(path)]) == 0
     assert "2 frames of 64 x 80 px" in capsys.readouterr().out
+
+
+def test_replay_does_not_keep_a_real_microscopes_camera_orientation(tmp_path):
+    from smartscope.acquire.replay import with_replay
+    from smartscope.errors import ProtocolError
+    from smartscope.protocol import CameraOrientation, parse_protocol
+
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, np.full((2, 64, 80), 100, np.uint16), photometric="minisblack")
+    data = yaml.safe_load(PROTOCOL.read_text())
+    data["microscope"]["camera"] = {"flip_x": True, "rotation_deg": 90}
+    proto = parse_protocol(data, "p.yaml", base_dir=PROTOCOL.parent)
+    replay = with_replay(proto, movie, pixel_size_um=0.645, frame_interval_s=60)
+    assert replay.microscope.camera == CameraOrientation()  # was: flip_x and 90 deg kept
+    data["microscope"] = {"type": "replay", "movie": str(movie), "pixel_size_um": 0.645,
+                          "frame_interval_s": 60, "camera": {"flip_y": True}}
+    with pytest.raises(ProtocolError, match="replay camera shows the recording upright"):
+        parse_protocol(data, "p.yaml", base_dir=PROTOCOL.parent)
