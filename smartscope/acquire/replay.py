@@ -315,9 +315,11 @@ def score_replay(protocol: Protocol, scope: Any, out_dir: Path, run_times: Seque
     return scores
 
 
-def write_frames_csv(path: Path, frames: Any) -> None:
+def write_frames_csv(path: Path, frames: Any, in_run: set[int] | None = None) -> None:
     """One row per camera image of a replay (in acquisition order, ``image`` from 1): the sample
-    time, the recorded frame shown, whether the recording had ended, and the view."""
+    time, the recorded frame shown, whether the recording had ended, the view, and (``in_run``:
+    the images the run received) whether the image is in the run's data set: an image snapped
+    as the run was interrupted never reaches it."""
     import csv
 
     from smartscope.outputs import atomic_file
@@ -325,11 +327,13 @@ def write_frames_csv(path: Path, frames: Any) -> None:
     with atomic_file(Path(path)) as tmp, tmp.open("w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(["image", "sample_time_s", "movie_frame", "past_end", "stage_x_um",
-                      "stage_y_um", "z_um", "objective", "channel", "pixel_size_um"])
+                      "stage_y_um", "z_um", "objective", "channel", "pixel_size_um",
+                      "in_run"])
         for f in frames:
             out.writerow([f.index, round(f.t_s, 3), f.movie_frame, int(f.past_end),
                           round(f.stage_x_um, 3), round(f.stage_y_um, 3), round(f.z_um, 3),
-                          f.objective, f.channel, f.pixel_size_um])
+                          f.objective, f.channel, f.pixel_size_um,
+                          "" if in_run is None else int(f.index in in_run)])
 
 
 def interpolation_note(sim: Any, frames: Sequence[Any]) -> str | None:

@@ -301,7 +301,8 @@ class Run:
         from smartscope.acquire.replay import score_replay, write_frames_csv
 
         frames = scope.sim.frames
-        write_frames_csv(self.out_dir / "replay_frames.csv", frames)
+        write_frames_csv(self.out_dir / "replay_frames.csv", frames,
+                         in_run={i + 1 for i, _ in self._run_times})  # hook frame i: image i + 1
         from smartscope.acquire.replay import interpolation_note, recording_end_note
 
         for note in (interpolation_note(scope.sim, frames), recording_end_note(scope.sim, frames)):

@@ -100,3 +100,18 @@ def test_replay_does_not_keep_a_real_microscopes_camera_orientation(tmp_path):
                           "frame_interval_s": 60, "camera": {"flip_y": True}}
     with pytest.raises(ProtocolError, match="replay camera shows the recording upright"):
         parse_protocol(data, "p.yaml", base_dir=PROTOCOL.parent)
+
+
+def test_replay_frames_say_which_images_reached_the_run(tmp_path):
+    import csv
+
+    from smartscope.acquire.replay import write_frames_csv
+    from smartscope.sim.replay import ReplayFrame
+
+    frames = [ReplayFrame(index=i, t_s=60.0 * i, movie_frame=i - 1, past_end=False,
+                          stage_x_um=0.0, stage_y_um=0.0, z_um=0.0, objective="10x",
+                          channel="FITC", pixel_size_um=0.645, shape=(64, 80))
+              for i in (1, 2, 3)]
+    write_frames_csv(tmp_path / "replay_frames.csv", frames, in_run={1, 2})  # 3: interrupted
+    with (tmp_path / "replay_frames.csv").open() as fh:
+        assert [r["in_run"] for r in csv.DictReader(fh)] == ["1", "1", "0"]
