@@ -154,6 +154,7 @@ def test_the_same_crops_under_two_classes(cli, tmp_path):
     _one_line(res, "copy.npy", "round3.npy", "byte for byte")
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_in_one_line_without_tensorflow_noise(tmp_path):
     """A real process: what TensorFlow prints at start-up must not come before the error."""
     import keras
