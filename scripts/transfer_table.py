@@ -45,8 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps-per-epoch", type=int, default=15)
     p.add_argument("--full", action="store_true", help="transfer recipe: retrain every layer")
     p.add_argument("--unfreeze", type=int, default=2)
+    p.add_argument("--stage1-lr", type=float, default=6e-4,
+                   help="head stage (or the single stage of --full)")
     p.add_argument("--stage2-lr", type=float, default=5e-5)
     p.add_argument("--max-gamma", type=float, default=1.6)
+    p.add_argument("--arms", nargs="+", default=["transfer", "scratch"],
+                   choices=["transfer", "scratch"])
     return p.parse_args(argv)
 
 
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         classes = None
         for n in args.labels:
             for seed in args.seeds:
-                for arm in ("transfer", "scratch"):
+                for arm in args.arms:
                     out = args.out / f"{name}_{n}_{seed}_{arm}"
                     t0 = time.perf_counter()
                     if arm == "transfer":
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                             base=Path(base), labelled=Path(labelled), out=out, folds=0,
                             seed=seed, labels_per_class=n, full=args.full,
                             unfreeze=args.unfreeze, overwrite=True,
-                            stage1=replace(loop, learning_rate=6e-4),
+                            stage1=replace(loop, learning_rate=args.stage1_lr),
                             stage2=replace(loop, learning_rate=args.stage2_lr))
                         transfer_run(req)
                     else:
@@ -106,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.labels:
             cells = []
             for key in ("balanced_accuracy", "macro_f1"):
-                for arm in ("transfer", "scratch"):
+                for arm in args.arms:
                     v = [r[key] for r in results if r["direction"] == name
                          and r["labels_per_class"] == n and r["arm"] == arm]
                     sd = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
-                    cells.append(f"{np.mean(v):.3f} +- {sd:.3f}")
+                    cells.append(f"{np.mean(v):.3f} +- {sd:.3f}" if v else "-")
             lines.append(f"| {name} | {n} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} |")
     (args.out / "transfer_table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
