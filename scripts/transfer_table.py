@@ -44,10 +44,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--patience", type=int, default=8)
     p.add_argument("--steps-per-epoch", type=int, default=15)
     p.add_argument("--full", action="store_true", help="transfer recipe: retrain every layer")
-    p.add_argument("--unfreeze", type=int, default=2)
+    p.add_argument("--unfreeze", type=int, default=4)
     p.add_argument("--stage1-lr", type=float, default=6e-4,
                    help="head stage (or the single stage of --full)")
-    p.add_argument("--stage2-lr", type=float, default=5e-5)
+    p.add_argument("--stage2-lr", type=float, default=2e-4)
     p.add_argument("--max-gamma", type=float, default=1.6)
     p.add_argument("--arms", nargs="+", default=["transfer", "scratch"],
                    choices=["transfer", "scratch"])

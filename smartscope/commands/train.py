@@ -210,7 +210,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             "--labels-per-class", help="Use at most N labelled crops per class (seeded).")] = None,
         full: Annotated[bool, Opt("--full", help="Retrain all layers from the base weights "
                                   "(new modality).")] = False,
-        unfreeze: Annotated[int, Opt("--unfreeze", help="Conv blocks fine-tuned in stage 2.")] = 2,
+        unfreeze: Annotated[int, Opt("--unfreeze", help="Conv blocks fine-tuned in stage 2 "
+                                     "(at 2e-4).")] = 4,
         folds: Annotated[int, Opt("--folds", help="Stratified k-fold report (0: none).")] = 5,
         seed: Annotated[int, Opt("--seed")] = 0,
         max_epochs: Annotated[int, Opt("--max-epochs", help="Per stage.")] = 30,
