@@ -34,6 +34,7 @@ import numpy as np
 from smartscope.acquire import corecalls
 from smartscope.acquire.calibration import ObjectiveCalibration, calibrations
 from smartscope.acquire.corecalls import PixelSizeReader, PresetProperties
+from smartscope.acquire.events import AcquisitionEvent, EventBuilder
 from smartscope.acquire.prepare import (
     check_one_camera,
     check_presets,
@@ -56,7 +57,6 @@ from smartscope.decide import (
     axes_key,
     check_target,
     place_cells,
-    to_event,
 )
 from smartscope.errors import StageLimitError
 from smartscope.protocol import (
@@ -87,6 +87,8 @@ class Progress:
     last_latency_ms: float
     mode: Literal["screening", "follow-up"]
     last_decision: str = ""
+    over_budget: int = 0
+    """Images whose hook latency exceeded the latency budget."""
 
 
 class SmartHook:
@@ -103,7 +105,8 @@ class SmartHook:
         Finds and classifies the nuclei of one image (returns ``Cell`` objects in pixels; the
         hook gives each its stage position once).
     preset_properties : PresetProperties
-        (group, preset) -> device properties, used to send the objective preset in events.
+        (group, preset) -> device properties, used to send the objective preset in events
+        (read once per preset, see ``smartscope.acquire.events.EventBuilder``).
     objective_group : str
         Config group of the objective turret.
     pixel_sizes_um : mapping
@@ -121,6 +124,10 @@ class SmartHook:
         Called with a ``Progress`` after every frame.
     observers : sequence of callables, optional
         Called with each ``Frame`` after it was decided (e.g. to compare with ground truth).
+    latency_budget_ms : float, optional
+        The hook's time per image, ms (protocol ``latency_budget_ms``); an image over it is
+        logged as a warning, marked in ``frames.csv`` and counted (``Progress.over_budget``).
+        None: no budget.
     """
 
     def __init__(
@@ -138,11 +145,13 @@ class SmartHook:
         clock: Callable[[], float] = time.perf_counter,
         progress: Callable[[Progress], None] | None = None,
         observers: Sequence[Callable[[Frame], None]] = (),
+        latency_budget_ms: float | None = None,
     ) -> None:
         self.planner = planner
+        self.latency_budget_ms = latency_budget_ms
+        self._over_budget = 0
         self._classify = classify
-        self._preset_properties = preset_properties
-        self._objective_group = objective_group
+        self._events = EventBuilder(objective_group, preset_properties)
         self._pixel_sizes = dict(pixel_sizes_um or {})
         self._pixel_size = pixel_size_um
         self._fallback_pixel_size = fallback_pixel_size
@@ -221,6 +230,7 @@ class SmartHook:
             fallback_pixel_size=lambda: float(corecalls.call(core, "getPixelSizeUm")),
             on_error=protocol.on_error,
             recorder=recorder,
+            latency_budget_ms=protocol.latency_budget_ms,
             **kwargs,
         )
         hook.calibration = cals
@@ -263,7 +273,7 @@ class SmartHook:
 
     # --- pycromanager API -------------------------------------------------------------------------
 
-    def first_event(self) -> dict[str, Any]:
+    def first_event(self) -> AcquisitionEvent:
         """The first screening event: pass it to ``Acquisition.acquire``."""
         events = self._register(self.planner.start())
         return events[0]
@@ -312,8 +322,10 @@ class SmartHook:
             self.finished = True
         latency_ms = (self._clock() - t_in) * 1000.0
         self.latencies_ms.append(latency_ms)
+        over = self._check_budget(index, req, latency_ms)
         self.recorder.frame(index, time_s, req, [*records, *step.decisions], rows, latency_ms,
-                            pixel_size_um=frame.pixel_size_um if frame is not None else None)
+                            pixel_size_um=frame.pixel_size_um if frame is not None else None,
+                            over_budget=over)
         try:  # a failing observer or progress display must not stop the acquisition
             if frame is not None:
                 for obs in self._observers:
@@ -342,7 +354,7 @@ class SmartHook:
             errors=self._errors, elapsed_s=self._clock() - self._t0,
             last_latency_ms=self.latencies_ms[-1] if self.latencies_ms else 0.0,
             mode="follow-up" if self.planner.in_followup else "screening",
-            last_decision=self.recorder.last_decision,
+            last_decision=self.recorder.last_decision, over_budget=self._over_budget,
         )
 
     def close(self, report: bool = True) -> None:
@@ -355,7 +367,20 @@ class SmartHook:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _register(self, step: Step) -> list[dict[str, Any]]:
+    def _check_budget(self, index: int, req: FrameRequest, latency_ms: float) -> bool | None:
+        """Whether the image went over the latency budget (None without one); logged if so."""
+        budget = self.latency_budget_ms
+        if budget is None:
+            return None
+        if latency_ms <= budget:
+            return False
+        self._over_budget += 1
+        log.warning("image %d (%s, %s): the hook took %.0f ms, over its latency budget of %g ms "
+                    "(%d image(s) over so far)", index, req.mode, req.objective, latency_ms,
+                    budget, self._over_budget)
+        return True
+
+    def _register(self, step: Step) -> list[AcquisitionEvent]:
         for r in step.requests:  # the last check before anything reaches the microscope
             why = check_target(self.planner.s.limits, r.x_um, r.y_um, r.z_um)
             if why is not None:
@@ -365,8 +390,7 @@ class SmartHook:
                 )
         events = []
         for r in step.requests:
-            ev = to_event(r, objective_group=self._objective_group,
-                          preset_properties=self._preset_properties)
+            ev = self._events.event(r)
             with self._lock:
                 self._pending[r.key()] = r
             events.append(ev)

@@ -71,7 +71,8 @@ class Recorder:
 
     def frame(self, index: int, time_s: float, req: FrameRequest,
               decisions: Sequence[Decision], rows: Sequence[Mapping[str, Any]],
-              latency_ms: float, pixel_size_um: float | None = None) -> None:
+              latency_ms: float, pixel_size_um: float | None = None,
+              over_budget: bool | None = None) -> None:
         """Record one frame's image row, cells and decisions; a write failure is logged, never
         raised."""
         try:
@@ -83,7 +84,9 @@ class Recorder:
                     "objective": req.objective, "channel": req.channel,
                     "pixel_size_um": pixel_size_um if pixel_size_um is not None else "",
                     "n_cells": len(rows) if req.classify else "",
-                    "latency_ms": round(latency_ms, 2), "dataset": self.dataset,
+                    "latency_ms": round(latency_ms, 2),
+                    "over_budget": "" if over_budget is None else int(over_budget),
+                    "dataset": self.dataset,
                     "axes": req.axes(),
                 })
             if self.cells is not None and rows:

@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from smartscope.acquire import corecalls
 from smartscope.acquire.capture import SimCapture
 from smartscope.acquire.connect import ScopeHandle, connect
+from smartscope.acquire.engine import engine_failure
 from smartscope.acquire.hook import Progress, SmartHook, write_report_quietly
 from smartscope.acquire.sinks import file_sha256, package_versions, write_json_atomic
 from smartscope.classify.cells import FrameClassifier
@@ -40,12 +41,16 @@ log = logging.getLogger(__name__)
 DATASET_NAME = "images"
 
 
+RunStatus = Literal["running", "completed", "failed", "interrupted", "stopped_on_error"]
+"""How a run ended (``running`` until it does)."""
+
+
 @dataclass
 class RunSummary:
     """What a run did (also stored in ``run.json`` under ``summary``)."""
 
     out_dir: str
-    status: str = "running"
+    status: RunStatus = "running"
     frames: int = 0
     screening_frames: int = 0
     followup_frames: int = 0
@@ -53,6 +58,8 @@ class RunSummary:
     errors: int = 0
     duration_s: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
+    latency_budget_ms: float | None = None
+    frames_over_budget: int = 0
     dataset: str | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -192,7 +199,7 @@ class Run:
         except BaseException as e:
             self.summary.error = f"{type(e).__name__}: {e}"
             if self.summary.status == "running":  # ended before _acquire could summarise
-                status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+                status: RunStatus = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
                 if self.hook is not None:
                     self._summarise(self.hook, status)
                 else:
@@ -322,7 +329,7 @@ class Run:
             log.exception("event capture could not be scored")
             self.summary.notes.append(f"event capture could not be scored: {e}")
 
-    def _summarise(self, hook: SmartHook, status: str) -> None:
+    def _summarise(self, hook: SmartHook, status: RunStatus) -> None:
         p = hook.progress()
         lat = hook.latencies_ms
         self.summary.status = status
@@ -332,6 +339,8 @@ class Run:
         self.summary.triggers_fired = p.triggers_fired
         self.summary.late_starts = hook.planner.late_starts
         self.summary.errors = p.errors
+        self.summary.latency_budget_ms = hook.latency_budget_ms
+        self.summary.frames_over_budget = p.over_budget
         if lat:
             ordered = sorted(lat)
             self.summary.latency_ms = {
@@ -409,7 +418,7 @@ def _await(acq: Any, watchdog: _Watchdog | None = None) -> None:
 
     threading.Thread(target=wait, name="smartscope-await", daemon=True).start()
     while not done.wait(0.2):
-        failure = _engine_failure(acq)
+        failure = engine_failure(acq)
         why = _root_message(failure) if failure is not None else None
         if why is None and watchdog is not None:
             why = watchdog.stalled()
@@ -422,7 +431,7 @@ def _await(acq: Any, watchdog: _Watchdog | None = None) -> None:
             done.wait(30.0)
             raise _DeviceFailure(why) from failure
     if error:
-        failure = _engine_failure(acq) or error[0]
+        failure = engine_failure(acq) or error[0]
         raise _DeviceFailure(_root_message(failure)) from failure
 
 
@@ -468,13 +477,6 @@ class _Watchdog:
                     "a device (objective, channel, stage or focus) did not reach its position")
             return (f"{what} for the frame {self._axes} within {self.timeout_s:g} s (last step: "
                     f"{self._step}); pycromanager's log above names the device error")
-
-
-def _engine_failure(acq: Any) -> BaseException | None:
-    """The device error pycromanager's Python engine aborted the acquisition with, if any."""
-    engine_acq = getattr(acq, "_acq", None)  # read-only look at the engine's abort state
-    failure = getattr(engine_acq, "abort_exception_", None)
-    return failure if isinstance(failure, BaseException) else None
 
 
 def _root_message(e: BaseException) -> str:

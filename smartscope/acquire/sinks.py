@@ -21,7 +21,7 @@ CELL_COLUMNS = (
 
 FRAME_COLUMNS = (
     "frame", "time_s", "mode", "position", "followup", "objective", "channel", "pixel_size_um",
-    "n_cells", "latency_ms", "dataset", "axes",
+    "n_cells", "latency_ms", "over_budget", "dataset", "axes",
 )
 
 _PACKAGES = ("smartscope", "pycromanager", "pymmcore-plus", "pymmcore", "mmpycorex",

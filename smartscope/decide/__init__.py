@@ -1,5 +1,6 @@
-"""Pure decision logic: trigger rules with persistence -> follow-up programs -> frame requests ->
-pycromanager events; pixel -> stage conversion and the stage-limit check. No microscope here."""
+"""Pure decision logic: trigger rules with persistence -> follow-up programs -> frame requests
+(``smartscope.acquire.events`` turns them into pycromanager events); pixel -> stage conversion and
+the stage-limit check. No microscope here."""
 
 from smartscope.classify.cells import Cell
 from smartscope.decide.capture import (
@@ -26,7 +27,7 @@ from smartscope.decide.geometry import (
 from smartscope.decide.labels import LabelTruth
 from smartscope.decide.plan import Frame, Planner, PlanSettings, Step
 from smartscope.decide.records import CentreTarget, Decision, DecisionEvent
-from smartscope.decide.requests import FOLLOW, SCREEN, FrameRequest, Mode, axes_key, to_event
+from smartscope.decide.requests import FOLLOW, SCREEN, FrameRequest, Mode, axes_key
 from smartscope.decide.tracking import Link, NucleusTracker
 from smartscope.decide.triggers import TriggerTracker, condition_holds, matching_cells
 
@@ -36,5 +37,5 @@ __all__ = [
     "NucleusTracker", "PlanSettings", "Planner", "ScreenedField", "Step", "TriggerScore",
     "TriggerTracker", "TrueCell", "TruthProvider", "axes_key", "check_target", "condition_holds",
     "format_scores", "image_centre_px", "matching_cells", "pixel_to_stage", "place_cells",
-    "score_run", "stage_to_pixel", "summarise", "to_event",
+    "score_run", "stage_to_pixel", "summarise",
 ]

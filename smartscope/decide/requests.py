@@ -1,4 +1,5 @@
-"""What the planner asks the microscope for (``FrameRequest``) and its pycromanager event dict.
+"""What the planner asks the microscope for (``FrameRequest``); ``smartscope.acquire.events``
+turns it into a pycromanager event.
 
 Every request carries the full microscope state (objective, channel, exposure, x, y, z), so
 returning to screening restores everything by construction. Axes tag each image so screening and
@@ -9,7 +10,6 @@ screening position), ``z`` (slice index in a z-stack, else 0) and ``channel`` (p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,10 +17,6 @@ from typing import Any, Literal
 Mode = Literal["screen", "follow"]
 SCREEN: Mode = "screen"
 FOLLOW: Mode = "follow"
-
-#: (config group, preset) -> [[device, property, value], ...]
-PresetProperties = Callable[[str, str], Sequence[Sequence[str]]]
-
 
 @dataclass(frozen=True)
 class FrameRequest:
@@ -62,33 +58,3 @@ class FrameRequest:
 def axes_key(axes: dict[str, Any]) -> tuple[Any, ...]:
     """Hashable identity of an axes dict (as found in an image's metadata)."""
     return tuple(sorted((str(k), v) for k, v in axes.items()))
-
-
-def to_event(
-    request: FrameRequest,
-    *,
-    objective_group: str,
-    preset_properties: PresetProperties,
-) -> dict[str, Any]:
-    """A pycromanager acquisition event for one request.
-
-    The channel goes through ``config_group``; the objective, which needs a second config group,
-    is sent as the device properties of its preset (``preset_properties`` reads them from the
-    microscope's configuration). Stage targets must have been checked against the limits before.
-    """
-    event: dict[str, Any] = {
-        "axes": request.axes(),
-        "config_group": [request.channel_group, request.channel],
-        "exposure": float(request.exposure_ms),
-        "x": float(request.x_um),
-        "y": float(request.y_um),
-    }
-    props = [[str(d), str(p), str(v)] for d, p, v in preset_properties(
-        objective_group, request.objective)]
-    if props:
-        event["properties"] = props
-    if request.z_um is not None:
-        event["z"] = float(request.z_um)
-    if request.min_start_time_s is not None:
-        event["min_start_time"] = max(0.0, float(request.min_start_time_s))
-    return event

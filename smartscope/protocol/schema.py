@@ -238,6 +238,12 @@ class Protocol(Frozen):
     on_error: Literal["continue", "stop"] = Field(
         "continue", description="after a hook failure: keep screening, or stop cleanly"
     )
+    latency_budget_ms: float = Field(
+        500.0, gt=0,
+        description="the hook's time per image (classification, decision, records), ms; an "
+        "image over it is logged as a warning and counted (frames.csv, run.json); the hook's "
+        "latency adds to the shortest follow-up interval",
+    )
     output: Output = Output()
 
     @field_validator("triggers", mode="after")

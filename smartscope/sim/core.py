@@ -1,10 +1,10 @@
 """The MMCore of the simulated microscope, and its registration with pycromanager.
 
-pycromanager 1.0.2's Python engine (``acq_eng_py``) calls snake_case core methods and finds the
-core the way ``start_headless(..., python_backend=True)`` leaves it: in
-``mmpycorex.launcher._PYMMCORES`` and in the ``Engine`` singleton. ``register`` does the same for
-our core, ``unregister`` undoes it so that a later ``start`` in the same process works. Both
-touch non-public parts of pycromanager / mmpycorex, hence the pinned versions in ``[mm]``.
+pycromanager 1.0.2's Python engine (``acq_eng_py``) calls snake_case core methods, so the core
+gets snake_case names (``snake_case_class``). ``register`` makes pycromanager's Python engine run
+on it and ``unregister`` undoes that, so that a later ``start`` in the same process works; both go
+through ``smartscope.acquire.engine``, the one module that touches pycromanager's non-public
+parts (hence the pinned versions in ``[mm]``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-import types
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from smartscope.errors import MicroscopeError
@@ -48,11 +46,6 @@ class SimCore(UniMMCore):
     pixel_sizes_um : dict
         Objective label -> pixel size (um/px).
     """
-
-    # Set by ``register``: pycromanager's Python engine calls these on the core it runs.
-    get_tagged_image: Callable[..., Any]
-    pop_next_tagged_image: Callable[..., Any]
-    TaggedImage: type
 
     def __init__(self, pixel_sizes_um: dict[str, float], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -121,38 +114,23 @@ def register(core: SimCore) -> None:
         If another Python-backend core is running in this process (a second simulator, or
         ``start_headless``): stop it first.
     """
-    from mmpycorex import launcher
-    from pycromanager.acquisition.acq_eng_py.internal.engine import Engine
+    from smartscope.acquire import engine
 
-    if launcher._PYMMCORES:
+    if engine.python_core_running():
         raise MicroscopeError(
             "another Micro-Manager core is already running with pycromanager's Python engine in "
             "this process: leave its `with smartscope.sim.start(...)` block (or call "
             "pycromanager.stop_headless()) before starting the simulator"
         )
-    stale = Engine.get_instance()
-    if stale is not None:  # left behind by stop_headless(): its executors are shut down
-        stale.shutdown()
-        del Engine.singleton
-    core.get_tagged_image = types.MethodType(launcher.get_tagged_image, core)
-    core.pop_next_tagged_image = types.MethodType(launcher.pop_next_tagged_image, core)
-    core.TaggedImage = launcher.TaggedImage
-    launcher._PYMMCORES.append(core)
-    Engine(core)
+    engine.attach_python_core(core)
     log.debug("simulated core registered with pycromanager's Python engine")
 
 
 def unregister(core: UniMMCore) -> None:
     """Undo ``register``: shut the engine down, forget the core, unload its devices."""
-    from mmpycorex import launcher
-    from pycromanager.acquisition.acq_eng_py.internal.engine import Engine
+    from smartscope.acquire import engine
 
-    engine = Engine.get_instance()
-    if engine is not None and engine.core is core:
-        engine.shutdown()
-        del Engine.singleton
-    if core in launcher._PYMMCORES:
-        launcher._PYMMCORES.remove(core)
+    engine.detach_python_core(core)
     release(core)
     log.debug("simulated core unregistered")
 

@@ -32,6 +32,7 @@ from smartscope.train.sgan import (
     SUPERVISED_ONLY,
     LoopConfig,
     LoopResult,
+    Method,
     predict_probs,
     run_loop,
 )
@@ -80,7 +81,7 @@ class TrainRequest:
     unlabelled_count: int | None = None
     folds: int = 0
     seed: int = 0
-    method: str = SGAN
+    method: Method = SGAN
     size: str = DEFAULT_SIZE
     loop: LoopConfig = field(default_factory=LoopConfig)
     val_fraction: float = 0.2
@@ -194,7 +195,7 @@ def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 def _fit(req: TrainRequest, train: d.CropSet, val: d.CropSet, unl: d.CropSet | None,
          seed: int, on_epoch: Callable[[dict], None] | None = None,
-         method: str | None = None) -> LoopResult:
+         method: Method | None = None) -> LoopResult:
     k = len(train.classes)
     balance = req.class_weighted or req.balanced
     return run_loop(

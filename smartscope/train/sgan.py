@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import keras
 import numpy as np
@@ -41,8 +42,10 @@ from smartscope.train.splits import batch_size_rule
 
 log = logging.getLogger(__name__)
 
-SGAN = "sgan"
-SUPERVISED_ONLY = "supervised-only"
+Method = Literal["sgan", "supervised-only"]
+"""How the discriminator is trained: semi-supervised GAN, or its supervised step alone."""
+SGAN: Method = "sgan"
+SUPERVISED_ONLY: Method = "supervised-only"
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ def run_loop(
     n_classes: int,
     *,
     x_unlabelled: np.ndarray | None = None,
-    method: str = SGAN,
+    method: Method = SGAN,
     size: str = DEFAULT_SIZE,
     cfg: LoopConfig = LoopConfig(),
     seed: int = 0,

@@ -203,3 +203,21 @@ def test_failing_observer_does_not_stop_the_run(tmp_path, caplog):
         seen = drive(hook)
     assert len(seen) == 3 and hook.finished
     assert "observer bug" in caplog.text
+
+
+def test_latency_budget_is_checked_logged_and_recorded_per_image(tmp_path, caplog):
+    """The test clock advances 4 ms per reading, so every image takes a few ms in the hook."""
+    caplog.set_level(logging.WARNING, logger="smartscope.acquire.hook")
+    hook = make_hook(tmp_path, lambda img, ps: [_cell("interphase")], latency_budget_ms=1.0)
+    drive(hook)
+    assert hook.progress().over_budget == 3
+    over = [r for r in caplog.records if "latency budget of 1 ms" in r.getMessage()]
+    assert len(over) == 3
+    rows = list(csv.DictReader((tmp_path / "frames.csv").open()))
+    assert [r["over_budget"] for r in rows] == ["1", "1", "1"]
+
+    roomy = make_hook(tmp_path / "roomy", lambda img, ps: [], latency_budget_ms=60_000.0)
+    drive(roomy)
+    assert roomy.progress().over_budget == 0
+    rows = list(csv.DictReader((tmp_path / "roomy" / "frames.csv").open()))
+    assert [r["over_budget"] for r in rows] == ["0", "0", "0"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from smartscope.acquire.events import to_event
 from smartscope.decide import (
     FOLLOW,
     NO_LIMITS,
@@ -14,7 +15,6 @@ from smartscope.decide import (
     Planner,
     PlanSettings,
     pixel_to_stage,
-    to_event,
 )
 from smartscope.protocol import Position, Screening, Trigger
 

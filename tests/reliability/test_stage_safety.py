@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smartscope.acquire import Run, connect
+from smartscope.acquire.events import to_event
 from smartscope.decide import (
     Cell,
     Frame,
@@ -26,7 +27,6 @@ from smartscope.decide import (
     Limits,
     Planner,
     PlanSettings,
-    to_event,
 )
 from smartscope.protocol import CameraOrientation, Position, Screening, Trigger, parse_protocol
 
