@@ -70,8 +70,8 @@ def test_a_failing_classify_keeps_an_earlier_csv(cli, tiny_bundle, image, tmp_pa
     assert _classify(cli, image, tiny_bundle, "-o", out).code == 0
     earlier = out.read_bytes()
     assert earlier.count(b"\n") > 1
-    bad = tmp_path / "bad.tif"
-    bad.write_bytes(b"II*\x00garbage")
+    bad = tmp_path / "saturated.tif"  # readable; fails in detection, after the CSV is begun
+    tifffile.imwrite(bad, np.full((120, 160), 65535, np.uint16))
     res = _classify(cli, image, tiny_bundle, bad, "-o", out)
     assert res.code == 2
     assert out.read_bytes() == earlier
@@ -127,9 +127,10 @@ def test_unknown_overlay_extension(cli, tiny_bundle, image, tmp_path):
 
 
 def test_a_failed_command_leaves_no_empty_out_folder(cli, tiny_bundle, tmp_path):
-    bad = tmp_path / "bad.tif"
-    bad.write_bytes(b"II*\x00garbage")
-    res = cli("classify", bad, "--model", tiny_bundle, "-o", tmp_path / "new" / "deep" / "c.csv")
+    bad = tmp_path / "saturated.tif"  # readable; fails in detection
+    tifffile.imwrite(bad, np.full((120, 160), 65535, np.uint16))
+    res = cli("classify", bad, "--model", tiny_bundle, "--pixel-size-um", "0.645", "-o",
+              tmp_path / "new" / "deep" / "c.csv")
     assert res.code == 2
     assert not (tmp_path / "new").exists()
 

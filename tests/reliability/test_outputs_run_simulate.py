@@ -40,7 +40,8 @@ def test_run_out_in_an_impossible_place(cli, tiny_bundle, tmp_path, where):
 
 
 def test_a_run_refused_before_it_starts_leaves_no_folder(cli, tiny_bundle, tmp_path):
-    bad = copy_bundle(tiny_bundle, tmp_path / "bad", {"classes": ["a", "b"]})
+    bad = copy_bundle(tiny_bundle, tmp_path / "bad",  # 4 classes, the model has 3 outputs
+                      {"classes": ["interphase", "metaphase", "anaphase", "telophase"]})
     out = tmp_path / "new" / "run"
     res = _run(cli, tmp_path, bad, out)
     assert res.code == 2 and len(res.error_lines) == 1, res.stderr
