@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     import tifffile
 
     from smartscope import phases
-    from smartscope.commands.crops import to_storage, write_crop
     from smartscope.vision import extract_crops, find_nuclei
+    from smartscope.vision.io import to_storage, write_crop
 
     if args.meta_only:
         write_meta(args.out)

@@ -84,9 +84,9 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    from smartscope.commands.label import build_session
     from smartscope.label import appearance_order
     from smartscope.label.server import LabelServer
+    from smartscope.label.session import build_session
 
     pool_dir = args.pool
     if args.x_below is not None:  # a sub-pool: same crops, index limited to the region

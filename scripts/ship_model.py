@@ -56,8 +56,8 @@ def summary(scores: dict) -> dict:
 def prediction_sheet(bundle: Path, test: Path, path: Path) -> None:
     """Contact sheet of every test crop: true and predicted class (red when wrong)."""
     from smartscope.classify import Classifier
-    from smartscope.commands.crops import contact_sheet
     from smartscope.train.data import load_test
+    from smartscope.vision.cut import contact_sheet
 
     clf = Classifier(bundle)
     data = load_test(test, clf.classes, crop_um=clf.card.input.crop_um)

@@ -36,35 +36,6 @@ def _is_classify_csv(path: Path) -> bool:
         return False
 
 
-def tiff_pixel_size_um(path: Path) -> float | None:
-    """Pixel size from a TIFF's resolution tags (ImageJ or micrometre/centimetre units)."""
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        return None
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            if not isinstance(page, tifffile.TiffPage):  # the first page is never a TiffFrame
-                return None
-            tags = page.tags
-            if "XResolution" not in tags:
-                return None
-            num, den = tags["XResolution"].value
-            if not num:
-                return None
-            per_unit = den / num  # units per pixel
-            unit = (tif.imagej_metadata or {}).get("unit", "")
-            res_unit = tags["ResolutionUnit"].value if "ResolutionUnit" in tags else 1
-    except (OSError, ValueError, KeyError, tifffile.TiffFileError):
-        return None
-    if unit in ("micron", "um", "\u00b5m", "\\u00B5m"):
-        return float(per_unit)
-    if int(res_unit) == 3:  # centimetre
-        return float(per_unit * 1e4)
-    return None
-
-
 def run_classify(
     images: list[Path],
     model: Path,
@@ -77,8 +48,8 @@ def run_classify(
     """Classify every frame of every image; returns (number of frames, number of nuclei)."""
     from smartscope.classify import Classifier, classify_frame
     from smartscope.classify.overlay import is_overlay_png, write_overlay
-    from smartscope.commands.crops import check_scale, read_frames
     from smartscope.vision import DEFAULT_DIAMETER_UM
+    from smartscope.vision.io import check_scale, read_frames, tiff_pixel_size_um
     from smartscope.vision.preprocess import REFERENCE_PIXEL_SIZE_UM
 
     images = [Path(p) for p in images]

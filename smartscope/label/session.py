@@ -12,14 +12,17 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from smartscope.errors import TrainingDataError
+from smartscope.label.order import appearance_order, model_probabilities, uncertainty_order
 from smartscope.label.png import display_uint8, encode_png
-from smartscope.label.pool import PoolItem, read_crop
+from smartscope.label.pool import LINK_UM, PoolItem, load_pool, read_crop
 from smartscope.label.store import JUNK, LabelStore
+from smartscope.outputs import check_dir_target
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +169,41 @@ def predictions_from(
     top = np.argmax(probabilities, axis=1)
     return {c: (classes[k], float(probabilities[i, k])) for i, (c, k) in enumerate(zip(ids, top,
                                                                                        strict=True))}
+
+
+def build_session(
+    pool_dir: Path, classes: list[str], out: Path, model: Path | None = None,
+    method: str = "margin", link_um: float | None = None,
+) -> LabelSession:
+    """Pool, order and labelled folder of a labelling session (what ``smartscope label`` serves).
+
+    Order: with ``model``, the least certain crops first by that model; else, for a pool that
+    carries a run's probabilities (``crops --from-run``), the least certain by those; else the
+    brightest and smallest first.
+
+    Raises
+    ------
+    TrainingDataError
+        Bad pool, class names or uncertainty method.
+    OutputError
+        ``out`` overlaps the pool, is unwritable, or holds files not made by this command.
+    """
+    if method not in ("margin", "entropy"):
+        raise TrainingDataError(f"--uncertainty {method!r}: use margin or entropy")
+    check_dir_target(Path(out), option="--out", inputs=[Path(pool_dir)])
+    pool = load_pool(pool_dir, LINK_UM if link_um is None else link_um)
+    store = LabelStore(out, classes)
+    ids = list(pool)
+    items = [pool[c] for c in ids]
+    if model is not None:
+        def progress(done: int, total: int) -> None:
+            log.info("classified %d / %d crops", done, total)
+
+        names, probs = model_probabilities(items, str(model), on_progress=progress)
+    elif items[0].probabilities and all(i.probabilities for i in items):
+        names = tuple(items[0].probabilities)
+        probs = np.array([[i.probabilities.get(c, 0.0) for c in names] for i in items])
+    else:
+        return LabelSession(pool, store, appearance_order(items))
+    order = uncertainty_order(ids, probs, method)  # type: ignore[arg-type]
+    return LabelSession(pool, store, order, predictions_from(ids, names, probs))

@@ -72,7 +72,7 @@ def test_bad_pixel_size_and_missing_image(int8_bundle, tmp_path, capsys):
 
 
 def test_pixel_size_read_from_imagej_tiff(tmp_path):
-    from smartscope.commands.classify import tiff_pixel_size_um
+    from smartscope.vision.io import tiff_pixel_size_um
 
     path = tmp_path / "px.tif"
     tifffile.imwrite(path, np.zeros((8, 8), np.uint16), imagej=True,

@@ -10,8 +10,9 @@ import pytest
 import tifffile
 
 from smartscope.cli import main
-from smartscope.commands.crops import INDEX_FIELDS, read_frames
 from smartscope.errors import ImageError
+from smartscope.vision.cut import INDEX_FIELDS
+from smartscope.vision.io import read_frames
 
 PX_UM = 0.645
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from smartscope.commands.label import build_session
 from smartscope.label.server import LabelServer
+from smartscope.label.session import build_session
 
 CLASSES = ["interphase", "metaphase", "anaphase"]
 

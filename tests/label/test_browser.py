@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smartscope.commands.label import build_session
+from smartscope.label.session import build_session
 from tests.label.conftest import CLASSES, make_pool
 
 REPO = Path(__file__).resolve().parents[2]

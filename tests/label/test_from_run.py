@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from smartscope.cli import main
-from smartscope.commands.label import build_session
+from smartscope.label.session import build_session
 
 CLASSES = ("interphase", "metaphase")
 PX_UM = 0.645

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from smartscope.cli import main
-from smartscope.commands.label import build_session
 from smartscope.errors import TrainingDataError
 from smartscope.label import JUNK, LabelStore, appearance_order, load_pool, uncertainty
+from smartscope.label.session import build_session
 from tests.label.conftest import CLASSES, make_pool
 
 REPO = Path(__file__).resolve().parents[2]
