@@ -187,6 +187,10 @@ class Run:
         check_phases(self.protocol, self.classifier.classes, self.source)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         t0 = self.clock()
+        with _InterruptGuard():  # from the first run.json to the last: one interrupt, then closing
+            return self._run_and_record(t0)
+
+    def _run_and_record(self, t0: float) -> RunSummary:
         self._write_run_json(t0, started=True)
         try:
             if self.scope is not None:
@@ -246,41 +250,40 @@ class Run:
         scope.info["pixel_to_stage"] = {o: c.record() for o, c in hook.calibration.items()}
         interrupted = False
         hook_t0 = self.clock()
-        with _interrupts_as_keyboard_interrupt():
-            watchdog = _Watchdog(self.stall_timeout_s)
-            port = ({"port": self.protocol.microscope.port}
-                    if isinstance(self.protocol.microscope, MicroManagerMicroscope)
-                    and scope.kind == "micromanager" else {})
-            acq = Acquisition(directory=str(self.out_dir), name=DATASET_NAME,
-                              image_process_fn=hook, notification_callback_fn=watchdog, **port)
-            self._acq = acq
+        watchdog = _Watchdog(self.stall_timeout_s)
+        port = ({"port": self.protocol.microscope.port}
+                if isinstance(self.protocol.microscope, MicroManagerMicroscope)
+                and scope.kind == "micromanager" else {})
+        acq = Acquisition(directory=str(self.out_dir), name=DATASET_NAME,
+                          image_process_fn=hook, notification_callback_fn=watchdog, **port)
+        self._acq = acq
+        ds = _dataset_dir(self.out_dir)
+        if ds is not None:  # every image row names the data set it lies in
+            hook.recorder.dataset = ds.relative_to(self.out_dir).as_posix()
+        try:
+            acq.acquire(hook.first_event())
+            _await(acq, watchdog)
+        except _DeviceFailure as e:
+            hook.request_stop()
+            self._summarise(hook, "failed")
             ds = _dataset_dir(self.out_dir)
-            if ds is not None:  # every image row names the data set it lies in
-                hook.recorder.dataset = ds.relative_to(self.out_dir).as_posix()
-            try:
-                acq.acquire(hook.first_event())
-                _await(acq, watchdog)
-            except _DeviceFailure as e:
-                hook.request_stop()
-                self._summarise(hook, "failed")
-                ds = _dataset_dir(self.out_dir)
-                self.summary.dataset = str(ds) if ds is not None else None
-                msg = (f"the microscope failed during the acquisition ({e}); the "
-                       f"{self.summary.frames} image(s) acquired before are saved in "
-                       f"{self.out_dir}; check the device, then run again")
-                hook.note({"event": "error", "where": "microscope", "error": str(e),
-                           "on_error": "stop"})
-                raise MicroscopeError(msg) from e.__cause__
-            except KeyboardInterrupt:
-                interrupted = True
-                log.warning("interrupted: ending the acquisition, keeping what was acquired")
-                hook.request_stop()
-                with _interrupts_deferred():  # a second Ctrl-C must not abandon the data set
-                    acq.abort()  # cancels queued events and wakes an event waiting for its time
-                    acq.mark_finished()  # lets pycromanager's event thread end
-                    _await_quietly(acq)
-                elapsed = round(self.clock() - hook_t0, 3)
-                hook.note({"event": "interrupted", "run_elapsed_s": elapsed})
+            self.summary.dataset = str(ds) if ds is not None else None
+            msg = (f"the microscope failed during the acquisition ({e}); the "
+                   f"{self.summary.frames} image(s) acquired before are saved in "
+                   f"{self.out_dir}; check the device, then run again")
+            hook.note({"event": "error", "where": "microscope", "error": str(e),
+                       "on_error": "stop"})
+            raise MicroscopeError(msg) from e.__cause__
+        except KeyboardInterrupt:
+            interrupted = True
+            log.warning("interrupted: ending the acquisition, keeping what was acquired")
+            hook.request_stop()
+            # a second Ctrl-C only logs from here on (_InterruptGuard): the data set closes
+            acq.abort()  # cancels queued events and wakes an event waiting for its time
+            acq.mark_finished()  # lets pycromanager's event thread end
+            _await_quietly(acq)
+            elapsed = round(self.clock() - hook_t0, 3)
+            hook.note({"event": "interrupted", "run_elapsed_s": elapsed})
         self.summary.restored = restore_screening(self.protocol, scope.core, hook)
         stopped = hook.on_error == "stop" and hook.progress().errors > 0
         self._summarise(hook, "interrupted" if interrupted else
@@ -501,28 +504,22 @@ def _await_quietly(acq: Any) -> None:
         log.exception("while closing the aborted acquisition")
 
 
-class _interrupts_as_keyboard_interrupt:
-    """Within the block, SIGTERM raises KeyboardInterrupt like Ctrl-C (main thread only)."""
-
-    def __enter__(self) -> None:
-        self._old = None
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
-
-
-class _interrupts_deferred:
-    """Within the block, Ctrl-C and SIGTERM only log that the data set is being closed (main
-    thread only): a second Ctrl-C would otherwise leave the data set unclosed."""
+class _InterruptGuard:
+    """Ctrl-C and SIGTERM while a run is recorded (main thread only): the first raises
+    KeyboardInterrupt, so the acquisition ends and keeps what it acquired; every later one only
+    logs, so a second Ctrl-C cannot abandon the data set or leave run.json unwritten. The
+    previous handlers come back when the run's last file is written."""
 
     def __enter__(self) -> None:
         self._old: list[tuple[int, Any]] = []
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old.append((sig, signal.signal(sig, _closing_please_wait)))
+                self._old.append((sig, signal.signal(sig, self._first)))
+
+    def _first(self, signum: int, frame: object) -> None:
+        for sig, _ in self._old:
+            signal.signal(sig, _closing_please_wait)
+        raise KeyboardInterrupt
 
     def __exit__(self, *exc: object) -> None:
         for sig, old in self._old:
@@ -530,12 +527,9 @@ class _interrupts_deferred:
 
 
 def _closing_please_wait(signum: int, frame: object) -> None:
-    log.warning("still closing the data set after the interrupt; the images are kept (SIGKILL "
-                "would leave it unclosed: then run `smartscope repair` on the run folder)")
-
-
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    log.warning("still closing the run after the interrupt (data set, run.json, report); the "
+                "images are kept (SIGKILL would leave the data set unclosed: then run "
+                "`smartscope repair` on the run folder)")
 
 
 def _dataset_dir(out_dir: Path) -> Path | None:
