@@ -275,21 +275,13 @@ def _latency(rec: RunRecords) -> str:
 
 
 def capture_scores(run: Mapping[str, Any]) -> dict[str, dict[str, Any]] | None:
-    """Event-capture figures in ``run.json`` (trigger -> figures), wherever the run put them."""
-    places: list[Any] = [run, run.get("summary", {})]
-    for place in places:
-        if not isinstance(place, Mapping):
-            continue
-        for value in place.values():
-            if isinstance(value, Mapping) and value and all(
-                    isinstance(v, Mapping) and "precision" in v and "recall" in v
-                    for v in value.values()):
-                return {str(k): dict(v) for k, v in value.items()}
-            if isinstance(value, Mapping):
-                places.extend(v for v in value.values() if isinstance(v, Mapping))
-        if len(places) > 50:
-            break
-    return None
+    """Event-capture figures of a simulated or replayed run (trigger -> figures), as the run
+    writes them in ``run.json`` under ``summary.event_capture``; None when it has none."""
+    summary = run.get("summary")
+    scores = summary.get("event_capture") if isinstance(summary, Mapping) else None
+    if not isinstance(scores, Mapping) or not scores:
+        return None
+    return {str(k): dict(v) for k, v in scores.items() if isinstance(v, Mapping)} or None
 
 
 def _capture(rec: RunRecords) -> str:
