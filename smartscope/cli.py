@@ -56,6 +56,16 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """Click's usage-error and abort classes: typer >= 0.20 raises those of the click it
+    bundles (``typer._click``), older typer those of the installed click; both are caught."""
+    import click
+
+    usage: set[type] = {click.exceptions.ClickException}
+    usage.update(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    return tuple(usage), (click.exceptions.Abort, typer.Abort)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (used by the console script and by tests)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -73,14 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as e:
         return e.exit_code
     except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+        usage, aborts = _click_exception_types()
+        if isinstance(e, usage):
             if debug:
                 raise
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
+            e.show()  # type: ignore[attr-defined]
+            return int(e.exit_code)  # type: ignore[attr-defined]
+        if isinstance(e, aborts):
             typer.echo("aborted", err=True)
             return 130
         raise
