@@ -19,7 +19,7 @@ import numpy as np
 from smartscope.acquire import corecalls
 from smartscope.acquire.calibration import ObjectiveCalibration, calibration_of
 from smartscope.decide import pixel_to_stage
-from smartscope.errors import MicroscopeError
+from smartscope.errors import MicroscopeError, StageLimitError
 from smartscope.protocol import CameraOrientation
 
 log = logging.getLogger(__name__)
@@ -117,20 +117,58 @@ def _snap(core: Any) -> np.ndarray:
     return np.asarray(corecalls.call(core, "getImage"))
 
 
-def measure(core: Any, *, objective_group: str, objective: str, step_um: float) -> Calibration:
+MAX_STEP_FRACTION = 0.25
+"""Largest step as a fraction of the field: phase correlation wraps beyond half the field, and
+little of the image overlaps well before that."""
+
+
+def _check_step(core: Any, step_um: float, x0: float, y0: float, mm: ObjectiveCalibration,
+                limits: tuple[tuple[float, float] | None, tuple[float, float] | None]) -> None:
+    """Refuse a step that leaves the stage limits or is too large for the field (when
+    Micro-Manager knows the pixel size), before anything moves."""
+    for axis, pos, lim in (("x", x0, limits[0]), ("y", y0, limits[1])):
+        if lim is not None and not lim[0] <= pos + step_um <= lim[1]:
+            raise StageLimitError(
+                f"--step-um {step_um:g}: the stage would go to {axis} = {pos + step_um:g} um, "
+                f"outside microscope.stage_limits.{axis}_um [{lim[0]:g}, {lim[1]:g}]; use a "
+                f"smaller --step-um or start further from the limit")
+    if mm.pixel_size_um:
+        side_px = min(int(corecalls.call(core, "getImageWidth")),
+                      int(corecalls.call(core, "getImageHeight")))
+        most_um = MAX_STEP_FRACTION * side_px * mm.pixel_size_um
+        if step_um > most_um:
+            raise MicroscopeError(
+                f"--step-um {step_um:g} is {step_um / mm.pixel_size_um:.0f} px at "
+                f"{mm.pixel_size_um:g} um/px ({mm.config}), over a quarter of the {side_px} px "
+                f"field: the shift cannot be measured; use --step-um {most_um:.3g} or less")
+
+
+def measure(core: Any, *, objective_group: str, objective: str, step_um: float,
+            limits: tuple[tuple[float, float] | None, tuple[float, float] | None] = (None, None),
+            ) -> Calibration:
     """Move the stage by ``step_um`` in x then in y, measure the image shifts, derive the
     pixel -> stage matrix. Switches to ``objective``; the stage ends where it started.
 
+    Parameters
+    ----------
+    limits : ((x_lo, x_hi) or None, (y_lo, y_hi) or None)
+        Safe stage travel, um (the protocol's ``stage_limits``); None: unchecked.
+
     Raises
     ------
+    StageLimitError
+        If a step would leave ``limits`` (nothing moves).
     MicroscopeError
-        If the image does not move with the stage (no structure in view, or a step too large
-        for the field of view).
+        If the step exceeds a quarter of the field at Micro-Manager's pixel size (nothing
+        moves), or the image does not move with the stage (no structure in view).
     """
+    if not step_um > 0:
+        raise MicroscopeError(f"--step-um {step_um:g}: use a positive step, e.g. 20")
     corecalls.call(core, "setConfig", objective_group, objective)
     corecalls.call(core, "waitForSystem")
     x0, y0 = float(corecalls.call(core, "getXPosition")), float(
         corecalls.call(core, "getYPosition"))
+    _check_step(core, step_um, x0, y0, calibration_of(core, objective_group, objective), limits)
 
     def at(x: float, y: float) -> np.ndarray:
         corecalls.call(core, "setXYPosition", x, y)

@@ -44,8 +44,9 @@ def register(app: typer.Typer) -> None:
                                    str(protocol))
             corecalls.call(scope.core, "setConfig", m.channel_group, proto.screening.channel)
             corecalls.call(scope.core, "setExposure", float(proto.screening.exposure_ms))
+            lim = m.stage_limits
             result = measure(scope.core, objective_group=m.objective_group, objective=obj,
-                             step_um=step_um)
+                             step_um=step_um, limits=(lim.x_um, lim.y_um))
         for line in result.report():
             typer.echo(line)
         if result.fit_error > 0.1 or abs(result.residual_deg) > 2.0:

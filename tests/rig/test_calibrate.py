@@ -100,3 +100,21 @@ def test_calibrate_command_writes_the_orientation(mm_demo, tmp_path):
     written = load_protocol(out)
     assert written.microscope.camera.flip_x is False  # the wrong flip in the protocol is fixed
     assert yaml.safe_load(out.read_text())["microscope"]["camera"]["rotation_deg"] == 0
+
+
+@pytest.mark.parametrize(("step_um", "limits", "says"), [
+    (300.0, (None, None), "over a quarter of the 512 px field"),  # 10X: 1 um/px
+    (50.0, ((-100.0, 60.0), None), "outside microscope.stage_limits.x_um [-100, 60]"),
+    (50.0, (None, (-100.0, 0.0)), "outside microscope.stage_limits.y_um [-100, 0]"),
+])
+def test_a_step_too_large_for_the_field_or_the_limits_is_refused_before_moving(
+        bead_core, step_um, limits, says):
+    from smartscope.errors import MicroscopeError
+
+    bead_core.setXYPosition(30.0, -40.0)
+    bead_core.waitForSystem()
+    with pytest.raises(MicroscopeError, match=re.escape(says)):
+        calibrate.measure(bead_core, objective_group="Objective", objective="10X",
+                          step_um=step_um, limits=limits)
+    assert (bead_core.getXPosition(), bead_core.getYPosition()) == pytest.approx(
+        (30.0, -40.0), abs=0.01)
