@@ -38,6 +38,7 @@ from smartscope.acquire.events import AcquisitionEvent, EventBuilder
 from smartscope.acquire.prepare import (
     check_one_camera,
     check_presets,
+    check_trigger_field,
     frame_classifier,
     objectives_used,
     resolve_positions,
@@ -216,6 +217,9 @@ class SmartHook:
         m = protocol.microscope
         cals = calibrations(core, m.objective_group, objectives_used(protocol))
         affines = {o: c.affine for o, c in cals.items() if c.affine is not None}
+        screen = protocol.screening.objective
+        check_trigger_field(protocol, core, protocol.pixel_sizes_um().get(screen) or getattr(
+            cals.get(screen), "pixel_size_um", None), source)
         positions = resolve_positions(protocol.screening, core)
         settings = PlanSettings.from_protocol(protocol, positions, stage_limits, affines)
         if classify is None:

@@ -16,7 +16,12 @@ import numpy as np
 
 from smartscope.acquire import corecalls
 from smartscope.acquire.calibration import calibrations
-from smartscope.acquire.prepare import check_presets, frame_classifier, objectives_used
+from smartscope.acquire.prepare import (
+    check_presets,
+    check_trigger_field,
+    frame_classifier,
+    objectives_used,
+)
 from smartscope.errors import SmartscopeError
 from smartscope.protocol import ChangeInterval, Protocol
 
@@ -68,6 +73,15 @@ def preflight(protocol: Protocol, core: Any, classifier: Any = None,
         geo = ("Micro-Manager's affine " + str([round(v, 5) for v in cal.affine])
                if cal.affine is not None else f"protocol orientation {m.camera.model_dump()}")
         add(f"pixel size {obj}", OK, f"{ps:g} um/px from {where}; pixel -> stage: {geo}")
+    if protocol.triggers:
+        screen = protocol.screening.objective
+        try:
+            check_trigger_field(protocol, core, own.get(screen) or getattr(
+                cals.get(screen), "pixel_size_um", None), source)
+            add("trigger filters", OK, "every trigger's edge margin and area leave room in "
+                "the screening field")
+        except SmartscopeError as e:
+            add("trigger filters", BLOCKER, str(e))
     for item, name in (("focus device", "getFocusDevice"), ("XY stage", "getXYStageDevice"),
                        ("camera", "getCameraDevice")):
         label = str(corecalls.call(core, name))

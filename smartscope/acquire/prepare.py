@@ -11,7 +11,7 @@ import numpy as np
 from smartscope.acquire import corecalls
 from smartscope.classify.cells import Cell, FrameClassifier
 from smartscope.classify.frame import Predictor
-from smartscope.errors import MicroscopeError
+from smartscope.errors import MicroscopeError, ProtocolError
 from smartscope.protocol import CentreOnCell, Position, Protocol, Screening
 
 
@@ -93,3 +93,35 @@ def check_one_camera(core: Any) -> None:
             "drives one camera: set Core-Camera to a single camera in Micro-Manager (e.g. in "
             "the System > Startup preset) and run again"
         )
+
+
+def check_trigger_field(protocol: Protocol, core: Any, screening_pixel_size_um: float | None,
+                        source: str) -> None:
+    """Refuse trigger filters no nucleus of a screening frame can pass: an ``edge_margin_um``
+    of half the field or more, a ``min_area_um2`` of the whole field or more. Unchecked when
+    the screening pixel size is unknown.
+
+    Raises
+    ------
+    ProtocolError
+        Naming the trigger's field, its value, the field of view and what to use instead.
+    """
+    ps = screening_pixel_size_um
+    if not ps:
+        return
+    w_um = int(corecalls.call(core, "getImageWidth")) * ps
+    h_um = int(corecalls.call(core, "getImageHeight")) * ps
+    view = (f"the {w_um:g} x {h_um:g} um field at {protocol.screening.objective} "
+            f"({ps:g} um/px)")
+    for i, t in enumerate(protocol.triggers):
+        half = min(w_um, h_um) / 2
+        if t.edge_margin_um >= half:
+            raise ProtocolError(
+                f"{source}: field 'triggers[{i}].edge_margin_um': value {t.edge_margin_um:g} "
+                f"leaves no place for a nucleus in {view}, so '{t.name}' could never fire; use "
+                f"a margin well under {half:g} um (about a nucleus radius)")
+        if t.min_area_um2 is not None and t.min_area_um2 >= w_um * h_um:
+            raise ProtocolError(
+                f"{source}: field 'triggers[{i}].min_area_um2': value {t.min_area_um2:g} is "
+                f"larger than {view}, so '{t.name}' could never fire; use a nucleus area "
+                "(about 50-500 um^2 for HeLa)")
