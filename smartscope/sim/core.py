@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from smartscope.errors import MicroscopeError
@@ -147,3 +149,24 @@ def release(core: UniMMCore) -> None:
         pymmcore.CMMCore.registerCallback(core, None)
     except Exception:  # cleanup must not mask the error that ended the run
         log.exception("releasing the simulated core failed")
+
+
+@contextmanager
+def serving(core: SimCore, setup: Callable[[], None], name: str) -> Iterator[None]:
+    """Run ``setup`` (load the devices), ``register`` the core, and always undo it on exit.
+
+    ``unregister`` if it was registered, else ``release`` (setup or registration failed), and
+    log "<name> stopped".
+    """
+    registered = False
+    try:
+        setup()
+        register(core)
+        registered = True
+        yield
+    finally:
+        if registered:
+            unregister(core)
+        else:
+            release(core)
+        log.info("%s stopped", name)

@@ -16,9 +16,10 @@ from smartscope.sim import core as simcore
 from smartscope.sim.bank import load_bank
 from smartscope.sim.clock import Clock, ScaledClock
 from smartscope.sim.config import SimConfig
-from smartscope.sim.devices import SimCamera, SimShutter, SimStateDevice, SimXYStage, SimZStage
+from smartscope.sim.devices import SimCamera
 from smartscope.sim.faults import Faults
 from smartscope.sim.render import Renderer, View, pixel_positions
+from smartscope.sim.rig import ScopeState, Stages, install
 from smartscope.sim.sample import CellTruth, Sample
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class FrameRecord:
     view: View
 
 
-class SimMicroscope:
+class SimMicroscope(ScopeState):
     """A running simulated microscope (get one from ``smartscope.sim.start``).
 
     Attributes
@@ -68,31 +69,8 @@ class SimMicroscope:
         self._lock = threading.Lock()
         self._rng = np.random.default_rng([config.seed, 2])
         self._frames: deque[FrameRecord] = deque(maxlen=FRAME_HISTORY)
-        self._xy: SimXYStage | None = None
-        self._z: SimZStage | None = None
-        self._objective: SimStateDevice | None = None
-        self._filter: SimStateDevice | None = None
-        self._shutter: SimShutter | None = None
 
-    # -- state ------------------------------------------------------------------------------
-
-    @property
-    def time_s(self) -> float:
-        """Sim time now, seconds."""
-        return self.clock.now_s()
-
-    @property
-    def objective(self) -> str:
-        """Label of the objective physically in place (differs from the core's label only
-        under ``faults.objective_stuck(silent=True)``)."""
-        assert self._objective is not None
-        return self._objective.current_label
-
-    @property
-    def channel(self) -> str:
-        """Label of the ``Channel`` preset in place."""
-        assert self._filter is not None
-        return self._filter.current_label
+    # -- state (time_s, objective, channel: ScopeState) -------------------------------------
 
     @property
     def pixel_size_um(self) -> float:
@@ -101,12 +79,12 @@ class SimMicroscope:
 
     def view(self, exposure_ms: float | None = None, shape: tuple[int, int] | None = None) -> View:
         """What the camera would look at now."""
-        assert self._xy and self._z and self._shutter
-        x, y = self._xy.physical_um
-        light = self._shutter.get_open() or bool(self.core.getAutoShutter())
+        dev = self.devices
+        x, y = dev.xy.physical_um
+        light = dev.shutter.get_open() or bool(self.core.getAutoShutter())
         exp = exposure_ms if exposure_ms is not None else float(self.core.getExposure())
         n = self.config.sensor_px
-        return View(x, y, self._z.physical_um, self.objective, self.channel, exp, light,
+        return View(x, y, dev.z.physical_um, self.objective, self.channel, exp, light,
                     shape or (n, n))
 
     # -- ground truth and images ------------------------------------------------------------
@@ -170,37 +148,17 @@ class SimMicroscope:
     # -- assembly ---------------------------------------------------------------------------
 
     def _load_devices(self, sleep: Callable[[float], None]) -> None:
-        cfg, core = self.config, self.core
-        objectives, channels = list(cfg.objectives), list(cfg.channels)
-        self._xy = SimXYStage(cfg.x_limits_um, cfg.y_limits_um, self.faults)
-        self._z = SimZStage(cfg.z_limits_um, cfg.focal_plane_um(cfg.start_objective), self.faults)
-        self._objective = SimStateDevice(objectives, objectives.index(cfg.start_objective),
-                                         self.faults.check_objective)
-        self._filter = SimStateDevice(channels, channels.index(cfg.start_channel))
-        self._shutter = SimShutter()
+        cfg = self.config
         camera = SimCamera(self._frame, cfg.sensor_px, cfg.exposure_ms, self.faults,
                            cfg.real_exposure_time, sleep)
-        for label, dev in ((simcore.CAMERA, camera), (simcore.XY_STAGE, self._xy),
-                           (simcore.FOCUS, self._z), (simcore.OBJECTIVE, self._objective),
-                           (simcore.FILTER, self._filter), (simcore.SHUTTER, self._shutter)):
-            core.loadPyDevice(label, dev)
-        core.initializeAllDevices()
-        core.setCameraDevice(simcore.CAMERA)
-        core.setXYStageDevice(simcore.XY_STAGE)
-        core.setFocusDevice(simcore.FOCUS)
-        core.setShutterDevice(simcore.SHUTTER)
-        core.setAutoShutter(True)
-        for group, device, labels in ((simcore.OBJECTIVE_GROUP, simcore.OBJECTIVE, objectives),
-                                      (simcore.CHANNEL_GROUP, simcore.FILTER, channels)):
-            core.defineConfigGroup(group)
-            for label in labels:
-                core.defineConfig(group, label, device, "Label", label)
-        for label, spec in cfg.objectives.items():
-            core.definePixelSizeConfig(f"Res{label}", simcore.OBJECTIVE, "Label", label)
-            core.setPixelSizeUm(f"Res{label}", spec.pixel_size_um)
-        core.setExposure(cfg.exposure_ms)
+        stages = Stages(cfg.x_limits_um, cfg.y_limits_um, cfg.z_limits_um,
+                        cfg.focal_plane_um(cfg.start_objective))
+        self._devices = install(self.core, camera, self.faults, stages,
+                                objectives=cfg.objectives, start_objective=cfg.start_objective,
+                                channels=list(cfg.channels), start_channel=cfg.start_channel,
+                                exposure_ms=cfg.exposure_ms)
         if cfg.demo is not None:
-            core.setXYPosition(cfg.demo.x_um, cfg.demo.y_um)
+            self.core.setXYPosition(cfg.demo.x_um, cfg.demo.y_um)
 
 
 @contextmanager
@@ -240,17 +198,7 @@ def start(config: SimConfig | None = None, *, clock: Clock | None = None,
     bank = load_bank(config.nucleus_bank, config.use_nucleus_bank)
     core = simcore.new_core({k: o.pixel_size_um for k, o in config.objectives.items()})
     scope = SimMicroscope(config, core, clock, Faults(), Sample(config), Renderer(config, bank))
-    registered = False
-    try:
-        scope._load_devices(sleep)
-        simcore.register(core)
-        registered = True
+    with simcore.serving(core, lambda: scope._load_devices(sleep), "simulated microscope"):
         log.info("simulated microscope started: %d cells, seed %d, time_scale %g",
                  config.n_cells, config.seed, config.time_scale)
         yield scope
-    finally:
-        if registered:
-            simcore.unregister(core)
-        else:
-            simcore.release(core)
-        log.info("simulated microscope stopped")

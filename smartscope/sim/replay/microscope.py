@@ -18,11 +18,12 @@ from smartscope.errors import RecordingError
 from smartscope.sim import core as simcore
 from smartscope.sim.clock import Clock, ScaledClock
 from smartscope.sim.config import SimObjective
-from smartscope.sim.devices import SimCamera, SimShutter, SimStateDevice, SimXYStage, SimZStage
+from smartscope.sim.devices import SimCamera
 from smartscope.sim.faults import Faults
 from smartscope.sim.replay.config import ReplayConfig
 from smartscope.sim.replay.movie import Movie, open_movie
 from smartscope.sim.replay.optics import Window, render
+from smartscope.sim.rig import ScopeState, Stages, install
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def _magnification(name: str) -> float:
     return float(match.group(1)) if match else 10.0
 
 
-class ReplayMicroscope:
+class ReplayMicroscope(ScopeState):
     """A running replay microscope (get one from ``smartscope.sim.replay.start``).
 
     Attributes
@@ -142,10 +143,6 @@ class ReplayMicroscope:
         bg, noise = movie.background()
         self.background_adu = bg if config.background_adu is None else config.background_adu
         self.background_noise_adu = noise
-        self._xy: SimXYStage | None = None
-        self._z: SimZStage | None = None
-        self._objective: SimStateDevice | None = None
-        self._filter: SimStateDevice | None = None
 
     # -- time -------------------------------------------------------------------------------
 
@@ -153,11 +150,6 @@ class ReplayMicroscope:
     def duration_s(self) -> float:
         """Sample time the recording covers: frame k is shown from k to k + 1 intervals."""
         return self.movie.n_frames * self.frame_interval_s
-
-    @property
-    def time_s(self) -> float:
-        """Sample time now, s."""
-        return self.clock.now_s()
 
     def movie_frame(self, t_s: float) -> tuple[int, bool]:
         """(recorded frame shown at sample time ``t_s``, whether the recording has ended).
@@ -174,18 +166,7 @@ class ReplayMicroscope:
             return k % n, False
         return n - 1, True
 
-    # -- optics -----------------------------------------------------------------------------
-
-    @property
-    def objective(self) -> str:
-        """Objective physically in the light path."""
-        assert self._objective is not None
-        return self._objective.current_label
-
-    @property
-    def channel(self) -> str:
-        assert self._filter is not None
-        return self._filter.current_label
+    # -- optics (objective, channel: ScopeState) --------------------------------------------
 
     def focal_plane_um(self, objective: str) -> float:
         """Z at which the recording is in focus with ``objective`` (parfocal offsets)."""
@@ -228,10 +209,9 @@ class ReplayMicroscope:
         begin = getattr(self.clock, "begin", None)
         if begin is not None:
             begin()
-        assert self._xy and self._z
         t = self.time_s
-        x, y = self._xy.physical_um
-        z, obj, ch = self._z.physical_um, self.objective, self.channel
+        x, y = self.devices.xy.physical_um
+        z, obj, ch = self.devices.z.physical_um, self.objective, self.channel
         with self._lock:
             img, k, past = self.image(t, x, y, z, obj, shape)
             index = self._frames[-1].index + 1 if self._frames else 1
@@ -250,36 +230,17 @@ class ReplayMicroscope:
     # -- assembly ---------------------------------------------------------------------------
 
     def _load_devices(self, sleep: Callable[[float], None]) -> None:
-        cfg, core = self.config, self.core
-        objectives, channels = list(self.objectives), list(cfg.channels)
-        self._xy = SimXYStage(cfg.x_limits_um, cfg.y_limits_um, self.faults)
-        self._z = SimZStage(cfg.z_limits_um, self.focal_plane_um(cfg.objective), self.faults)
-        self._objective = SimStateDevice(objectives, objectives.index(cfg.objective),
-                                         self.faults.check_objective)
-        start_channel = cfg.start_channel or channels[0]
-        self._filter = SimStateDevice(channels, channels.index(start_channel))
+        cfg = self.config
         camera = ReplayCamera(self._frame, self.sensor_shape, self.movie.dtype, cfg.exposure_ms,
                               self.faults, cfg.real_exposure_time, sleep)
-        for label, dev in ((simcore.CAMERA, camera), (simcore.XY_STAGE, self._xy),
-                           (simcore.FOCUS, self._z), (simcore.OBJECTIVE, self._objective),
-                           (simcore.FILTER, self._filter), (simcore.SHUTTER, SimShutter())):
-            core.loadPyDevice(label, dev)
-        core.initializeAllDevices()
-        core.setCameraDevice(simcore.CAMERA)
-        core.setXYStageDevice(simcore.XY_STAGE)
-        core.setFocusDevice(simcore.FOCUS)
-        core.setShutterDevice(simcore.SHUTTER)
-        core.setAutoShutter(True)
-        for group, device, labels in ((simcore.OBJECTIVE_GROUP, simcore.OBJECTIVE, objectives),
-                                      (simcore.CHANNEL_GROUP, simcore.FILTER, channels)):
-            core.defineConfigGroup(group)
-            for label in labels:
-                core.defineConfig(group, label, device, "Label", label)
-        for label, spec in self.objectives.items():
-            core.definePixelSizeConfig(f"Res{label}", simcore.OBJECTIVE, "Label", label)
-            core.setPixelSizeUm(f"Res{label}", spec.pixel_size_um)
-        core.setExposure(cfg.exposure_ms)
-        core.setXYPosition(*cfg.centre_um)
+        stages = Stages(cfg.x_limits_um, cfg.y_limits_um, cfg.z_limits_um,
+                        self.focal_plane_um(cfg.objective))
+        self._devices = install(self.core, camera, self.faults, stages,
+                                objectives=self.objectives, start_objective=cfg.objective,
+                                channels=cfg.channels,
+                                start_channel=cfg.start_channel or cfg.channels[0],
+                                exposure_ms=cfg.exposure_ms)
+        self.core.setXYPosition(*cfg.centre_um)
 
 
 def _resolve(config: ReplayConfig, movie: Movie) -> tuple[float, float]:
@@ -329,19 +290,9 @@ def start(config: ReplayConfig, *, clock: Clock | None = None,
         scope = ReplayMicroscope(config, movie, core,
                                  clock if clock is not None else FirstFrameClock(config.time_scale),
                                  Faults(), pixel, interval, objectives)
-        registered = False
-        try:
-            scope._load_devices(sleep)
-            simcore.register(core)
-            registered = True
+        with simcore.serving(core, lambda: scope._load_devices(sleep), "replay microscope"):
             log.info("replay microscope started: %s, %d frames of %d x %d px at %g um/px, "
                      "%g s apart", movie.path, movie.n_frames, *movie.shape, pixel, interval)
             yield scope
-        finally:
-            if registered:
-                simcore.unregister(core)
-            else:
-                simcore.release(core)
-            log.info("replay microscope stopped")
     finally:
         movie.close()
