@@ -9,7 +9,9 @@
    run) is built in a staging folder and swapped in at the end. A failed command leaves no partial
    file behind, and removes the folders it created that are still empty.
 
-Every refusal is an ``OutputError`` naming the option, the path and what to change.
+Every refusal is an ``OutputError`` naming the output, the path and what to change. Library
+functions name the output by their argument (``out``) and take the name from their caller, so
+that the command line names its flag (``--out``) instead.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ def check_file_target(
     Parameters
     ----------
     path : the output file
-    option : the command-line option naming it (for the message), e.g. ``"--out"``
+    option : the name of the output in messages: the caller's argument (``"out"``) or, from
+        the command line, its flag (``"--out"``)
     inputs : files and folders the command reads; the output must not be one of them
     replaceable : says whether an existing file at ``path`` was made by this command (and may be
         replaced); None: any existing file may be replaced

@@ -114,6 +114,8 @@ class Run:
     write_report : bool
         Write ``report.html`` into the run folder at the end (also after a failure or an
         interrupt); its path is then in ``report``.
+    out_option : str
+        The name of ``out_dir`` in messages (``smartscope run`` passes its flag, ``--out``).
     """
 
     def __init__(
@@ -131,11 +133,13 @@ class Run:
         observers: Sequence[Callable[[Frame], None]] = (),
         stall_timeout_s: float | None = None,
         write_report: bool = True,
+        out_option: str = "out_dir",
     ) -> None:
         self.stall_timeout_s = (protocol.microscope.stall_timeout_s if stall_timeout_s is None
                                 else stall_timeout_s)
         self.protocol = protocol
         self.out_dir = Path(out_dir)
+        self.out_option = out_option
         self.simulate = simulate or isinstance(protocol.microscope, SimulatedMicroscope)
         self._replay = not self.simulate and isinstance(protocol.microscope, ReplayMicroscope)
         self.scope = scope
@@ -163,15 +167,16 @@ class Run:
         m = self.protocol.microscope
         inputs = ([p for p in (m.movie, m.truth) if p is not None] if self._replay
                   and isinstance(m, ReplayMicroscope) else [])
-        check_dir_target(self.out_dir, option="--out", inputs=inputs)
+        check_dir_target(self.out_dir, option=self.out_option, inputs=inputs)
         if (self.out_dir / "run.json").exists():
             raise OutputError(
-                f"{self.out_dir}: already holds a run (run.json); choose another --out folder"
+                f"{self.out_dir}: already holds a run (run.json); choose another "
+                f"{self.out_option} folder"
             )
         if self.out_dir.is_dir() and any(self.out_dir.iterdir()):
             raise OutputError(
                 f"{self.out_dir}: holds files that this run did not write; choose a new or "
-                "empty --out folder"
+                f"empty {self.out_option} folder"
             )
         if self._replay and self.scope is None:  # a bad movie or labels: before any output
             from smartscope.acquire.replay import check_replay

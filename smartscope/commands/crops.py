@@ -51,5 +51,6 @@ def register(app: typer.Typer) -> None:
             raise ImageError(f"--pixel-size-um {pixel_size_um}: give a positive pixel size")
         from smartscope.vision.cut import run_crops
 
-        n, sheets = run_crops(frames, pixel_size_um, out, diameter_um, skip_edge)
+        n, sheets = run_crops(frames, pixel_size_um, out, diameter_um, skip_edge,
+                                     out_option="--out")
         typer.echo(f"{n} crops, {sheets} contact sheets -> {out}")

@@ -10,6 +10,9 @@ import typer
 
 from smartscope.errors import TrainingDataError
 
+CLI_NAMES = {"out": "--out", "classes": "--classes", "method": "--uncertainty"}
+"""Flags of ``smartscope label`` by the argument names of ``build_session``."""
+
 
 def register(app: typer.Typer) -> None:
     @app.command("label")
@@ -39,7 +42,8 @@ def register(app: typer.Typer) -> None:
 
         if not 0 <= port <= 65535:
             raise TrainingDataError(f"--port {port}: give 0 to 65535")
-        session = build_session(pool, classes.split(","), out, model, uncertainty, link_um)
+        session = build_session(pool, classes.split(","), out, model, uncertainty, link_um,
+                                options=CLI_NAMES)
         try:
             server = LabelServer(session, port)
         except OSError as e:

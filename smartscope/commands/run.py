@@ -96,7 +96,8 @@ def register(app: typer.Typer) -> None:
         if not quiet:
             kind = (" (simulated)" if simulate else f" (replay of {replay})" if replay else "")
             typer.echo(f"run: {protocol} -> {folder}{kind}", err=True)
-        runner = Run(proto, folder, simulate=simulate, source=str(protocol), progress=progress)
+        runner = Run(proto, folder, simulate=simulate, source=str(protocol), progress=progress,
+                     out_option="--out")
         try:
             summary = runner.execute()
         except KeyboardInterrupt:  # before the acquisition began (or while it was set up)

@@ -12,6 +12,8 @@ import typer
 
 SIZE_NAMES = ("fast", "paper", "light", "tiny")
 DEFAULT_CROP_UM = 20.64
+FLAGS = {"out_option": "--out", "overwrite_option": "--overwrite"}
+"""How the training commands name a request's ``out`` and ``overwrite`` in messages."""
 """The field new models are trained for, um (``smartscope.train.models.DEFAULT_CROP_UM``; kept
 here too so that ``--help`` does not import TensorFlow)."""
 
@@ -191,7 +193,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
                             max_minutes=max_minutes, augment=not no_augment,
                             max_gamma=max_gamma),
         )
-        _summary(out, train_run(req, on_epoch=_progress(quiet)))
+        _summary(out, train_run(req, on_epoch=_progress(quiet), **FLAGS))
 
     @app.command("transfer")
     def transfer(
@@ -231,7 +233,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
                             pixel_size_um=pixel_size_um, labels_per_class=labels_per_class,
                             name=name, overwrite=overwrite),
             max_epochs=max_epochs, patience=patience)
-        _summary(out, transfer_run(req, on_epoch=_progress(quiet)))
+        _summary(out, transfer_run(req, on_epoch=_progress(quiet), **FLAGS))
 
     @app.command("export")
     def export(
@@ -267,7 +269,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
 
         marks = _protocol_marks(protocol) if protocol is not None else None
         s = evaluate_bundle(bundle, test, out, num_threads=threads, pixel_size_um=pixel_size_um,
-                            marks=marks)
+                            marks=marks, out_option="--out")
         typer.echo(f"n={s['n']}  accuracy {s['accuracy']}  balanced accuracy "
                    f"{s['balanced_accuracy']}  macro F1 {s['macro_f1']}")
         typer.echo(f"{'class':<16}{'precision':>10}{'recall':>10}{'f1':>8}{'support':>9}")

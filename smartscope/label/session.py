@@ -173,13 +173,15 @@ def predictions_from(
 
 def build_session(
     pool_dir: Path, classes: list[str], out: Path, model: Path | None = None,
-    method: str = "margin", link_um: float | None = None,
+    method: str = "margin", link_um: float | None = None, *,
+    options: Mapping[str, str] | None = None,
 ) -> LabelSession:
     """Pool, order and labelled folder of a labelling session (what ``smartscope label`` serves).
 
     Order: with ``model``, the least certain crops first by that model; else, for a pool that
     carries a run's probabilities (``crops --from-run``), the least certain by those; else the
-    brightest and smallest first.
+    brightest and smallest first. ``options`` renames arguments in messages (``{"out":
+    "--out"}``: the command line names its flags).
 
     Raises
     ------
@@ -188,11 +190,14 @@ def build_session(
     OutputError
         ``out`` overlaps the pool, is unwritable, or holds files not made by this command.
     """
+    def name(arg: str) -> str:
+        return (options or {}).get(arg, arg)
+
     if method not in ("margin", "entropy"):
-        raise TrainingDataError(f"--uncertainty {method!r}: use margin or entropy")
-    check_dir_target(Path(out), option="--out", inputs=[Path(pool_dir)])
+        raise TrainingDataError(f"{name('method')} {method!r}: use margin or entropy")
+    check_dir_target(Path(out), option=name("out"), inputs=[Path(pool_dir)])
     pool = load_pool(pool_dir, LINK_UM if link_um is None else link_um)
-    store = LabelStore(out, classes)
+    store = LabelStore(out, classes, option=name("out"), classes_option=name("classes"))
     ids = list(pool)
     items = [pool[c] for c in ids]
     if model is not None:

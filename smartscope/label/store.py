@@ -34,8 +34,9 @@ COLUMNS = ("crop_id", "label", "source", "frame", "y", "x", "predicted", "confid
            "labelled_utc")
 
 
-def check_classes(classes: Sequence[str]) -> tuple[str, ...]:
-    """Validate class names (folder names, one number key each).
+def check_classes(classes: Sequence[str], option: str = "classes") -> tuple[str, ...]:
+    """Validate class names (folder names, one number key each); ``option`` names them in
+    messages.
 
     Raises
     ------
@@ -45,17 +46,17 @@ def check_classes(classes: Sequence[str]) -> tuple[str, ...]:
     names = tuple(c.strip() for c in classes if c.strip())
     if not 2 <= len(names) <= MAX_CLASSES:
         raise TrainingDataError(
-            f"--classes {','.join(names)!r}: give 2 to {MAX_CLASSES} class names, comma-separated "
+            f"{option} {','.join(names)!r}: give 2 to {MAX_CLASSES} class names, comma-separated "
             "(number keys 1-9 assign them)"
         )
     for name in names:
         if not CLASS_NAME.match(name) or name.lower() == JUNK:
             raise TrainingDataError(
-                f"--classes: {name!r} is not usable as a class; use a plain name (letters, digits, "
+                f"{option}: {name!r} is not usable as a class; use a plain name (letters, digits, "
                 f"'_' or '-', starting with a letter), not {JUNK!r} (the junk key has it)"
             )
     if len(set(n.lower() for n in names)) != len(names):
-        raise TrainingDataError(f"--classes {','.join(names)!r}: a class name repeats")
+        raise TrainingDataError(f"{option} {','.join(names)!r}: a class name repeats")
     return names
 
 
@@ -99,19 +100,21 @@ class LabelStore:
         cannot be created.
     """
 
-    def __init__(self, folder: Path, classes: Sequence[str]) -> None:
-        self.classes = check_classes(classes)
+    def __init__(self, folder: Path, classes: Sequence[str], *, option: str = "folder",
+                 classes_option: str = "classes") -> None:
+        self.classes = check_classes(classes, classes_option)
+        self._option = option
         self.root = Path(folder).resolve()
         if (self.root.is_dir() and not (self.root / LABELS_FILE).exists()
                 and any(self.root.iterdir())):
             raise OutputError(
-                f"--out {folder}: holds files but no {LABELS_FILE}, so it was not made by "
+                f"{option} {folder}: holds files but no {LABELS_FILE}, so it was not made by "
                 "`smartscope label`; give a new or empty folder (or one to resume)"
             )
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise OutputError(f"--out {folder}: cannot create the folder ({e.strerror}); choose "
+            raise OutputError(f"{option} {folder}: cannot create the folder ({e.strerror}); choose "
                               "a writable place") from e
         self.records: list[LabelRecord] = self._read()
 
@@ -135,7 +138,7 @@ class LabelStore:
             if tuple(reader.fieldnames or ())[:2] != COLUMNS[:2]:
                 raise TrainingDataError(
                     f"{path}: columns {reader.fieldnames}; a labels.csv of `smartscope label` "
-                    f"starts with {', '.join(COLUMNS[:2])}; give another --out folder"
+                    f"starts with {', '.join(COLUMNS[:2])}; give another {self._option} folder"
                 )
             records = [LabelRecord(**{k: row.get(k) or "" for k in COLUMNS}) for row in reader]
         latest: dict[str, LabelRecord] = {}

@@ -50,7 +50,7 @@ def mitotic_scores(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, .
 
 def evaluate_bundle(bundle: Path, test: Path, out: Path | None = None,
                     num_threads: int = 1, pixel_size_um: float | None = None,
-                    marks: dict[str, float] | None = None) -> dict:
+                    marks: dict[str, float] | None = None, *, out_option: str = "out") -> dict:
     """Score a bundle on a test folder (one sub-folder per class, a subset of the card's classes).
 
     Parameters
@@ -62,6 +62,7 @@ def evaluate_bundle(bundle: Path, test: Path, out: Path | None = None,
     pixel_size_um : pixel size of the test crops when the folder has no ``dataset.json``
         (crops are resampled to the card's ``crop_um``)
     marks : class -> threshold to circle on the precision-recall plot (a protocol's)
+    out_option : the name of ``out`` in messages (the command line passes its flag)
 
     Returns
     -------
@@ -76,7 +77,7 @@ def evaluate_bundle(bundle: Path, test: Path, out: Path | None = None,
         If the test folder is missing, unreadable, or holds a class the model does not know.
     """
     if out is not None:
-        check_dir_target(Path(out), option="--out", inputs=[Path(bundle), Path(test)])
+        check_dir_target(Path(out), option=out_option, inputs=[Path(bundle), Path(test)])
     clf = Classifier(bundle, num_threads=num_threads)
     classes = tuple(clf.classes)
     data = load_test(test, classes, crop_um=clf.card.input.crop_um, pixel_size_um=pixel_size_um)

@@ -270,10 +270,14 @@ def kfold_report(
     }
 
 
-def train_run(req: TrainRequest, on_epoch: Callable[[dict], None] | None = None) -> dict:
+def train_run(req: TrainRequest, on_epoch: Callable[[dict], None] | None = None, *,
+              out_option: str = "out",
+    overwrite_option: str = "overwrite=True") -> dict:
     """Train, save the checkpoint and figures, export the int8 bundle; returns ``metrics.json``.
 
     The run folder is built under a temporary name and moved to ``req.out`` when complete.
+    ``out_option`` and ``overwrite_option`` name ``req.out`` and ``req.overwrite`` in messages
+    (the command line passes its flags).
 
     Raises
     ------
@@ -283,7 +287,7 @@ def train_run(req: TrainRequest, on_epoch: Callable[[dict], None] | None = None)
         For an ``req.out`` that holds an earlier run (without ``overwrite``) or other files.
     """
     inputs = (*as_paths(req.labelled), *as_paths(req.unlabelled), *as_paths(req.test))
-    with runs.staged_out(req.out, req.overwrite, inputs) as out:
+    with runs.staged_out(req.out, req.overwrite, inputs, out_option, overwrite_option) as out:
         return _train_into(req, out, on_epoch)
 
 

@@ -45,9 +45,12 @@ RUN_FILES = frozenset({BUNDLE_DIR, CHECKPOINT, GENERATOR, INFO_JSON, EXPORT_DATA
 """Everything a run folder may hold: ``--overwrite`` replaces a folder holding nothing else."""
 
 
-def prepare_out(out: Path, overwrite: bool, inputs: Iterable[Path | None] = ()) -> Path:
+def prepare_out(out: Path, overwrite: bool, inputs: Iterable[Path | None] = (),
+                option: str = "out", overwrite_option: str = "overwrite=True") -> Path:
     """Check that ``out`` may become a run folder; refuse to overwrite an earlier run unless
     asked, and never write into a folder of other files or into (or around) an input folder.
+    ``option`` and ``overwrite_option`` name ``out`` and ``overwrite`` in messages (the command
+    line passes its flags).
 
     Raises
     ------
@@ -55,32 +58,34 @@ def prepare_out(out: Path, overwrite: bool, inputs: Iterable[Path | None] = ()) 
         If ``out`` is a file, overlaps an input, holds files not written by a training run, or
         already holds a run and ``overwrite`` is False.
     """
-    out = check_dir_target(Path(out), option="--out", inputs=[p for p in inputs if p])
+    out = check_dir_target(Path(out), option=option, inputs=[p for p in inputs if p])
     if not out.is_dir() or not any(out.iterdir()):
         return out
     if not (out / INFO_JSON).is_file():
         raise OutputError(
-            f"--out {out}: holds files that are not a training run; give a new or empty folder"
+            f"{option} {out}: holds files that are not a training run; give a new or empty folder"
         )
     foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES)
     if foreign:
         raise OutputError(
-            f"--out {out}: holds a training run and other files ({', '.join(foreign[:3])}); "
+            f"{option} {out}: holds a training run and other files ({', '.join(foreign[:3])}); "
             "give a new or empty folder"
         )
     if not overwrite:
         raise OutputError(
-            f"--out {out}: already holds a training run; choose another --out or pass --overwrite"
+            f"{option} {out}: already holds a training run; choose another {option} or pass "
+            f"{overwrite_option}"
         )
     return out
 
 
 @contextlib.contextmanager
-def staged_out(out: Path, overwrite: bool, inputs: Iterable[Path | None] = ()) -> Iterator[Path]:
+def staged_out(out: Path, overwrite: bool, inputs: Iterable[Path | None] = (),
+               option: str = "out", overwrite_option: str = "overwrite=True") -> Iterator[Path]:
     """A run folder built in a staging folder next to ``out`` and swapped in when complete
     (an earlier run replaced as a whole with ``overwrite``); nothing of it remains if the
     command fails. See :func:`prepare_out` for what is refused."""
-    out = prepare_out(out, overwrite, inputs)
+    out = prepare_out(out, overwrite, inputs, option, overwrite_option)
     with staged_dir(out, replace=overwrite) as stage:
         yield stage
 

@@ -130,8 +130,13 @@ def fit_transfer(req: TransferRequest, base: keras.Model, train: d.CropSet, val:
     return r2.discriminator, [r1, r2]
 
 
-def transfer_run(req: TransferRequest, on_epoch: Callable[[dict], None] | None = None) -> dict:
+def transfer_run(req: TransferRequest, on_epoch: Callable[[dict], None] | None = None, *,
+                 out_option: str = "out",
+    overwrite_option: str = "overwrite=True") -> dict:
     """Transfer, save checkpoint and figures, export the int8 bundle; returns ``metrics.json``.
+
+    ``out_option`` and ``overwrite_option`` name ``req.out`` and ``req.overwrite`` in messages
+    (the command line passes its flags).
 
     Raises
     ------
@@ -141,7 +146,8 @@ def transfer_run(req: TransferRequest, on_epoch: Callable[[dict], None] | None =
         For bad labelled or test input.
     """
     base_dir = runs.find_base_run(req.base)
-    with runs.staged_out(req.out, req.overwrite, (req.labelled, req.test, base_dir)) as out:
+    with runs.staged_out(req.out, req.overwrite, (req.labelled, req.test, base_dir),
+                         out_option, overwrite_option) as out:
         return _transfer_into(req, base_dir, out, on_epoch)
 
 

@@ -148,12 +148,14 @@ def contact_sheet(
 
 def run_crops(
     frames: Sequence[Path], pixel_size_um: float, out: Path, diameter_um: float | None = None,
-    skip_edge: bool = False, per_sheet: int = SHEET_COLUMNS * SHEET_ROWS,
+    skip_edge: bool = False, per_sheet: int = SHEET_COLUMNS * SHEET_ROWS, *,
+    out_option: str = "out",
 ) -> tuple[int, int]:
     """Write crops, ``index.csv`` and contact sheets for ``frames`` into ``out``.
 
     The folder is built under a temporary name and moved into place when complete; ``out`` must
     be new, empty or an earlier output of this function (replaced as a whole), and not an input.
+    ``out_option`` names ``out`` in messages (the command line passes its flag).
 
     Returns
     -------
@@ -161,10 +163,10 @@ def run_crops(
     """
     from smartscope.outputs import check_dir_target, staged_dir
 
-    final = check_dir_target(Path(out), option="--out", inputs=frames)
+    final = check_dir_target(Path(out), option=out_option, inputs=frames)
     if final.is_dir() and any(final.iterdir()) and not _is_crops_output(final):
-        raise ImageError(f"--out {final}: holds files that `smartscope crops` did not write; "
-                         "give a new or empty folder")
+        raise ImageError(f"{out_option} {final}: holds files that `smartscope crops` did not "
+                         "write; give a new or empty folder")
     with staged_dir(final, replace=True) as stage:  # moved into place when complete
         return _write_crops(frames, pixel_size_um, stage, diameter_um, skip_edge, per_sheet)
 

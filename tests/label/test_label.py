@@ -240,6 +240,27 @@ def test_labelled_folder_must_be_new_ours_or_outside_the_pool(pool, tmp_path):
     assert (foreign / "interphase" / "s0t000n001.tif").read_bytes() == b"mine"
 
 
+def test_library_messages_name_arguments_and_the_cli_its_flags(pool, tmp_path):
+    """A Python caller reads the argument names; ``smartscope label`` passes its flags."""
+    from smartscope.commands.label import CLI_NAMES
+    from smartscope.errors import OutputError
+
+    foreign = tmp_path / "hand_sorted"
+    foreign.mkdir()
+    (foreign / "x.txt").write_text("mine")
+    for options, out, classes, method in ((None, "out ", "classes ", "method "),
+                                          (CLI_NAMES, "--out ", "--classes ", "--uncertainty ")):
+        with pytest.raises(OutputError) as e:
+            build_session(pool, CLASSES, foreign, options=options)
+        assert str(e.value).startswith(out + str(foreign))
+        with pytest.raises(TrainingDataError) as e:
+            build_session(pool, ["one"], tmp_path / "l", options=options)
+        assert str(e.value).startswith(classes + "'one'")
+        with pytest.raises(TrainingDataError) as e:
+            build_session(pool, CLASSES, tmp_path / "l", method="random", options=options)
+        assert str(e.value).startswith(method + "'random'")
+
+
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_cli_serves_labels_and_stops_cleanly(pool, tmp_path, sig):
     import os
