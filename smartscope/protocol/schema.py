@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from smartscope.protocol._base import Frozen, resolve_path
-from smartscope.protocol.actions import Action, ReturnToScreening, Stop
+from smartscope.protocol.actions import Action, CentreOnCell, ReturnToScreening, Stop, ZStack
 from smartscope.protocol.microscope import Microscope, SimulatedMicroscope
 
 PROTOCOL_VERSION = 1
@@ -271,6 +271,44 @@ class Protocol(Frozen):
                 "raise stall_timeout_s above the longest exposure, or a frame would end the run "
                 "as a stalled camera"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _moves_within_limits(self) -> Protocol:
+        """A screening position outside the stage limits, or an objective switch or z-stack
+        that always lands further than ``microscope.max_focus_travel_um`` from the screening
+        focus, would be refused at every run or trigger: refuse the protocol instead."""
+        lim = self.microscope.stage_limits
+        for k, p in enumerate(self.screening.position_list() or ()):
+            for axis, value, r in (("x", p.x_um, lim.x_um), ("y", p.y_um, lim.y_um),
+                                   ("z", p.z_um, lim.z_um)):
+                if value is not None and r is not None and not r[0] <= value <= r[1]:
+                    name = f" ('{p.name}')" if p.name else ""
+                    raise ValueError(
+                        f"screening position {k}{name} {axis}_um {value:g} is outside "
+                        f"microscope.stage_limits.{axis}_um [{r[0]:g}, {r[1]:g}]; move the "
+                        "position inside the limits or correct the limits")
+        travel = self.microscope.max_focus_travel_um
+        screen = self.objective_offset_um(self.screening.objective)
+        for i, trigger in enumerate(self.triggers):
+            shift = 0.0
+            for j, a in enumerate(trigger.actions):
+                where = f"triggers[{i}].actions[{j}]"
+                if isinstance(a, CentreOnCell) and a.objective:
+                    shift = self.objective_offset_um(a.objective) - screen
+                    if abs(shift) > travel:
+                        raise ValueError(
+                            f"{where}.objective '{a.objective}': its parfocal offset moves the "
+                            f"focus {shift:+g} um from the screening objective's, beyond "
+                            f"microscope.max_focus_travel_um ({travel:g}), so every follow-up "
+                            "would be refused; check microscope.objectives."
+                            f"{a.objective}.parfocal_z_offset_um or raise max_focus_travel_um")
+                elif isinstance(a, ZStack) and abs(shift) + a.range_um / 2 > travel:
+                    raise ValueError(
+                        f"{where}.range_um {a.range_um:g} reaches {abs(shift) + a.range_um / 2:g}"
+                        f" um from the screening focus, beyond microscope.max_focus_travel_um "
+                        f"({travel:g}), so every z-stack would be refused; use range_um <= "
+                        f"{2 * (travel - abs(shift)):g} or raise max_focus_travel_um")
         return self
 
     @model_validator(mode="after")

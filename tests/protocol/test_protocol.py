@@ -197,3 +197,35 @@ def test_detection_default_is_the_validated_diameter():
     from smartscope.vision import DEFAULT_DIAMETER_UM
 
     assert Detection().diameter_um == DEFAULT_DIAMETER_UM
+
+
+def _zstack(d: dict, range_um: float) -> None:
+    d["triggers"][0]["actions"].insert(-1, {"type": "z_stack", "range_um": range_um,
+                                            "step_um": 1})
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [
+    # the 60x parfocal offset (3 um) alone is past a 2 um travel: every follow-up refused
+    (lambda d: d["microscope"].update(max_focus_travel_um=2),
+     ["triggers[0].actions[0].objective '60x'", "+3 um", "max_focus_travel_um (2)"]),
+    # 3 um offset + 60/2 um of stack = 33 um > 20 um
+    (lambda d: (d["microscope"].update(max_focus_travel_um=20), _zstack(d, 60)),
+     ["range_um 60 reaches 33 um", "max_focus_travel_um (20)", "range_um <= 34"]),
+    (lambda d: (d["microscope"].update(stage_limits={"x_um": [-100, 100]}),
+                d["screening"].update(positions=[{"name": "A1", "x_um": 500, "y_um": 0}])),
+     ["screening position 0 ('A1') x_um 500", "stage_limits.x_um [-100, 100]"]),
+    (lambda d: (d["microscope"].update(stage_limits={"z_um": [0, 10]}),
+                d["screening"].update(positions=[{"x_um": 0, "y_um": 0, "z_um": -5}])),
+     ["screening position 0 z_um -5", "stage_limits.z_um [0, 10]"]),
+])
+def test_moves_that_every_run_would_refuse_are_refused_up_front(base, mutate, expected):
+    mutate(base)
+    msg = _error(base)
+    for part in expected:
+        assert part in msg, msg
+
+
+def test_moves_inside_the_travel_pass(base):
+    base["microscope"].update(max_focus_travel_um=20)
+    _zstack(base, 34)  # 3 + 17 = 20 um: at the limit, allowed
+    parse_protocol(base, "p.yaml")
