@@ -211,7 +211,7 @@ def class_folders(folder: Path, classes: Sequence[str] | None = None) -> dict[st
             if name not in subs:
                 raise TrainingDataError(
                     f"{folder / name}: class folder not found; create it or drop '{name}' from "
-                    f"--classes (found: {', '.join(sorted(subs)) or 'none'})"
+                    f"the classes (--classes; found: {', '.join(sorted(subs)) or 'none'})"
                 )
     for name in names:
         if not any(_is_crop_file(p) for p in subs[name].iterdir()):

@@ -133,12 +133,13 @@ def load_inputs(req: TrainRequest) -> Inputs:
         raise TrainingDataError(f"model size '{req.size}': use one of {', '.join(SIZES)}")
     if req.method == SGAN and req.unlabelled is None:
         raise TrainingDataError(
-            "SGAN training needs --unlabelled (a flat folder of crops); or pass --supervised-only"
+            "SGAN training needs unlabelled crops (--unlabelled: a flat folder of crops); or use "
+            "method supervised-only (--supervised-only)"
         )
     geo = {"crop_um": req.crop_um, "pixel_size_um": req.pixel_size_um}
     folders = as_paths(req.labelled)
     if not folders:
-        raise TrainingDataError("no --labelled folder given; give at least one")
+        raise TrainingDataError("no labelled folder given (--labelled); give at least one")
     sets = [d.load_labelled(f, req.classes, **geo) for f in folders]
     labelled = d.merge_sets(sets, [folder_label(f) for f in folders])
     if req.labels_per_class is not None:

@@ -253,7 +253,8 @@ def run_loop(
                 raise TrainingDataError(
                     f"training diverged at epoch {epoch}: a loss became NaN or infinite "
                     f"(loss_c {values[0]:.3g}, loss_d {values[2]:.3g}, loss_g {values[3]:.3g}); "
-                    "check the crops for extreme values or lower --learning-rate; no model "
+                    "check the crops for extreme values or lower learning_rate (--learning-rate); "
+                    "no model "
                     "was written"
                 )
             sums += values
@@ -290,7 +291,7 @@ def run_loop(
             result.stop_reason = f"time budget of {cfg.max_minutes} min reached"
             break
     else:
-        result.stop_reason = f"reached --max-epochs {cfg.max_epochs}"
+        result.stop_reason = f"reached max_epochs {cfg.max_epochs}"
     d_model.set_weights(best_weights)
     if g_model is not None and best_g is not None:
         g_model.set_weights(best_g)

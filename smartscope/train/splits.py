@@ -20,13 +20,14 @@ def subsample_per_class(data: CropSet, n_per_class: int, seed: int) -> CropSet:
     A class with fewer crops keeps them all (logged as a warning; the card records real counts).
     """
     if n_per_class < 1:
-        raise TrainingDataError(f"--labels-per-class is {n_per_class}; give 1 or more")
+        raise TrainingDataError(f"labels_per_class (--labels-per-class) is {n_per_class}; "
+                                "give 1 or more")
     rng = np.random.default_rng(seed)
     keep = []
     for k, name in enumerate(data.classes):
         idx = np.flatnonzero(data.y == k)
         if len(idx) < n_per_class:
-            log.warning("class %s has %d crops, fewer than --labels-per-class %d: using all",
+            log.warning("class %s has %d crops, fewer than labels_per_class %d: using all",
                         name, len(idx), n_per_class)
         keep.append(rng.permutation(idx)[:n_per_class])
     return data.subset(np.sort(np.concatenate(keep)))
@@ -35,7 +36,8 @@ def subsample_per_class(data: CropSet, n_per_class: int, seed: int) -> CropSet:
 def subsample(data: CropSet, count: int, seed: int) -> CropSet:
     """Keep ``count`` crops drawn at random with ``seed`` (all of them if there are fewer)."""
     if count < 1:
-        raise TrainingDataError(f"--unlabelled-count is {count}; give 1 or more")
+        raise TrainingDataError(f"unlabelled_count (--unlabelled-count) is {count}; "
+                                "give 1 or more")
     if count >= len(data):
         return data
     rng = np.random.default_rng(seed)
@@ -90,14 +92,15 @@ def stratified_folds(
         If ``k`` < 2 or a class has fewer crops than folds.
     """
     if k < 2:
-        raise TrainingDataError(f"--folds is {k}; give 2 or more (or 0 for no k-fold report)")
+        raise TrainingDataError(f"folds (--folds) is {k}; give 2 or more (or 0 for no k-fold "
+                                "report)")
     for c in np.unique(y):
         n = int(np.sum(y == c))
         if n < k:
             name = classes[c] if len(classes) > c else str(c)
             where = f"{Path(folder) / name}: " if folder is not None else f"class '{name}': "
             raise TrainingDataError(
-                f"{where}{n} crops, fewer than --folds {k}; add crops or lower --folds"
+                f"{where}{n} crops, fewer than folds (--folds) {k}; add crops or lower folds"
             )
     rng = np.random.default_rng(seed)
     fold_of = np.empty(len(y), dtype=int)

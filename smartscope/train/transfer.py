@@ -122,7 +122,8 @@ def fit_transfer(req: TransferRequest, base: keras.Model, train: d.CropSet, val:
                        **common)
         return res.discriminator, [res]
     if not 1 <= req.unfreeze <= len(convs):
-        raise TrainingDataError(f"--unfreeze is {req.unfreeze}; give 1 to {len(convs)}")
+        raise TrainingDataError(f"unfreeze (--unfreeze) is {req.unfreeze}; give 1 to "
+                                f"{len(convs)}")
     r1 = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage1, on_epoch=tagged(1),
                   trainable=_variables(model, ["logits"]), **common)
     r2 = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage2, on_epoch=tagged(2),

@@ -80,14 +80,15 @@ def folder_pixel_size(folder: Path, given_um: float | None) -> float | None:
         If ``given_um`` is not positive, or the folder declares another pixel size.
     """
     if given_um is not None and not given_um > 0:
-        raise TrainingDataError(f"--pixel-size-um is {given_um}; give a positive number")
+        raise TrainingDataError(f"pixel_size_um (--pixel-size-um) is {given_um}; give a "
+                                "positive number")
     info = read_dataset_info(folder)
     if info is None:
         return given_um
     if given_um is not None and abs(info.pixel_size_um - given_um) > 1e-6 * given_um:
         raise TrainingDataError(
             f"{Path(folder) / DATASET_JSON}: declares pixel_size_um {info.pixel_size_um} but "
-            f"--pixel-size-um is {given_um}; drop the option or fix the file"
+            f"pixel_size_um (--pixel-size-um) is {given_um}; drop it or fix the file"
         )
     return info.pixel_size_um
 

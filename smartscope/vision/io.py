@@ -135,8 +135,8 @@ def check_scale(path: Path, shape: Sequence[int], pixel_size_um: float,
         why = "too small to be found" if d_px < 4 else f"wider than the frame ({side} px)"
         raise ImageError(
             f"{path}: nuclei of {diameter_um:g} um at {pixel_size_um:g} um/px are {d_px:.3g} px "
-            f"across, {why}; check --pixel-size-um (the sample's, not the camera's) and "
-            "--diameter-um"
+            f"across, {why}; check pixel_size_um (--pixel-size-um: the sample's, not the camera's) "
+            "and diameter_um (--diameter-um)"
         )
 
 
