@@ -100,7 +100,7 @@ def stratified_folds(
             name = classes[c] if len(classes) > c else str(c)
             where = f"{Path(folder) / name}: " if folder is not None else f"class '{name}': "
             raise TrainingDataError(
-                f"{where}{n} crops, fewer than folds (--folds) {k}; add crops or lower folds"
+                f"{where}{n} crops, fewer than folds (--folds {k}); add crops or lower folds"
             )
     rng = np.random.default_rng(seed)
     fold_of = np.empty(len(y), dtype=int)
