@@ -226,7 +226,7 @@ class SmartHook:
             classify = frame_classifier(classifier, protocol.detection.diameter_um)
         recorder = Recorder.in_folder(out_dir, classes) if out_dir is not None else Recorder()
         hook = cls(
-            Planner(settings),
+            Planner(settings, source),
             classify=classify,
             preset_properties=lambda g, p: corecalls.preset_properties(core, g, p),
             objective_group=m.objective_group,

@@ -169,15 +169,22 @@ class _FollowUp:
 class Planner:
     """Closed-loop acquisition logic (see module docstring). Not thread-safe: one hook feeds it."""
 
-    def __init__(self, settings: PlanSettings) -> None:
+    def __init__(self, settings: PlanSettings, source: str = "<protocol>") -> None:
         self.s = settings
+        # without screening positions in the protocol the run screens at the stage's position
+        given = settings.screening.position_list() is not None or len(settings.positions) > 1
         for i, pos in enumerate(settings.positions):
             why = check_target(settings.limits, pos.x_um, pos.y_um, pos.z_um)
             if why is not None:
+                if given:
+                    raise ProtocolError(
+                        f"{source}: field 'screening.positions[{i}]': {why}; move the position "
+                        "inside the stage limits or change microscope.stage_limits")
                 raise ProtocolError(
-                    f"field 'screening.positions[{i}]': {why}; move the position inside the "
-                    "stage limits or change microscope.stage_limits"
-                )
+                    f"{source}: the stage's current position (the protocol gives no "
+                    f"screening.positions, so the run screens where the stage is): {why}; move "
+                    "the stage inside microscope.stage_limits (and the focus within "
+                    "max_focus_travel_um of them) or change the limits")
         self._tracker = TriggerTracker(settings.triggers)
         self._nuclei = NucleusTracker(settings.tracking.max_displacement_um,
                                       settings.tracking.max_missed_frames)

@@ -33,3 +33,15 @@ def mm_demo() -> Path:
     if folder is None:
         pytest.skip(HOW)
     return folder
+
+
+@pytest.fixture(scope="module")
+def demo_core(mm_demo):
+    """A real MMCore with the demo configuration loaded (the demo camera)."""
+    import pymmcore
+
+    core = pymmcore.CMMCore()
+    core.setDeviceAdapterSearchPaths([str(mm_demo)])
+    core.loadSystemConfiguration(str(mm_demo / "MMConfig_demo.cfg"))
+    yield core
+    core.unloadAllDevices()

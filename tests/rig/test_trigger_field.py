@@ -17,17 +17,6 @@ from smartscope.protocol import parse_protocol
 from tests.rig.conftest import REPO
 
 
-@pytest.fixture(scope="module")
-def demo_core(mm_demo):
-    import pymmcore
-
-    core = pymmcore.CMMCore()
-    core.setDeviceAdapterSearchPaths([str(mm_demo)])
-    core.loadSystemConfiguration(str(mm_demo / "MMConfig_demo.cfg"))
-    yield core
-    core.unloadAllDevices()
-
-
 def _protocol(**trigger):
     data = yaml.safe_load((REPO / "acquisitions" / "demo_headless.yaml").read_text())
     data["triggers"][0].update(trigger)
