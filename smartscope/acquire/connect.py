@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +41,14 @@ class ScopeHandle:
     sim: Any = None
     info: dict[str, Any] = field(default_factory=dict)
     truth: Any = None
+
+
+def sim_extra_missing(what: str, e: ImportError) -> DependencyError:
+    """The error for ``what`` (a microscope) when the ``[sim]`` extra is not installed."""
+    return DependencyError(
+        f"{what} needs pymmcore-plus and pycromanager ({e}); install the extra: pip install "
+        "'smartscope[sim]'"
+    )
 
 
 def _import_pycromanager() -> Any:
@@ -91,7 +98,7 @@ def connect(protocol: Protocol, simulate: bool = False) -> Iterator[ScopeHandle]
 def sim_config_for(protocol: Protocol) -> Any:
     """The simulator configuration for a protocol (its objectives, channels and screening spot)."""
     from smartscope.sim import SimConfig
-    from smartscope.sim.config import ChannelSpec, DemoSpec, SimObjective
+    from smartscope.sim.config import ChannelSpec, DemoSpec, guessed_objective, magnification
 
     m = protocol.microscope
     real = not isinstance(m, SimulatedMicroscope)
@@ -107,9 +114,7 @@ def sim_config_for(protocol: Protocol) -> Any:
         spec = m.objectives.get(name)
         base = objectives.get(name)
         if base is None:
-            mag = _magnification(name)
-            base = SimObjective(magnification=mag, pixel_size_um=_SIM_SENSOR_PITCH_UM / mag,
-                                na=min(1.4, 0.03 * mag + 0.1))
+            base = guessed_objective(name, _SIM_SENSOR_PITCH_UM / magnification(name))
         update: dict[str, Any] = {}
         if spec is not None:
             update["parfocal_z_offset_um"] = spec.parfocal_z_offset_um
@@ -153,20 +158,12 @@ def sim_config_for(protocol: Protocol) -> Any:
     )
 
 
-def _magnification(name: str) -> float:
-    match = re.search(r"(\d+(?:\.\d+)?)\s*[xX]", name)
-    return float(match.group(1)) if match else 10.0
-
-
 @contextlib.contextmanager
 def _simulated(protocol: Protocol) -> Iterator[ScopeHandle]:
     try:
         from smartscope import sim
     except ImportError as e:
-        raise DependencyError(
-            f"the simulated microscope needs pymmcore-plus and pycromanager ({e}); "
-            "install the extra: pip install 'smartscope[sim]'"
-        ) from e
+        raise sim_extra_missing("the simulated microscope", e) from e
     config = sim_config_for(protocol)
     with sim.start(config) as handle:
         limits = Limits(x_um=tuple(config.x_limits_um), y_um=tuple(config.y_limits_um),
@@ -236,10 +233,7 @@ def _headless_virtual_sample(m: HeadlessMicroscope) -> Iterator[ScopeHandle]:
     try:
         from smartscope.sim.hybrid import start_on_config
     except ImportError as e:
-        raise DependencyError(
-            f"microscope.virtual_sample needs pymmcore-plus and pycromanager ({e}); install the "
-            "extra: pip install 'smartscope[sim]'"
-        ) from e
+        raise sim_extra_missing("microscope.virtual_sample", e) from e
     vs = m.virtual_sample
     assert vs is not None
     with start_on_config(

@@ -9,8 +9,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from smartscope.acquire.connect import sim_extra_missing
 from smartscope.decide.geometry import Limits
-from smartscope.errors import DependencyError, ProtocolError
+from smartscope.errors import ProtocolError
 from smartscope.protocol import Protocol, ReplayMicroscope
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,12 @@ def replay_config_for(protocol: Protocol, frame_interval_s: float | None = None)
     ``frame_interval_s`` is the recording's interval when the protocol leaves it to the movie's
     metadata (it sets the default ``time_scale``).
     """
-    from smartscope.sim.config import SimObjective
+    from smartscope.sim.config import (
+        SimObjective,
+        default_na,
+        magnification,
+        named_magnification,
+    )
     from smartscope.sim.replay import DEFAULT_CHANNELS, ReplayConfig
 
     m = protocol.microscope
@@ -74,14 +80,14 @@ def replay_config_for(protocol: Protocol, frame_interval_s: float | None = None)
             name = getattr(a, "objective", None)
             if name:
                 names.add(str(name))
-    rec_mag = _magnification(recorded)
+    rec_mag = magnification(recorded)
     objectives = {}
     for name in sorted(names):
-        mag = _magnification(name)
+        mag = magnification(name)
         spec = m.objectives.get(name)
         pixel = spec.pixel_size_um if spec is not None and spec.pixel_size_um else None
-        if pixel is None and name != recorded and None in (_named_magnification(name),
-                                                           _named_magnification(recorded)):
+        if pixel is None and name != recorded and None in (named_magnification(name),
+                                                           named_magnification(recorded)):
             raise ProtocolError(
                 f"field 'microscope.objectives.{name}.pixel_size_um': not set, and the names "
                 f"'{name}' and '{recorded}' (recorded) do not both say a magnification (like "
@@ -90,7 +96,7 @@ def replay_config_for(protocol: Protocol, frame_interval_s: float | None = None)
         if pixel is None:  # same camera: pixel size scales with magnification
             pixel = (m.pixel_size_um or 1.0) * rec_mag / mag
         objectives[name] = SimObjective(
-            magnification=mag, pixel_size_um=pixel, na=_NA.get(name, min(1.4, 0.03 * mag + 0.1)),
+            magnification=mag, pixel_size_um=pixel, na=_NA.get(name, default_na(mag)),
             parfocal_z_offset_um=spec.parfocal_z_offset_um if spec is not None else 0.0)
     channels = list(DEFAULT_CHANNELS)
     wanted = [protocol.screening.channel] + [
@@ -114,18 +120,6 @@ def replay_config_for(protocol: Protocol, frame_interval_s: float | None = None)
         x_limits_um=(cx - _STAGE_TRAVEL_UM, cx + _STAGE_TRAVEL_UM),
         y_limits_um=(cy - _STAGE_TRAVEL_UM, cy + _STAGE_TRAVEL_UM),
     )
-
-
-def _named_magnification(name: str) -> float | None:
-    """The magnification a preset name says ('60x', 'Plan Apo 20X'), None if it says none."""
-    import re
-
-    match = re.search(r"(\d+(?:\.\d+)?)\s*[xX]", name)
-    return float(match.group(1)) if match and float(match.group(1)) > 0 else None
-
-
-def _magnification(name: str) -> float:
-    return _named_magnification(name) or 10.0
 
 
 def check_replay(protocol: Protocol, source: str = "protocol") -> str:
@@ -157,10 +151,7 @@ def check_replay(protocol: Protocol, source: str = "protocol") -> str:
     try:
         from smartscope.sim.replay import open_movie, read_labels
     except ImportError as e:
-        raise DependencyError(
-            f"the replay microscope needs pymmcore-plus and pycromanager ({e}); install the "
-            "extra: pip install 'smartscope[sim]'"
-        ) from e
+        raise sim_extra_missing("the replay microscope", e) from e
     m = protocol.microscope
     assert isinstance(m, ReplayMicroscope)
     movie = open_movie(m.movie, m.frame_pattern)
@@ -194,10 +185,7 @@ def replayed(protocol: Protocol) -> Iterator[Any]:
     try:
         from smartscope.sim import replay
     except ImportError as e:
-        raise DependencyError(
-            f"the replay microscope needs pymmcore-plus and pycromanager ({e}); install the "
-            "extra: pip install 'smartscope[sim]'"
-        ) from e
+        raise sim_extra_missing("the replay microscope", e) from e
     m = protocol.microscope
     assert isinstance(m, ReplayMicroscope)
     interval = m.frame_interval_s

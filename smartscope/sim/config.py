@@ -7,6 +7,7 @@ frames of the Cell Tracking Challenge (see ``docs/simulator.md``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -31,6 +32,28 @@ class SimObjective(ObjectiveSpec):
     """Numerical aperture: sets the in-focus blur and how fast defocus blurs."""
     brightness: float = Field(default=1.0, gt=0)
     """Relative fluorescence signal per pixel (collection efficiency over pixel area)."""
+
+
+def named_magnification(name: str) -> float | None:
+    """The magnification a preset name says ('60x', 'Plan Apo 20X'), None if it says none."""
+    match = re.search(r"(\d+(?:\.\d+)?)\s*[xX]", name)
+    return float(match.group(1)) if match and float(match.group(1)) > 0 else None
+
+
+def magnification(name: str) -> float:
+    """``named_magnification``, 10 where the name says none."""
+    return named_magnification(name) or 10.0
+
+
+def default_na(magnification: float) -> float:
+    """A dry objective's usual numerical aperture for its magnification (capped at 1.4)."""
+    return min(1.4, 0.03 * magnification + 0.1)
+
+
+def guessed_objective(name: str, pixel_size_um: float) -> SimObjective:
+    """An objective known only by its name: magnification from the name, the usual NA."""
+    mag = magnification(name)
+    return SimObjective(magnification=mag, pixel_size_um=pixel_size_um, na=default_na(mag))
 
 
 class ChannelSpec(FrozenModel):

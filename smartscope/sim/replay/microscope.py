@@ -17,7 +17,7 @@ import numpy as np
 from smartscope.errors import RecordingError
 from smartscope.sim import core as simcore
 from smartscope.sim.clock import Clock, ScaledClock
-from smartscope.sim.config import SimObjective
+from smartscope.sim.config import SimObjective, guessed_objective
 from smartscope.sim.devices import SimCamera
 from smartscope.sim.faults import Faults
 from smartscope.sim.replay.config import ReplayConfig
@@ -94,18 +94,9 @@ def objective_table(config: ReplayConfig, pixel_size_um: float) -> dict[str, Sim
     table = dict(config.objectives)
     rec = table.get(config.objective)
     if rec is None:
-        mag = _magnification(config.objective)
-        rec = SimObjective(magnification=mag, pixel_size_um=pixel_size_um,
-                            na=min(1.4, 0.03 * mag + 0.1))
+        rec = guessed_objective(config.objective, pixel_size_um)
     table[config.objective] = rec.model_copy(update={"pixel_size_um": pixel_size_um})
     return table
-
-
-def _magnification(name: str) -> float:
-    import re
-
-    match = re.search(r"(\d+(?:\.\d+)?)\s*[xX]", name)
-    return float(match.group(1)) if match else 10.0
 
 
 class ReplayMicroscope(ScopeState):
