@@ -26,12 +26,17 @@ def frame_classifier(classifier: Predictor, diameter_um: float) -> FrameClassifi
 
 
 def check_presets(protocol: Protocol, core: Any, source: str) -> None:
-    """Every objective and channel preset the protocol uses must exist on the microscope."""
+    """Every objective and channel preset the protocol uses must exist on the microscope; on a
+    real one, so must every key of ``microscope.objectives`` (its offsets would go unused)."""
     m = protocol.microscope
     corecalls.check_preset(core, m.objective_group, protocol.screening.objective,
                            "screening.objective", source)
     corecalls.check_preset(core, m.channel_group, protocol.screening.channel,
                            "screening.channel", source)
+    if m.type in ("headless", "micromanager"):  # a misspelt key would be ignored silently
+        for name in m.objectives:
+            corecalls.check_preset(core, m.objective_group, name,
+                                   f"microscope.objectives.{name}", source)
     for i, t in enumerate(protocol.triggers):
         for j, a in enumerate(t.actions):
             where = f"triggers[{i}].actions[{j}]"
