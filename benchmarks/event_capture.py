@@ -14,17 +14,24 @@ variants of its triggers, and scores each run against the simulator's truth
 - ``tracking+confirm``: the protocol's trigger settings with a confirm step (as shipped, for a
   protocol that has one).
 
-A variant with ``confirm`` is skipped for a protocol without ``centre_on_cell``. Figures, pooled
+A variant with ``confirm`` is skipped for a protocol without ``centre_on_cell``. The protocol as
+shipped (``tracking+confirm``, else ``tracking``) also runs with the ORACLE classifier
+(``smartscope.sim.oracle``: the real detection, the simulator's truth as each nucleus' class;
+rows marked ``ORACLE``): what the trigger logic and the protocol achieve with a perfect model, so
+the table separates their losses from the model's. Figures, pooled
 over the seeds: trigger precision (the cell was truly in a target phase at trigger time),
 follow-up precision (over the follow-ups that went ahead after confirmation), recall (target
 episodes of cells in the screened fields caught while in the phase), time and light (exposure ms
-summed) spent on follow-ups of wrong cells. Runs go in parallel processes (``--jobs``): each run is
-paced by the protocol's intervals, so a few share two cores, but a loaded machine slows the hook
-(the JSON records the load average).
+summed) spent on follow-ups of wrong cells; and, in the notes, where every episode was lost
+(``smartscope.decide.diagnose``: not screened, run's window, not detected, edge, below the
+confidence threshold, not in consecutive frames, busy with another cell, confirm rejected,
+caught) and which true phase the wrong triggers were on. Runs go in parallel processes
+(``--jobs``): each run is paced by the protocol's intervals, so a few share two cores, but a
+loaded machine slows the hook (the JSON records the load average).
 
     python benchmarks/event_capture.py --json event_capture.json --plot event_capture.png
     python benchmarks/event_capture.py --bundle models/other --protocols mitosis_zoom --seeds 5
-    python benchmarks/event_capture.py --quick          # CI smoke: one short run per variant
+    python benchmarks/event_capture.py --quick   # CI smoke: one short run, model and oracle
 """
 
 from __future__ import annotations
@@ -114,14 +121,33 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         clf = Classifier(proto.model.bundle, num_threads=1)
-        summary = Run(proto, Path(tmp) / "run", simulate=True, classifier=clf,
-                      source=job["file"]).execute()
-    return {**{k: job[k] for k in ("protocol", "variant", "seed")},
+        if job.get("classifier", "model") == "oracle":
+            from smartscope.acquire.connect import connect
+            from smartscope.acquire.prepare import frame_classifier
+            from smartscope.sim.oracle import OracleClassifier
+
+            with connect(proto, simulate=True) as scope:
+                oracle = OracleClassifier(scope.sim,
+                                          frame_classifier(clf, proto.detection.diameter_um),
+                                          clf.classes)
+                summary = Run(proto, Path(tmp) / "run", simulate=True, scope=scope,
+                              classifier=clf, classify=oracle, source=job["file"]).execute()
+        else:
+            summary = Run(proto, Path(tmp) / "run", simulate=True, classifier=clf,
+                          source=job["file"]).execute()
+    return {**{k: job[k] for k in ("protocol", "variant", "seed", "classifier")},
             "status": summary.status, "frames": summary.frames,
             "followup_frames": summary.followup_frames,
             "hook_p50_ms": summary.latency_ms.get("median"),
             "wall_s": round(time.perf_counter() - t0, 1),
             "capture": (summary.event_capture or {}).get("all")}
+
+
+def shipped_variant(data: dict[str, Any]) -> str:
+    """The variant that is the protocol as shipped: with its confirm step when it centres on the
+    cell (``tracking+confirm``), else ``tracking``."""
+    return "tracking+confirm" if variant_protocol(data, "tracking+confirm") is not None \
+        else "tracking"
 
 
 def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -137,6 +163,12 @@ def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
                                  if tot["followups"] else None)
     out["recall"] = tot["caught"] / tot["episodes"] if tot["episodes"] else None
     out["runs"] = len(results)
+    for key in ("losses", "wrong_by_phase"):
+        agg: dict[str, int] = {}
+        for r in results:
+            for k, v in ((r["capture"] or {}).get(key) or {}).items():
+                agg[k] = agg.get(k, 0) + int(v)
+        out[key] = agg
     out["per_seed"] = [{"seed": r["seed"], "precision": (r["capture"] or {}).get("precision"),
                         "recall": (r["capture"] or {}).get("recall"),
                         "triggers": (r["capture"] or {}).get("triggers")} for r in results]
@@ -185,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=5,
                    help="sample seeds per protocol: its own seed and the next ones")
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--oracle", choices=("shipped", "all", "none"), default="shipped",
+                   help="also run with the ORACLE classifier (the simulator's truth as the "
+                        "class): for the protocol as shipped (default), every variant, or none")
     p.add_argument("--jobs", type=int, default=3, help="runs in parallel (processes)")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG of the figures")
     args = p.parse_args(argv)
@@ -196,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds, variants = args.seeds, args.variants
     if args.quick:
         files = [f for f in files if f.stem == TARGET["protocol"]][:1]
-        seeds, variants = 1, ["off", "tracking+confirm"]
-    jobs = []
+        seeds, variants = 1, ["tracking+confirm"]
+    jobs: list[dict[str, Any]] = []
     for f in files:
         data = yaml.safe_load(f.read_text())
         m = data.get("microscope", {})
@@ -205,14 +240,19 @@ def main(argv: list[str] | None = None) -> int:
         for v in variants:
             if variant_protocol(data, v) is None:
                 continue
-            for k in range(seeds):
-                jobs.append({"file": str(f), "protocol": f.stem, "variant": v, "seed": s0 + k,
-                             "bundle": args.bundle, "quick": args.quick})
+            kinds = ["model"]
+            if args.oracle == "all" or (args.oracle == "shipped" and v == shipped_variant(data)):
+                kinds.append("oracle")
+            for kind in kinds:
+                for k in range(seeds):
+                    jobs.append({"file": str(f), "protocol": f.stem, "variant": v,
+                                 "seed": s0 + k, "classifier": kind, "bundle": args.bundle,
+                                 "quick": args.quick})
     report = Report("event_capture", "trigger precision and recall of target-phase episodes on "
                     "the simulator's ground truth, per example protocol and trigger variant")
     report.settings = {"seeds": seeds, "variants": variants, "protocols": [f.stem for f in files],
                        "bundle": str(args.bundle) if args.bundle else "each protocol's own",
-                       "jobs": args.jobs, "quick": args.quick}
+                       "jobs": args.jobs, "quick": args.quick, "oracle": args.oracle}
     print(f"{len(jobs)} simulated runs, {args.jobs} at a time on {machine_line()}",
           file=sys.stderr)
     results: list[dict[str, Any]] = []
@@ -223,33 +263,26 @@ def main(argv: list[str] | None = None) -> int:
             r = fut.result()
             results.append(r)
             c = r["capture"] or {}
-            print(f"[{len(results)}/{len(jobs)}] {r['protocol']} {r['variant']} seed {r['seed']}: "
+            print(f"[{len(results)}/{len(jobs)}] {r['protocol']} {_label(r)} seed {r['seed']}: "
                   f"{r['status']}, {r['frames']} frames, {c.get('triggers')} trigger(s), "
                   f"{c.get('right')} right, {c.get('caught')}/{c.get('episodes')} episodes, "
                   f"hook p50 {r['hook_p50_ms']} ms, {r['wall_s']} s", file=sys.stderr)
     for f in files:
         for v in variants:
-            mine = sorted((r for r in results if r["protocol"] == f.stem and r["variant"] == v),
-                          key=lambda r: r["seed"])
-            if not mine:
-                continue
-            agg = pool(mine)
-            report.results[f"{f.stem} {v}"] = agg
-            report.rows.append({
-                "protocol": f.stem, "variant": v, "runs": agg["runs"],
-                "triggers": agg["triggers"], "precision": _r(agg["precision"]),
-                "followup_precision": _r(agg["followup_precision"]),
-                "rejected": agg["rejected"], "recall": _r(agg["recall"]),
-                "episodes": agg["episodes"], "wrong_time_s": agg["wrong_time_s"],
-                "wrong_light_ms": agg["wrong_light_ms"], "followup_time_s": agg["time_s"],
-            })
+            for kind in ("model", "oracle"):
+                mine = sorted((r for r in results if r["protocol"] == f.stem
+                               and r["variant"] == v and r["classifier"] == kind),
+                              key=lambda r: r["seed"])
+                if mine:
+                    _add_row(report, f.stem, mine)
     report.results["runs"] = sorted(results, key=lambda r: (r["protocol"], r["variant"],
-                                                            r["seed"]))
+                                                            r["classifier"], r["seed"]))
     for row in report.rows:
-        if row["protocol"] == TARGET["protocol"] and row["variant"] == "tracking+confirm":
+        if row["protocol"] == TARGET["protocol"] and row["variant"].startswith(
+                "tracking+confirm"):
             prec, rec = row["followup_precision"], row["recall"]
             report.notes.append(
-                f"target {TARGET['protocol']} (tracking+confirm): follow-up precision {prec} "
+                f"target {TARGET['protocol']} ({row['variant']}): follow-up precision {prec} "
                 f"(target >= {TARGET['precision']}), recall {rec} (target >= {TARGET['recall']})")
     report.print()
     report.write(args.json)
@@ -257,6 +290,32 @@ def main(argv: list[str] | None = None) -> int:
         plot(report.rows, args.plot, f"event capture, {report.settings['bundle']}, "
              f"{seeds} seed(s)")
     return 0
+
+
+def _label(r: dict[str, Any]) -> str:
+    """A run's variant as the tables show it: ``ORACLE`` marks the simulator's truth as the
+    classifier."""
+    return r["variant"] + (" ORACLE" if r.get("classifier") == "oracle" else "")
+
+
+def _add_row(report: Report, protocol: str, runs: list[dict[str, Any]]) -> None:
+    """Pool one protocol / variant / classifier over its seeds into the table and the notes
+    (where the episodes were lost, what the wrong triggers were on)."""
+    agg = pool(runs)
+    label = _label(runs[0])
+    report.results[f"{protocol} {label}"] = agg
+    report.rows.append({
+        "protocol": protocol, "variant": label, "runs": agg["runs"],
+        "triggers": agg["triggers"], "precision": _r(agg["precision"]),
+        "followup_precision": _r(agg["followup_precision"]),
+        "rejected": agg["rejected"], "recall": _r(agg["recall"]),
+        "episodes": agg["episodes"], "wrong_time_s": agg["wrong_time_s"],
+        "wrong_light_ms": agg["wrong_light_ms"], "followup_time_s": agg["time_s"],
+    })
+    losses = ", ".join(f"{k} {v}" for k, v in agg["losses"].items() if v)
+    wrong = ", ".join(f"{k} {v}" for k, v in agg["wrong_by_phase"].items()) or "none"
+    report.notes.append(f"{protocol} {label}: episodes ({agg['episodes']}) by where they ended: "
+                        f"{losses or 'n/a'}; wrong triggers on: {wrong}")
 
 
 def _r(v: float | None) -> float | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from smartscope.decide import SCREEN, Frame, ScreenedField, score_run, summarise
 from smartscope.decide.capture import TriggerScore
+from smartscope.decide.diagnose import ScreenView, explain_losses
 from smartscope.protocol import Position, Trigger
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class SimCapture:
                  classes: Collection[str]) -> None:
         self.sim = sim
         self.triggers = {t.name: t.phase for t in triggers}
+        self.trigger_settings = {t.name: t for t in triggers}
         self.positions = tuple(positions)
         self.classes = tuple(classes)
         self.frames: list[Frame] = []
@@ -95,8 +97,30 @@ class SimCapture:
         tmap = TimeMap.fit(pairs, scale=float(self.sim.config.time_scale))
         truth = SimTruth(lambda t: self.sim.truth(t_s=t), tmap)
         times = [f.time_s for f in self.frames]
-        return score_run(decisions, self.triggers, truth, self.fields(), min(times), max(times),
-                         self.classes)
+        scores = score_run(decisions, self.triggers, truth, self.fields(), min(times),
+                           max(times), self.classes)
+        self.explain(scores, truth)
+        return scores
+
+    def explain(self, scores: Mapping[str, TriggerScore], truth: Any) -> None:
+        """Fill each trigger's ``losses`` (where its missed episodes were lost,
+        ``smartscope.decide.diagnose``) and sum them into ``"all"``."""
+        names = {i: p.name or f"pos{i}" for i, p in enumerate(self.positions)}
+        views = [ScreenView(names.get(f.request.position, f.request.position_name), f.time_s,
+                            f.cells, f.index) for f in self.frames
+                 if f.request.mode == SCREEN and f.cells is not None]
+        every = scores["all"].records if "all" in scores else []
+        total: dict[str, int] = {}
+        for name, trig in self.trigger_settings.items():
+            s = scores.get(name)
+            if s is None:
+                continue
+            s.losses = explain_losses(trig, s.episode_list, s.caught_keys, views, every, truth.find,
+                                      truth.match_um)
+            for k, v in s.losses.items():
+                total[k] = total.get(k, 0) + v
+        if "all" in scores:
+            scores["all"].losses = total
 
     def summary(self, decisions: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         """JSON-ready figures of ``scores`` (see ``smartscope.decide.capture``)."""

@@ -124,7 +124,8 @@ class SmartHook:
     progress : callable, optional
         Called with a ``Progress`` after every frame.
     observers : sequence of callables, optional
-        Called with each ``Frame`` after it was decided (e.g. to compare with ground truth).
+        Called with each ``Frame`` after it was decided (e.g. to compare with ground truth),
+        its cells as the planner saw them (stage position, border distance, track).
     latency_budget_ms : float, optional
         The hook's time per image, ms (protocol ``latency_budget_ms``); an image over it is
         logged as a warning, marked in ``frames.csv`` and counted (``Progress.over_budget``).
@@ -332,6 +333,9 @@ class SmartHook:
                             over_budget=over)
         try:  # a failing observer or progress display must not stop the acquisition
             if frame is not None:
+                if step.cells is not None and frame.cells is not None \
+                        and len(step.cells) == len(frame.cells):
+                    frame = replace(frame, cells=step.cells)  # as the planner saw them
                 for obs in self._observers:
                     obs(frame)
             if self._progress is not None:

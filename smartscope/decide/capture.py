@@ -123,6 +123,8 @@ class FollowUpRecord:
     truth_phase: str | None = None
     truth_cell: str | None = None
     right: bool = False
+    track: int | None = None
+    frame: int | None = None
 
 
 @dataclass
@@ -143,6 +145,11 @@ class TriggerScore:
     time_s: float = 0.0
     light_ms: float = 0.0
     records: list[FollowUpRecord] = field(default_factory=list)
+    episode_list: list[Episode] = field(default_factory=list)
+    caught_keys: set[tuple[str, float]] = field(default_factory=set)
+    losses: dict[str, int] = field(default_factory=dict)
+    """Episodes per stage where they were lost (``smartscope.decide.diagnose``); empty when
+    not explained."""
 
     @property
     def precision(self) -> float:
@@ -161,14 +168,30 @@ class TriggerScore:
 
     def summary(self) -> dict[str, Any]:
         """The figures as a flat JSON-ready dict (NaN as None, no per-trigger records)."""
-        out = {k: v for k, v in asdict(self).items() if k != "records"}
+        out: dict[str, Any] = {
+            k: getattr(self, k) for k in (
+                "trigger", "triggers", "right", "followups", "followups_right", "rejected",
+                "rejected_right", "episodes", "caught")}
         for name in ("precision", "followup_precision", "recall"):
             out[name] = _num(getattr(self, name))
         out["wrong_time_s"] = round(self.wrong_time_s, 3)
         out["time_s"] = round(self.time_s, 3)
         out["wrong_light_ms"] = round(self.wrong_light_ms, 3)
         out["light_ms"] = round(self.light_ms, 3)
+        out["wrong_by_phase"] = self.wrong_by_phase()
+        if self.losses:
+            out["losses"] = dict(self.losses)
         return out
+
+    def wrong_by_phase(self) -> dict[str, int]:
+        """Wrong triggers counted by the phase their cell truly was in (``"no cell"``: the
+        detection was not within a nucleus radius of any cell)."""
+        out: dict[str, int] = {}
+        for r in self.records:
+            if not r.right:
+                key = r.truth_phase or "no cell"
+                out[key] = out.get(key, 0) + 1
+        return dict(sorted(out.items()))
 
 
 def target_phases(phases: Iterable[str], classes: Collection[str] = ()) -> frozenset[str]:
@@ -207,7 +230,8 @@ def followups_from_decisions(records: Iterable[Mapping[str, Any]]) -> list[Follo
             x_um=_opt_float(cell.get("x_um")), y_um=_opt_float(cell.get("y_um")),
             went_ahead=went_ahead, outcome=outcome, frames=int(end.get("followup_frames", 0)),
             light_ms=float(end.get("light_ms", 0.0)),
-            duration_s=float(end.get("duration_s", 0.0)),
+            duration_s=float(end.get("duration_s", 0.0)), track=_opt_int(cell.get("track")),
+            frame=_opt_int(rec.get("frame")),
         ))
     return out
 
@@ -278,6 +302,8 @@ def score_run(
                 if ep.cell == cell.id and ep.start_s <= f.time_s <= ep.end_s:
                     caught_by[f.trigger].add((ep.cell, ep.start_s))
     for name, s in scores.items():
+        s.episode_list = list(episodes[name])
+        s.caught_keys = set(caught_by[name])
         s.episodes = len(episodes[name])
         s.caught = len(caught_by[name])
         total.episodes += s.episodes
@@ -310,6 +336,10 @@ def format_scores(scores: Mapping[str, TriggerScore | Mapping[str, Any]]) -> lis
 def _with_truth(f: FollowUpRecord, cell: TrueCell | None, right: bool) -> FollowUpRecord:
     return FollowUpRecord(**{**asdict(f), "truth_phase": cell.phase if cell else None,
                              "truth_cell": cell.id if cell else None, "right": right})
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None or v == "" else int(v)
 
 
 def _opt_float(v: Any) -> float | None:

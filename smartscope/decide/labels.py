@@ -74,6 +74,15 @@ class LabelTruth:
             return None
         return TrueCell(best.cell, best.phase, best.x_um, best.y_um)
 
+    def find(self, cell: str, time_s: float) -> TrueCell | None:
+        """The label of cell ``cell`` in the latest labelled frame at or before ``time_s`` (None:
+        not labelled there)."""
+        i = self._frame_at(time_s)
+        if i is None:
+            return None
+        hit = next((c for c in self._frames[i] if c.cell == cell), None)
+        return None if hit is None else TrueCell(hit.cell, hit.phase, hit.x_um, hit.y_um)
+
     def episodes(self, phases: Collection[str], fields: Sequence[ScreenedField],
                  start_s: float, end_s: float) -> list[Episode]:
         """Runs of consecutive labelled frames in which a linked cell inside a field is in

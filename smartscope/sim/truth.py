@@ -76,6 +76,7 @@ class SimTruth:
         self.time_map = time_map
         self.match_um = float(match_um)
         self.step_s = float(step_s)
+        self._by_id: dict[float, dict[str, TrueCell]] = {}
 
     def cell_at(self, x_um: float, y_um: float, time_s: float) -> TrueCell | None:
         """The true cell nearest a stage point at run time ``time_s`` (within ``match_um``)."""
@@ -87,14 +88,32 @@ class SimTruth:
             return None
         return TrueCell(str(best.id), best.phase, best.x_um, best.y_um)
 
+    def find(self, cell: str, time_s: float) -> TrueCell | None:
+        """The true cell with id ``cell`` at run time ``time_s`` (None: divided or gone)."""
+        cells = self._by_id.get(time_s)
+        if cells is None:
+            if len(self._by_id) > 256:
+                self._by_id.clear()
+            cells = {str(c.id): TrueCell(str(c.id), c.phase, c.x_um, c.y_um)
+                     for c in self._cells_at(self.time_map.to_sim(time_s))}
+            self._by_id[time_s] = cells
+        return cells.get(cell)
+
     def episodes(self, phases: Collection[str], fields: Sequence[ScreenedField],
                  start_s: float, end_s: float) -> list[Episode]:
-        """Target-phase stretches of cells inside ``fields`` between two run times, sampled every
-        ``step_s`` sim seconds (an episode shorter than that between two samples is missed)."""
+        """Target-phase stretches of cells inside ``fields`` between two run times.
+
+        The sample is looked at every ``step_s`` sim seconds; the boundaries are the phase's own
+        (from the time the cell has spent in it and its length), kept within the samples before
+        and after (a cell that drifted into the field starts its episode no earlier than the
+        sample before it was seen there). Consecutive target phases form one episode; a cell is
+        a new cell after its division (daughters have their own ids).
+        """
         t0, t1 = self.time_map.to_sim(start_s), self.time_map.to_sim(end_s)
         n = max(1, int(math.ceil((t1 - t0) / self.step_s)))
-        open_: dict[int, tuple[float, float, str]] = {}
-        out: list[Episode] = []
+        open_: dict[int, tuple[float, float, str]] = {}  # id -> (start, end bound, position)
+        out: list[tuple[int, float, float, str]] = []
+        prev = t0
         for k in range(n + 1):
             t = min(t1, t0 + k * self.step_s)
             seen: set[int] = set()
@@ -105,12 +124,15 @@ class SimTruth:
                 if where is None:
                     continue
                 seen.add(c.id)
-                start = open_[c.id][0] if c.id in open_ else t
-                open_[c.id] = (start, t, where.position)
+                ends = t + max(0.0, c.phase_duration_s - c.phase_elapsed_s)
+                if c.id in open_:
+                    open_[c.id] = (open_[c.id][0], ends, open_[c.id][2])
+                else:
+                    open_[c.id] = (max(prev, t - c.phase_elapsed_s), ends, where.position)
             for cid in [i for i in open_ if i not in seen]:
                 s, e, pos = open_.pop(cid)
-                out.append(Episode(str(cid), self.time_map.to_run(s),
-                                   self.time_map.to_run(min(t1, e + self.step_s)), pos))
-        for cid, (s, e, pos) in open_.items():
-            out.append(Episode(str(cid), self.time_map.to_run(s), self.time_map.to_run(e), pos))
-        return sorted(out, key=lambda ep: (ep.start_s, ep.cell))
+                out.append((cid, s, min(e, t), pos))
+            prev = t
+        out += [(cid, s, min(e, t1), pos) for cid, (s, e, pos) in open_.items()]
+        return sorted((Episode(str(cid), self.time_map.to_run(s), self.time_map.to_run(e), pos)
+                       for cid, s, e, pos in out), key=lambda ep: (ep.start_s, ep.cell))

@@ -125,16 +125,19 @@ def test_history_quick(tmp_path):
 
 
 def test_event_capture_quick(tmp_path):
-    """Two short simulated runs of mitosis_zoom.yaml (tracking off / tracking + confirm), scored
-    against the simulator's truth."""
+    """Two short simulated runs of mitosis_zoom.yaml as shipped (tracking + confirm), with the
+    model and with the ORACLE classifier, scored against the simulator's truth."""
     r = run_quick("event_capture", tmp_path, "--quick", "--jobs", "2")
     check_common(r)
     res = r["results"]
-    assert {run["variant"] for run in res["runs"]} == {"off", "tracking+confirm"}
+    assert {(run["variant"], run["classifier"]) for run in res["runs"]} == {
+        ("tracking+confirm", "model"), ("tracking+confirm", "oracle")}
     assert all(run["status"] == "completed" and run["capture"] for run in res["runs"])
-    for key in ("mitosis_zoom off", "mitosis_zoom tracking+confirm"):
+    for key in ("mitosis_zoom tracking+confirm", "mitosis_zoom tracking+confirm ORACLE"):
         assert res[key]["episodes"] >= 1 and res[key]["runs"] == 1
         assert {"precision", "followup_precision", "recall", "wrong_light_ms"} <= set(res[key])
+        # every episode is explained once
+        assert sum(res[key]["losses"].values()) == res[key]["episodes"]
 
 
 def test_report_speed_quick(tmp_path):
