@@ -144,10 +144,11 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def shipped_variant(data: dict[str, Any]) -> str:
-    """The variant that is the protocol as shipped: with its confirm step when it centres on the
-    cell (``tracking+confirm``), else ``tracking``."""
-    return "tracking+confirm" if variant_protocol(data, "tracking+confirm") is not None \
-        else "tracking"
+    """The variant that is the protocol as shipped: ``tracking+confirm`` when it has a confirm
+    step, else ``tracking``."""
+    confirms = any(a.get("type") == "centre_on_cell" and a.get("confirm") is not None
+                   for t in data.get("triggers", []) for a in t.get("actions", []))
+    return "tracking+confirm" if confirms else "tracking"
 
 
 def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -216,10 +217,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="protocol names in acquisitions/ (default: all)")
     p.add_argument("--seeds", type=int, default=5,
                    help="sample seeds per protocol: its own seed and the next ones")
-    p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
-    p.add_argument("--oracle", choices=("shipped", "all", "none"), default="shipped",
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS),
+                   choices=(*VARIANTS, "shipped"),
+                   help="trigger variants; shipped: each protocol as shipped")
+    p.add_argument("--oracle", choices=("shipped", "all", "none", "only"), default="shipped",
                    help="also run with the ORACLE classifier (the simulator's truth as the "
-                        "class): for the protocol as shipped (default), every variant, or none")
+                        "class): for the protocol as shipped (default), every variant, none; "
+                        "only: the oracle for the protocol as shipped, no model runs")
     p.add_argument("--jobs", type=int, default=3, help="runs in parallel (processes)")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG of the figures")
     args = p.parse_args(argv)
@@ -237,11 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         data = yaml.safe_load(f.read_text())
         m = data.get("microscope", {})
         s0 = int(m.get("seed", (m.get("virtual_sample") or {}).get("seed", 0)))
-        for v in variants:
+        mine = [shipped_variant(data) if v == "shipped" else v for v in variants]
+        for v in [v for v in VARIANTS if v in mine]:
             if variant_protocol(data, v) is None:
                 continue
-            kinds = ["model"]
-            if args.oracle == "all" or (args.oracle == "shipped" and v == shipped_variant(data)):
+            kinds = [] if args.oracle == "only" else ["model"]
+            if args.oracle == "all" or (args.oracle in ("shipped", "only")
+                                        and v == shipped_variant(data)):
                 kinds.append("oracle")
             for kind in kinds:
                 for k in range(seeds):
@@ -268,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{c.get('right')} right, {c.get('caught')}/{c.get('episodes')} episodes, "
                   f"hook p50 {r['hook_p50_ms']} ms, {r['wall_s']} s", file=sys.stderr)
     for f in files:
-        for v in variants:
+        for v in VARIANTS:
             for kind in ("model", "oracle"):
                 mine = sorted((r for r in results if r["protocol"] == f.stem
                                and r["variant"] == v and r["classifier"] == kind),

@@ -12,7 +12,9 @@ Figures per trigger (``TriggerScore``):
 - follow-up precision: the same over the follow-ups that went ahead (not rejected by a
   ``confirm`` step, not refused by the stage limits): what light was actually spent on;
 - recall: target-phase episodes of cells inside the screened fields (seen from the start to the
-  end of the run) that got a follow-up which went ahead while the cell was still in that phase;
+  end of the run) that got a follow-up which went ahead while the cell was still in that phase
+  (triggered in the phase, and still in it when the follow-up began: at its confirmation when
+  it has a ``confirm`` step);
 - time (s) and light (illumination time, exposure ms summed over frames) spent on follow-ups of
   wrong cells, including the confirmation frames of rejected ones.
 
@@ -125,6 +127,13 @@ class FollowUpRecord:
     right: bool = False
     track: int | None = None
     frame: int | None = None
+    confirmed_s: float | None = None
+    """When the cell was confirmed at the new objective (a ``confirm`` step), run s."""
+
+    @property
+    def imaged_s(self) -> float:
+        """When the follow-up proper began: after its confirmation, else at the trigger."""
+        return self.confirmed_s if self.confirmed_s is not None else self.time_s
 
 
 @dataclass
@@ -207,7 +216,7 @@ def followups_from_decisions(records: Iterable[Mapping[str, Any]]) -> list[Follo
     """One ``FollowUpRecord`` per trigger decision, with its outcome, frames, light and time."""
     started: dict[int, dict[str, Any]] = {}
     ended: dict[int, Mapping[str, Any]] = {}
-    confirmed: set[int] = set()
+    confirmed: dict[int, float] = {}
     for rec in records:
         fid = rec.get("followup")
         if fid is None:
@@ -216,7 +225,7 @@ def followups_from_decisions(records: Iterable[Mapping[str, Any]]) -> list[Follo
         if event == "trigger":
             started[int(fid)] = dict(rec)
         elif event == "confirmed":
-            confirmed.add(int(fid))
+            confirmed[int(fid)] = float(rec.get("time_s", 0.0))
         elif event in END_EVENTS and int(fid) not in ended:
             ended[int(fid)] = rec
     out = []
@@ -231,7 +240,7 @@ def followups_from_decisions(records: Iterable[Mapping[str, Any]]) -> list[Follo
             went_ahead=went_ahead, outcome=outcome, frames=int(end.get("followup_frames", 0)),
             light_ms=float(end.get("light_ms", 0.0)),
             duration_s=float(end.get("duration_s", 0.0)), track=_opt_int(cell.get("track")),
-            frame=_opt_int(rec.get("frame")),
+            frame=_opt_int(rec.get("frame")), confirmed_s=confirmed.get(fid),
         ))
     return out
 
@@ -299,7 +308,7 @@ def score_run(
                 s.wrong_light_ms += f.light_ms
         if right and f.went_ahead and cell is not None:
             for ep in episodes[f.trigger]:
-                if ep.cell == cell.id and ep.start_s <= f.time_s <= ep.end_s:
+                if ep.cell == cell.id and ep.start_s <= f.time_s and f.imaged_s <= ep.end_s:
                     caught_by[f.trigger].add((ep.cell, ep.start_s))
     for name, s in scores.items():
         s.episode_list = list(episodes[name])

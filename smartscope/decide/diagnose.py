@@ -21,7 +21,9 @@ one that was not, the first stage of the chain from the cell to a follow-up wher
    ``max_followups``, or the track counted as followed already);
 10. ``confirm_rejected`` / ``refused``: a trigger on this cell while in the phase, rejected by the
     ``confirm`` step / refused (stage limits);
-11. ``caught``.
+11. ``left_phase``: a trigger on this cell while in the phase, but it had left the phase when
+    the follow-up began (its confirmation);
+12. ``caught``.
 
 The chain is checked on the screening frames of the episode's field between its start and end
 (the frames the hook decided on, with the cells as the planner saw them: stage position, border
@@ -48,7 +50,7 @@ log = logging.getLogger(__name__)
 #: Loss stages in the order they are checked (see the module docstring).
 STAGES = ("not_screened_busy", "not_screened", "run_edge", "not_detected", "edge_or_size",
           "below_threshold", "not_consecutive", "busy_other_cell", "blocked", "confirm_rejected",
-          "refused", "caught")
+          "refused", "left_phase", "caught")
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ def _stage(trigger: Trigger, ep: Episode, caught: bool,
         return "confirm_rejected"
     if any(f.outcome == "refused" for f in on_cell):
         return "refused"
+    if any(f.went_ahead and f.imaged_s > ep.end_s for f in on_cell):
+        return "left_phase"
     inside = [v for v in views if ep.start_s <= v.time_s <= ep.end_s]
     if not inside:
         overlap = any(b.start_s < ep.end_s and b.end_s > ep.start_s for b in busy)

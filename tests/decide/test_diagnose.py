@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from smartscope.classify.cells import Cell
-from smartscope.decide.capture import Episode, FollowUpRecord, TriggerScore, TrueCell
+from smartscope.decide.capture import (
+    Episode,
+    FollowUpRecord,
+    ScreenedField,
+    TriggerScore,
+    TrueCell,
+    score_run,
+)
 from smartscope.decide.diagnose import STAGES, ScreenView, explain_losses
+from smartscope.decide.labels import LabelTruth
 from smartscope.protocol.schema import Trigger
 
 #: the true cell "A" sits at (0, 0) for the whole test; frames every 10 s
@@ -137,3 +145,26 @@ def test_a_followup_is_matched_to_its_frame_by_index_when_known():
     wrong_frame = FollowUpRecord(1, "zoom", 40.0, 0.0, 0.0, True, "return", truth_cell="B",
                                  frame=3)
     assert stage(v, [wrong_frame]) == "blocked"
+
+
+def test_a_followup_confirmed_after_the_phase_ended_is_not_caught():
+    truth = LabelTruth([(t, 0.0, 0.0, "metaphase" if t < 30 else "anaphase")
+                        for t in range(0, 60, 10)])
+    field = ScreenedField("p0", 0.0, 0.0, 100.0, 100.0)
+
+    def run(confirmed_s):
+        d = [{"event": "trigger", "followup": 1, "trigger": "zoom", "time_s": 20.0, "frame": 2,
+              "cell": {"x_um": 0.0, "y_um": 0.0, "track": 1}},
+             {"event": "confirmed", "followup": 1, "trigger": "zoom", "time_s": confirmed_s},
+             {"event": "return", "followup": 1, "trigger": "zoom", "time_s": 45.0,
+              "duration_s": 25.0}]
+        return score_run(d, {"zoom": ("metaphase",)}, truth, [field], 0.0, 50.0)["zoom"]
+
+    assert run(25.0).caught == 1
+    late = run(35.0)  # metaphase ended at 30 s: the 60x imaging saw an anaphase
+    assert late.caught == 0 and late.right == 1
+    f = late.records[0]
+    views_ = [ScreenView("p0", 10.0 * k, (nucleus(),), index=k) for k in range(5)]
+    out = explain_losses(trig(), late.episode_list, late.caught_keys, views_, [f],
+                         lambda c, t: TrueCell(c, "metaphase", 0.0, 0.0))
+    assert out["left_phase"] == 1
