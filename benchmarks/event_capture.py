@@ -88,14 +88,15 @@ _MICROSCOPE_KEYS = ("objective_group", "channel_group", "objectives", "camera", 
 
 
 def simulated_microscope(microscope: dict[str, Any], seed: int) -> dict[str, Any]:
-    """The protocol's microscope section as the simulated microscope with sample ``seed``: a
-    real microscope's protocol keeps its objectives, groups and limits, and its
-    ``virtual_sample`` settings when it has them."""
+    """The protocol's microscope section as the simulated microscope with sample ``seed`` and
+    no demo cells (``demo_cells: 0``: only the sample's own divisions, at the natural rate, not
+    three metaphases planted at the screening position): a real microscope's protocol keeps its
+    objectives, groups and limits, and its ``virtual_sample`` settings when it has them."""
     if microscope.get("type", "simulated") == "simulated":
-        return {**microscope, "seed": seed}
+        return {**microscope, "seed": seed, "demo_cells": 0}
     sample = {k: v for k, v in (microscope.get("virtual_sample") or {}).items()}
     return {"type": "simulated", **{k: microscope[k] for k in _MICROSCOPE_KEYS
-                                    if k in microscope}, **sample, "seed": seed}
+                                    if k in microscope}, **sample, "seed": seed, "demo_cells": 0}
 
 
 def run_one(job: dict[str, Any]) -> dict[str, Any]:

@@ -154,7 +154,8 @@ def sim_config_for(protocol: Protocol) -> Any:
         channels=channels,
         start_objective=protocol.screening.objective,
         start_channel=protocol.screening.channel,
-        demo=DemoSpec(x_um=first.x_um if first else 0.0, y_um=first.y_um if first else 0.0),
+        demo=DemoSpec(x_um=first.x_um if first else 0.0, y_um=first.y_um if first else 0.0,
+                      n_cells=s.demo_cells) if s.demo_cells > 0 else None,
     )
 
 

@@ -89,6 +89,10 @@ class SimulatedMicroscope(_MicroscopeBase):
         60.0, gt=0, description="simulated seconds per real second (cell cycle runs faster)"
     )
     sensor_px: int = Field(1024, ge=64, le=4096, description="camera sensor side, px")
+    demo_cells: int = Field(
+        3, ge=0, le=20,
+        description="cells near the first screening position made to enter metaphase in the "
+                    "first 15 sim min (the demo); 0: only the sample's own divisions")
 
 
 class _RealMicroscope(_MicroscopeBase):

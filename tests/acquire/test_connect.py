@@ -157,3 +157,13 @@ def test_simulated_core_presets_and_positions():
         assert props and all(len(t) == 3 for t in props)
         (pos,) = resolve_positions(proto.screening, scope.core)
         assert pos.z_um is not None
+
+
+def test_demo_cells_can_be_left_out_of_a_simulated_sample():
+    data = yaml.safe_load((REPO / "acquisitions" / "mitosis_zoom.yaml").read_text())
+    cfg = sim_config_for(parse_protocol(data, "p.yaml"))
+    assert cfg.demo is not None and cfg.demo.n_cells == 3
+    data["microscope"]["demo_cells"] = 5
+    assert sim_config_for(parse_protocol(data, "p.yaml")).demo.n_cells == 5
+    data["microscope"]["demo_cells"] = 0  # only the sample's own divisions
+    assert sim_config_for(parse_protocol(data, "p.yaml")).demo is None
