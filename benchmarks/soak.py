@@ -127,23 +127,38 @@ def _rss_mb() -> float:
 
 
 def _dataset_keys(out: Path) -> tuple[list[tuple], bool]:
-    """Axes keys of the images on disk, and whether every TIFF file reads as a closed file."""
+    """(data set, axes) of the images on disk (screening and follow-up data sets), and whether
+    every TIFF file reads as a closed file."""
     import tifffile
     from ndstorage import Dataset
 
+    from smartscope.acquire.repair import find_datasets
     from smartscope.decide import axes_key
 
-    (folder,) = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("images")]
-    ds = Dataset(str(folder))
-    try:
-        keys = [axes_key(a) for a in ds.get_image_coordinates_list()]
-    finally:
-        ds.close()
+    keys: list[tuple] = []
     pages = 0
-    for f in folder.glob("*.tif"):
-        with tifffile.TiffFile(f) as tif:
-            pages += len(tif.pages)
+    for folder in find_datasets(out):
+        ds = Dataset(str(folder))
+        try:
+            rel = folder.relative_to(out).as_posix()
+            keys += [(rel, axes_key(a)) for a in ds.get_image_coordinates_list()]
+        finally:
+            ds.close()
+        for f in folder.glob("*.tif"):
+            with tifffile.TiffFile(f) as tif:
+                pages += len(tif.pages)
     return keys, pages == len(keys)
+
+
+def _frame_keys(out: Path) -> list[tuple]:
+    """(data set, axes) of every image the hook decided on, as ``frames.csv`` names them."""
+    import csv
+    import json
+
+    from smartscope.decide import axes_key
+
+    with (out / "frames.csv").open(newline="") as fh:
+        return [(r["dataset"], axes_key(json.loads(r["axes"]))) for r in csv.DictReader(fh)]
 
 
 def soak(frames: int, *, sensor_px: int = 512, seed: int = 0, labels: str = "truth",
@@ -173,7 +188,6 @@ def soak(frames: int, *, sensor_px: int = 512, seed: int = 0, labels: str = "tru
             raise SystemExit("--labels model needs --bundle (no shipped bundle found)")
     proto = soak_protocol(sensor_px, seed, str(bundle or "unused"), time_scale)
     per_frame: list[dict[str, Any]] = []
-    seen_keys: list[tuple] = []
     holder: dict[str, Run] = {}
 
     def observe(frame: Any) -> None:
@@ -183,7 +197,6 @@ def soak(frames: int, *, sensor_px: int = 512, seed: int = 0, labels: str = "tru
                           "nuclei": len(frame.cells) if frame.cells is not None else 0,
                           "latency_ms": hook.latencies_ms[-1] if hook.latencies_ms else None,
                           "rss_mb": _rss_mb(), "threads": threading.active_count()})
-        seen_keys.append(frame.request.key())
         if len(per_frame) >= frames:
             hook.request_stop()
 
@@ -202,6 +215,7 @@ def soak(frames: int, *, sensor_px: int = 512, seed: int = 0, labels: str = "tru
             summary = run.execute()
         wall_s = time.perf_counter() - t0
         disk_keys, closed = _dataset_keys(out_dir)
+        seen_keys = _frame_keys(out_dir)
     finally:
         render.CACHE_BYTES = cache_default
         if tmp is not None:

@@ -48,7 +48,9 @@ def main() -> None:
             scope.core, screening=screening, triggers=[division], classifier=classifier,
             detection=Detection(diameter_um=18), out_dir=args.out,
         )
-        acq = Acquisition(directory=str(args.out), name="images", image_process_fn=hook)
+        acq = Acquisition(directory=str(args.out), name="screening", image_process_fn=hook)
+        # screening images: pycromanager's data set; follow-ups: args.out/followup_<n>/
+        hook.set_screening_dataset(acq.get_dataset().path)
         acq.acquire(hook.first_event())
         acq.await_completion()
         hook.close()

@@ -39,7 +39,9 @@ def main() -> None:
 
     with start(sim_config_for(protocol)) as scope:  # <- your microscope: core = Core()
         hook = SmartHook.from_protocol(protocol, scope.core, out_dir=args.out)
-        acq = Acquisition(directory=str(args.out), name="images", image_process_fn=hook)
+        acq = Acquisition(directory=str(args.out), name="screening", image_process_fn=hook)
+        # screening images: pycromanager's data set; follow-ups: args.out/followup_<n>/
+        hook.set_screening_dataset(acq.get_dataset().path)
         acq.acquire(hook.first_event())
         acq.await_completion()
         hook.close()

@@ -46,13 +46,18 @@ def _stretch(img: np.ndarray) -> np.ndarray:
 def _first_follow_image(run: Path) -> tuple[np.ndarray, dict] | None:
     from ndstorage import Dataset
 
-    dirs = sorted(p for p in run.glob("images*") if p.is_dir())
-    if not dirs:
+    from smartscope.acquire.repair import find_datasets
+
+    found = find_datasets(run)
+    # a data set of its own per follow-up part (its first is the first follow-up); runs of an
+    # earlier version kept every image in one data set under a "mode" axis
+    follow = [p for p in found if p.relative_to(run).parts[0].startswith("followup_")]
+    if not found:
         return None
-    ds = Dataset(str(dirs[-1]))
+    ds = Dataset(str(follow[0] if follow else found[-1]))
     try:
         items = [(a, ds.read_metadata(**a)) for a in ds.get_image_coordinates_list()
-                 if a.get("mode") == "follow"]
+                 if follow or a.get("mode") == "follow"]
         if not items:
             return None
         axes, md = min(items, key=lambda am: am[1]["ElapsedTime-ms"])

@@ -8,10 +8,17 @@ next screening frame.
 Use it from your own pycromanager script::
 
     hook = SmartHook.from_protocol(load_protocol("protocol.yaml"), core, out_dir="run1")
-    acq = Acquisition(directory="run1", name="images", image_process_fn=hook)
+    acq = Acquisition(directory="run1", name="screening", image_process_fn=hook)
+    hook.set_screening_dataset(acq.get_dataset().path)
     acq.acquire(hook.first_event())
     acq.await_completion()
     hook.close()
+
+Screening images are saved by pycromanager; with an ``out_dir`` the hook writes each follow-up
+into NDTiff data sets of its own under ``out_dir/followup_<n>/`` (see
+``smartscope.acquire.datasets``). Every image's metadata gets the pixel size and pixel -> stage
+affine the hook used (``PixelSize_um``, ``PixelSizeAffine``) and its frame number
+(``SmartscopeFrame``, the ``frame`` of ``frames.csv`` and ``cells.csv``).
 
 A failure inside the hook (classifier error, bad frame, a bug) is caught here, logged with its
 traceback, recorded in ``decisions.jsonl``, and handled by ``on_error``: ``continue`` keeps
@@ -34,6 +41,7 @@ import numpy as np
 from smartscope.acquire import corecalls
 from smartscope.acquire.calibration import ObjectiveCalibration, calibrations
 from smartscope.acquire.corecalls import PixelSizeReader, PresetProperties
+from smartscope.acquire.datasets import ImageLayout, Placement, affine_string, stage_affine
 from smartscope.acquire.events import AcquisitionEvent, EventBuilder
 from smartscope.acquire.prepare import (
     check_one_camera,
@@ -130,6 +138,9 @@ class SmartHook:
         The hook's time per image, ms (protocol ``latency_budget_ms``); an image over it is
         logged as a warning, marked in ``frames.csv`` and counted (``Progress.over_budget``).
         None: no budget.
+    layout : ImageLayout, optional
+        Where images are stored (default: follow-ups in data sets of their own in the
+        recorder's folder, when it has one; see ``smartscope.acquire.datasets``).
     """
 
     def __init__(
@@ -148,6 +159,7 @@ class SmartHook:
         progress: Callable[[Progress], None] | None = None,
         observers: Sequence[Callable[[Frame], None]] = (),
         latency_budget_ms: float | None = None,
+        layout: ImageLayout | None = None,
     ) -> None:
         self.planner = planner
         self.latency_budget_ms = latency_budget_ms
@@ -159,10 +171,13 @@ class SmartHook:
         self._fallback_pixel_size = fallback_pixel_size
         self.on_error = on_error
         self.recorder = recorder if recorder is not None else Recorder()
+        self.layout = layout if layout is not None else ImageLayout(self.recorder.folder)
         self._clock = clock
         self._progress = progress
         self._observers = tuple(observers)
-        self._pending: dict[tuple[Any, ...], FrameRequest] = {}
+        self._pending: dict[tuple[Any, ...], tuple[FrameRequest, Placement]] = {}
+        self._stored_only: dict[tuple[Any, ...], tuple[FrameRequest, Placement]] = {}
+        """Images of an abandoned follow-up: stored where they belong, not decided on."""
         self._lock = threading.Lock()
         self._t0 = clock()
         self._frames = 0
@@ -286,10 +301,17 @@ class SmartHook:
     def __call__(self, image: np.ndarray, metadata: dict[str, Any], event_queue: Any) -> Any:
         """pycromanager ``image_process_fn``: returns (image, metadata) so the image is saved."""
         t_in = self._clock()
+        key = axes_key(metadata.get("Axes", {}))
         with self._lock:
-            req = self._pending.pop(axes_key(metadata.get("Axes", {})), None)
-        if req is None or self.finished:
-            return image, metadata  # not one of ours (or after the end): save it, decide nothing
+            found = self._pending.pop(key, None)
+            orphan = self._stored_only.pop(key, None) if found is None else None
+        if orphan is not None:
+            return self._store(image, metadata, *orphan, None, None)
+        if found is None:
+            return image, metadata  # not one of ours: save it, decide nothing
+        req, placement = found
+        if self.finished:  # queued before the end: kept where it belongs, nothing decided
+            return self._store(image, metadata, req, placement, None, None)
         self._frames += 1
         index = self._frames - 1
         if req.mode == SCREEN:
@@ -328,9 +350,16 @@ class SmartHook:
         latency_ms = (self._clock() - t_in) * 1000.0
         self.latencies_ms.append(latency_ms)
         over = self._check_budget(index, req, latency_ms)
+        stored = self._store(image, metadata, req, placement, index,
+                             frame.pixel_size_um if frame is not None else None, records)
+        if req.mode == SCREEN or not self.layout.writes_followups or stored is not None:
+            # saved by pycromanager (a follow-up image too when its data set refused it)
+            where = Placement(self.layout.screening_dataset, req.axes())
+        else:
+            where = placement
         self.recorder.frame(index, time_s, req, [*records, *step.decisions], rows, latency_ms,
                             pixel_size_um=frame.pixel_size_um if frame is not None else None,
-                            over_budget=over)
+                            over_budget=over, placement=where)
         try:  # a failing observer or progress display must not stop the acquisition
             if frame is not None:
                 if step.cells is not None and frame.cells is not None \
@@ -342,9 +371,22 @@ class SmartHook:
                 self._progress(self.progress())
         except Exception:
             log.exception("observer or progress callback failed on frame %d", index)
-        return image, metadata
+        return stored
 
     image_process_fn = __call__
+
+    def set_screening_dataset(self, path: str | Path) -> None:
+        """Record where pycromanager saves the screening images (its data set folder, e.g.
+        ``acq.get_dataset().path``), so every image row names it; relative to the hook's folder
+        when it lies inside it."""
+        p = Path(path)
+        folder = self.recorder.folder
+        if folder is not None:
+            try:
+                p = p.resolve().relative_to(folder.resolve())
+            except ValueError:
+                pass
+        self.layout.screening_dataset = p.as_posix()
 
     def request_stop(self) -> None:
         """End the acquisition at the next image (e.g. on Ctrl-C)."""
@@ -366,9 +408,10 @@ class SmartHook:
         )
 
     def close(self, report: bool = True) -> None:
-        """Close the output files (idempotent) and, when the hook writes into a folder, write
-        ``report.html`` there (``report=False`` to skip it; a failing report is logged, never
-        raised)."""
+        """Close the output files and follow-up data sets (idempotent) and, when the hook writes
+        into a folder, write ``report.html`` there (``report=False`` to skip it; a failing report
+        is logged, never raised)."""
+        self.layout.close()
         self.recorder.close()
         if report and self.recorder.folder is not None:
             write_report_quietly(self.recorder.folder)
@@ -400,9 +443,46 @@ class SmartHook:
         for r in step.requests:
             ev = self._events.event(r)
             with self._lock:
-                self._pending[r.key()] = r
+                self._pending[r.key()] = (r, self.layout.place(r))
             events.append(ev)
         return events
+
+    def _store(self, image: np.ndarray, metadata: dict[str, Any], req: FrameRequest,
+               placement: Placement, index: int | None, pixel_size_um: float | None,
+               records: list[Decision] | None = None) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """The image with its metadata completed, for pycromanager to save (screening), or None
+        once written into its follow-up data set. A follow-up image the data set refuses is
+        handed to pycromanager instead (logged, recorded as an error), never lost."""
+        md = dict(metadata)
+        ps = pixel_size_um
+        if ps is None:
+            try:
+                ps = self.pixel_size_for(req.objective, metadata)
+            except Exception:  # no pixel size anywhere: the image keeps what it has
+                ps = None
+        affine = None
+        if ps is not None:
+            s = self.planner.s
+            o = s.orientation
+            affine = stage_affine(ps, s.affines_um.get(req.objective), o.flip_x, o.flip_y,
+                                  o.rotation_deg)
+            md["PixelSize_um"] = float(ps)
+            md["PixelSizeAffine"] = affine_string(affine)
+        if index is not None:
+            md["SmartscopeFrame"] = index
+        if req.mode == SCREEN or not self.layout.writes_followups:
+            return image, md
+        md["Axes"] = dict(placement.axes)
+        try:
+            self.layout.write(req, placement, np.asarray(image), md, ps, affine)
+        except Exception as e:
+            log.exception("could not write a follow-up image into %s; pycromanager saves it "
+                          "with the screening images instead", placement.dataset)
+            if records is not None:
+                records.append(self._error_record(e, float(md.get("ElapsedTime-ms", 0.0))
+                                                  / 1000.0, where="save"))
+            return image, {**md, "Axes": req.axes()}
+        return None
 
     def pixel_size_for(self, objective: str, metadata: Mapping[str, Any]) -> float:
         """Pixel size of an image, um/px: protocol override, per-objective override, the image's
@@ -462,7 +542,9 @@ class SmartHook:
             return Step(done=True)
         try:
             with self._lock:
-                self._pending.clear()  # images of an abandoned group are saved, not decided on
+                # images of an abandoned group are saved where they belong, not decided on
+                self._stored_only.update(self._pending)
+                self._pending.clear()
             return self.planner.abandon(time_s, f"{type(e).__name__}: {e}")
         except Exception as e2:  # the planner cannot go on: end cleanly rather than hang
             records.append(self._error_record(e2, time_s, "recover"))

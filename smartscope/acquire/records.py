@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from smartscope.acquire.datasets import Placement
 from smartscope.acquire.sinks import CellsCsv, DecisionsJsonl, FramesCsv
 from smartscope.classify.cells import Cell
 from smartscope.decide import Decision, FrameRequest
@@ -27,9 +28,6 @@ class Recorder:
 
     Attributes
     ----------
-    dataset : str
-        The image data set's folder relative to the run folder, written with every image row
-        (empty while unknown, e.g. in a script whose data set lies elsewhere).
     last_decision : str
         The latest decision in one short line (empty before the first).
     """
@@ -45,7 +43,6 @@ class Recorder:
         self.decisions = decisions
         self.frames = frames
         self.folder = Path(folder) if folder is not None else None
-        self.dataset = ""
         self.last_decision = ""
         self.decision_log: list[dict[str, Any]] = []
 
@@ -72,9 +69,12 @@ class Recorder:
     def frame(self, index: int, time_s: float, req: FrameRequest,
               decisions: Sequence[Decision], rows: Sequence[Mapping[str, Any]],
               latency_ms: float, pixel_size_um: float | None = None,
-              over_budget: bool | None = None) -> None:
-        """Record one frame's image row, cells and decisions; a write failure is logged, never
-        raised."""
+              over_budget: bool | None = None, placement: Placement | None = None) -> None:
+        """Record one frame's image row, cells and decisions, each naming where the image lies
+        (``placement``: data set folder relative to the run folder, and axes; default: the
+        request's event axes in an unknown data set); a write failure is logged, never raised.
+        """
+        where = placement if placement is not None else Placement("", req.axes())
         try:
             if self.frames is not None:
                 self.frames.write({
@@ -86,15 +86,16 @@ class Recorder:
                     "n_cells": len(rows) if req.classify else "",
                     "latency_ms": round(latency_ms, 2),
                     "over_budget": "" if over_budget is None else int(over_budget),
-                    "dataset": self.dataset,
-                    "axes": req.axes(),
+                    "dataset": where.dataset,
+                    "axes": where.axes,
                 })
             if self.cells is not None and rows:
-                self.cells.write(rows)
+                self.cells.write([{**r, "dataset": where.dataset, "axes": where.axes}
+                                  for r in rows])
             for d in decisions:
                 self.note({"frame": index, "time_s": round(time_s, 4),
                            "position": req.position_name, "mode": req.mode, **d.to_record(),
-                           "image": {"dataset": self.dataset, "axes": req.axes()},
+                           "image": where.record(),
                            "latency_ms": round(latency_ms, 2)})
         except Exception:
             log.exception("could not write run records for frame %d", index)

@@ -1,10 +1,11 @@
 """Make a killed run readable and its status honest: ``smartscope repair RUN_DIR``.
 
-A run ended by SIGKILL (or a power cut) leaves the NDTiff data set with its images in the TIFF
-files but its ``NDTiff.index`` empty or short (the writer buffers it), so pycromanager's reader
-opens it with no images and no error; ``run.json`` still says ``running``.
+A run ended by SIGKILL (or a power cut) leaves its NDTiff data sets (the screening one and those
+of the follow-ups) with their images in the TIFF files but their ``NDTiff.index`` empty or short
+(the writer buffers it), so pycromanager's reader opens them with no images and no error;
+``run.json`` still says ``running``.
 
-Repair walks the TIFF page chain of every file of the data set, keeps each image whose pixels
+Repair walks the TIFF page chain of every file of every data set, keeps each image whose pixels
 and metadata are complete on disk, rebuilds the index from them (written under a temporary name
 and moved into place; an index that already lists more images is kept), terminates the page
 chain after the last complete image (so plain TIFF readers open the file too), and marks the
@@ -61,7 +62,8 @@ class IndexEntry:
 
 @dataclass(frozen=True)
 class RepairReport:
-    """What ``repair`` found and did."""
+    """What ``repair`` found and did (``images`` etc. summed over ``datasets``; ``dataset`` is
+    the screening one)."""
 
     dataset: Path | None
     images: int
@@ -70,6 +72,16 @@ class RepairReport:
     chain_terminated: int
     status_before: str | None
     status_after: str | None
+    datasets: tuple[Path, ...] = ()
+
+
+def find_datasets(run_dir: Path) -> list[Path]:
+    """The NDTiff data sets of a run folder: folders, one or two levels down, holding an
+    ``NDTiff.index`` (the screening data set first, then the follow-ups in order)."""
+    found = {p.parent for p in run_dir.glob(f"*/{INDEX_FILE}")}
+    found |= {p.parent for p in run_dir.glob(f"*/*/{INDEX_FILE}")}
+    return sorted(found, key=lambda p: (p.relative_to(run_dir).parts[0].startswith("followup"),
+                                        p.as_posix()))
 
 
 def scan_tiff(path: Path) -> tuple[list[IndexEntry], int | None]:
@@ -193,7 +205,7 @@ def repair_run(run_dir: Path) -> RepairReport:
         info = json.loads(info_path.read_text())
     except json.JSONDecodeError as e:
         raise RepairError(f"{info_path}: not valid JSON ({e}); it cannot be repaired") from e
-    datasets = sorted(p for p in run_dir.glob("images*") if p.is_dir())
+    datasets = find_datasets(run_dir)
     images = before = terminated = 0
     rebuilt = False
     for ds in datasets:
@@ -206,12 +218,12 @@ def repair_run(run_dir: Path) -> RepairReport:
     if status == "running":
         new_status = "killed"
         summary.update(status="killed", frames=images,
-                       dataset=str(datasets[-1]) if datasets else None,
+                       dataset=str(datasets[0]) if datasets else None,
                        error="the process ended without closing the run (killed); "
                              "`smartscope repair` recovered the images on disk")
         info["repaired"] = {"at": _dt.datetime.now().isoformat(timespec="seconds"),
                             "images": images, "index_entries_before": before}
         with atomic_file(info_path) as tmp:
             tmp.write_text(json.dumps(info, indent=2) + "\n")
-    return RepairReport(datasets[-1] if datasets else None, images, before, rebuilt, terminated,
-                        status, new_status)
+    return RepairReport(datasets[0] if datasets else None, images, before, rebuilt, terminated,
+                        status, new_status, tuple(datasets))

@@ -1,9 +1,11 @@
 """One smart acquisition from a protocol: connect, build the hook, run pycromanager, write the
 outputs, end cleanly (also on Ctrl-C / SIGTERM).
 
-Outputs in the run folder: the NDTiff data set written by pycromanager (``images_1/``),
-``cells.csv``, ``frames.csv``, ``decisions.jsonl``, ``run.json`` (protocol, package versions,
-model card hash, summary) and ``report.html`` (written last).
+Outputs in the run folder: the screening images in the NDTiff data set written by pycromanager
+(``screening_1/``), each follow-up in NDTiff data sets of its own (``followup_001/...``, see
+``smartscope.acquire.datasets``), ``cells.csv``, ``frames.csv``, ``decisions.jsonl``,
+``run.json`` (protocol, package versions, model card hash, summary) and ``report.html`` (written
+last).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Literal
 from smartscope.acquire import corecalls
 from smartscope.acquire.capture import SimCapture
 from smartscope.acquire.connect import ScopeHandle, connect
+from smartscope.acquire.datasets import SCREENING_NAME
 from smartscope.acquire.engine import engine_failure
 from smartscope.acquire.hook import Progress, SmartHook, write_report_quietly
 from smartscope.acquire.sinks import file_sha256, package_versions, write_json_atomic
@@ -38,7 +41,7 @@ from smartscope.protocol import (
 
 log = logging.getLogger(__name__)
 
-DATASET_NAME = "images"
+DATASET_NAME = SCREENING_NAME
 
 
 RunStatus = Literal["running", "completed", "failed", "interrupted", "stopped_on_error"]
@@ -61,6 +64,9 @@ class RunSummary:
     latency_budget_ms: float | None = None
     frames_over_budget: int = 0
     dataset: str | None = None
+    """The screening data set."""
+    followup_datasets: list[str] = field(default_factory=list)
+    """The follow-up data sets, relative to the run folder, in the order they were written."""
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     event_capture: dict[str, Any] | None = None
@@ -259,12 +265,18 @@ class Run:
         port = ({"port": self.protocol.microscope.port}
                 if isinstance(self.protocol.microscope, MicroManagerMicroscope)
                 and scope.kind == "micromanager" else {})
+        _screening_in_place(protocol, scope.core)  # the data set's summary: its pixel size
+
+        def process(image: Any, metadata: Any, event_queue: Any) -> Any:
+            watchdog.arrived()  # a follow-up image is not saved by pycromanager: no notification
+            return hook(image, metadata, event_queue)
+
         acq = Acquisition(directory=str(self.out_dir), name=DATASET_NAME,
-                          image_process_fn=hook, notification_callback_fn=watchdog, **port)
+                          image_process_fn=process, notification_callback_fn=watchdog, **port)
         self._acq = acq
         ds = _dataset_dir(self.out_dir)
         if ds is not None:  # every image row names the data set it lies in
-            hook.recorder.dataset = ds.relative_to(self.out_dir).as_posix()
+            hook.set_screening_dataset(ds)
         try:
             acq.acquire(hook.first_event())
             _await(acq, watchdog)
@@ -349,6 +361,7 @@ class Run:
         self.summary.errors = p.errors
         self.summary.latency_budget_ms = hook.latency_budget_ms
         self.summary.frames_over_budget = p.over_budget
+        self.summary.followup_datasets = hook.layout.datasets()
         if lat:
             ordered = sorted(lat)
             self.summary.latency_ms = {
@@ -407,6 +420,19 @@ def restore_screening(protocol: Protocol, core: Any, hook: SmartHook) -> dict[st
         return {"error": str(e)}
     log.info("microscope back to %s / %s, z %s um", sc.objective, sc.channel, z)
     return {"objective": sc.objective, "channel": sc.channel, "z_um": z}
+
+
+def _screening_in_place(protocol: Protocol, core: Any) -> None:
+    """The screening objective and channel set before the acquisition starts, so the screening
+    data set's summary metadata (read from the microscope when it is created) holds the
+    screening pixel size. A device that refuses is logged: the first event sets them again."""
+    m, sc = protocol.microscope, protocol.screening
+    try:
+        corecalls.call(core, "setConfig", m.objective_group, sc.objective)
+        corecalls.call(core, "setConfig", m.channel_group, sc.channel)
+        corecalls.call(core, "waitForSystem")
+    except Exception as e:
+        log.warning("could not set %s / %s before the run: %s", sc.objective, sc.channel, e)
 
 
 def _await(acq: Any, watchdog: _Watchdog | None = None) -> None:
@@ -474,6 +500,12 @@ class _Watchdog:
                 self._step = milestone
                 payload = getattr(notification, "payload", None)
                 self._axes = payload if payload else self._axes
+
+    def arrived(self) -> None:
+        """An image reached the hook: the microscope delivered (whether or not pycromanager
+        saves it)."""
+        with self._lock:
+            self._busy_since = None
 
     def stalled(self) -> str | None:
         """Why the acquisition is stuck, or None."""

@@ -17,6 +17,7 @@ from typing import Any
 CELL_COLUMNS = (
     "frame", "time_s", "position", "mode", "followup", "objective", "channel", "pixel_size_um",
     "y", "x", "x_um", "y_um", "area_um2", "phase", "confidence", "track", "parent_track",
+    "dataset", "axes",
 )
 
 FRAME_COLUMNS = (
@@ -29,7 +30,8 @@ _PACKAGES = ("smartscope", "pycromanager", "pymmcore-plus", "pymmcore", "mmpycor
 
 
 class CellsCsv:
-    """``cells.csv``: one row per classified nucleus, class probabilities as ``p_<class>``."""
+    """``cells.csv``: one row per classified nucleus, class probabilities as ``p_<class>``;
+    ``dataset`` and ``axes`` (JSON) say where its image lies, as in ``frames.csv``."""
 
     def __init__(self, path: Path, classes: Sequence[str]) -> None:
         self.path = Path(path)
@@ -48,7 +50,7 @@ class CellsCsv:
             elif isinstance(probs, Mapping):  # {class: probability}
                 probs = [probs.get(c, "") for c in self.classes]
             probs = [float(p) if p != "" else p for p in probs]
-            values = [_fmt(row.get(c, "")) for c in CELL_COLUMNS]
+            values = [_fmt(_cell(row.get(c, ""))) for c in CELL_COLUMNS]
             self._w.writerow(values + [_fmt(p) for p in probs])
         self.rows += len(rows)
         self._f.flush()
@@ -99,6 +101,11 @@ class DecisionsJsonl:
     def close(self) -> None:
         if not self._f.closed:
             self._f.close()
+
+
+def _cell(v: Any) -> Any:
+    """A mapping (the ``axes`` column) as JSON; anything else as it is."""
+    return json.dumps(dict(v), sort_keys=True) if isinstance(v, Mapping) else v
 
 
 def _fmt(v: Any) -> Any:

@@ -24,4 +24,6 @@ def register(app: typer.Typer) -> None:
                  if r.index_rebuilt else f"index already lists {r.index_entries_before} images")
         status = (f"status {r.status_before} -> {r.status_after}" if r.status_before !=
                   r.status_after else f"status {r.status_after} (unchanged)")
-        typer.echo(f"{r.dataset}: {r.images} images on disk; {index}; {status}")
+        where = (str(r.dataset) if len(r.datasets) <= 1 else
+                 f"{r.dataset} and {len(r.datasets) - 1} follow-up data set(s)")
+        typer.echo(f"{where}: {r.images} images on disk; {index}; {status}")

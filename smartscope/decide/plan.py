@@ -328,14 +328,15 @@ class Planner:
         return self._now_s
 
     def _emit(self, step: _Draft, requests: list[FrameRequest]) -> None:
-        self._outstanding += len(requests)
-        step.requests.extend(requests)
         f = self._follow
-        if f is not None:
+        if f is not None:  # a follow-up frame names the action that asked for it
+            requests = [replace(r, step=f.step) if r.mode == FOLLOW else r for r in requests]
             for r in requests:
                 if r.mode == FOLLOW:
                     f.n_frames += 1
                     f.light_ms += r.exposure_ms
+        self._outstanding += len(requests)
+        step.requests.extend(requests)
 
     # --- follow-up ------------------------------------------------------------------------------
 

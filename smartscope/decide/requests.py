@@ -2,10 +2,12 @@
 turns it into a pycromanager event.
 
 Every request carries the full microscope state (objective, channel, exposure, x, y, z), so
-returning to screening restores everything by construction. Axes tag each image so screening and
-follow-up frames differ in the saved data set: ``mode`` ("screen" / "follow"), ``time`` (screening
-time point, or follow-up time point counted over the whole run), ``position`` (index of the
-screening position), ``z`` (slice index in a z-stack, else 0) and ``channel`` (preset name).
+returning to screening restores everything by construction. The axes of its event identify the
+image when it comes back: a screening image has ``time`` (screening time point), ``position``
+(index of the screening position) and ``channel`` (preset name), the axes of the screening data
+set; a follow-up image has ``followup`` (the follow-up's number), ``time`` (follow-up time point
+counted over the whole run), ``z`` (slice index in a z-stack, else 0) and ``channel``. Where a
+follow-up image is stored, and under which axes, is decided in ``smartscope.acquire.datasets``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-#: The two kinds of frame: screening and follow-up (the ``mode`` axis of every image).
+#: The two kinds of frame: screening and follow-up.
 Mode = Literal["screen", "follow"]
 SCREEN: Mode = "screen"
 FOLLOW: Mode = "follow"
@@ -39,16 +41,16 @@ class FrameRequest:
     trigger: str | None = None
     followup: int | None = None
     action: str | None = None
+    step: int | None = None
+    """A follow-up frame: the index (0-based) of the trigger action that asked for it."""
 
     def axes(self) -> dict[str, Any]:
-        """The pycromanager / NDTiff axes of this image."""
-        return {
-            "mode": self.mode,
-            "time": self.time_index,
-            "position": self.position,
-            "z": self.z_index,
-            "channel": self.channel,
-        }
+        """The axes of this image's pycromanager event (unique over a run, see the module
+        docstring)."""
+        if self.mode == SCREEN:
+            return {"time": self.time_index, "position": self.position, "channel": self.channel}
+        return {"followup": self.followup if self.followup is not None else 0,
+                "time": self.time_index, "z": self.z_index, "channel": self.channel}
 
     def key(self) -> tuple[Any, ...]:
         """Hashable identity, matched against an image's ``Axes`` metadata."""

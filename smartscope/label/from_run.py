@@ -2,9 +2,10 @@
 run's saved images at the positions and pixel sizes in ``cells.csv``, with the run's class
 probabilities, so a day's runs feed the next fine-tuning (crops -> label -> transfer).
 
-Each ``cells.csv`` row names its frame by the hook's frame index and the frame's elapsed time;
-the image is the one of the run's NDTiff data set with that ``ElapsedTime-ms``. Crops of one
-position, objective and mode share a ``source`` so the labelling page links them in time.
+Each ``cells.csv`` row names the data set and axes of its image (``dataset``, ``axes``); in a run
+of an earlier version, which has one data set and no such columns, the image is the one with the
+row's elapsed time (``ElapsedTime-ms``). Crops of one position, objective and mode share a
+``source`` so the labelling page links them in time.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import logging
 import math
 from collections import defaultdict
@@ -69,6 +71,50 @@ def read_cells(run_dir: Path) -> tuple[list[dict[str, str]], list[str]]:
         return list(reader), [c[2:] for c in columns if c.startswith("p_")]
 
 
+class _Images:
+    """The image of each ``cells.csv`` frame: by its ``dataset`` and ``axes`` columns, else (a run
+    of an earlier version) by elapsed time in the run's only data set."""
+
+    def __init__(self, run_dir: Path, rows: list[dict[str, str]]) -> None:
+        self.run_dir = run_dir
+        self._open: dict[Path, Any] = {}
+        self.located = bool(rows) and all(r.get("dataset") and r.get("axes") for r in rows)
+        self._by_time: dict[int, dict[str, Any]] | None = None
+        self._only: Path | None = None
+        if not self.located:
+            self._only = find_dataset(run_dir)
+
+    def _dataset(self, path: Path) -> Any:
+        if path not in self._open:
+            from ndstorage import Dataset
+
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):  # ndstorage prints its progress
+                    self._open[path] = Dataset(str(path))
+            except Exception as e:  # ndstorage raises many types on a damaged data set
+                raise TrainingDataError(f"{path}: not a readable NDTiff data set ({e})") from e
+        return self._open[path]
+
+    def image(self, row: dict[str, str]) -> np.ndarray | None:
+        """The image of a cells.csv row (None when it is not in the data set)."""
+        if self.located:
+            ds = self._dataset(self.run_dir / row["dataset"])
+            axes = json.loads(row["axes"])
+            if not ds.has_image(**axes):
+                return None
+            return np.asarray(ds.read_image(**axes))
+        assert self._only is not None
+        ds = self._dataset(self._only)
+        if self._by_time is None:
+            self._by_time = _images_by_time(ds)
+        found = _lookup(self._by_time, float(row["time_s"]))
+        return np.asarray(ds.read_image(**found)) if found is not None else None
+
+    def close(self) -> None:
+        for ds in self._open.values():
+            ds.close()
+
+
 def _images_by_time(dataset: Any) -> dict[int, dict[str, Any]]:
     """``{elapsed time in 0.1 ms: axes}`` of every image of the data set."""
     out = {}
@@ -117,17 +163,12 @@ def crops_from_run(run_dir: Path, out: Path, skip_edge: bool = False) -> int:
 
     run_dir = Path(run_dir)
     rows, classes = read_cells(run_dir)
-    ds_path = find_dataset(run_dir)
     try:
-        from ndstorage import Dataset
+        import ndstorage  # noqa: F401
     except ImportError as e:
         raise TrainingDataError("reading a run's images needs ndstorage: pip install "
                                 "'smartscope[mm]'") from e
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # ndstorage prints its progress
-            dataset = Dataset(str(ds_path))
-    except Exception as e:  # ndstorage raises many types on a damaged data set
-        raise TrainingDataError(f"{ds_path}: not a readable NDTiff data set ({e})") from e
+    images = _Images(run_dir, rows)
     by_frame: dict[int, list[dict[str, str]]] = defaultdict(list)
     for row in rows:
         by_frame[int(row["frame"])].append(row)
@@ -136,20 +177,19 @@ def crops_from_run(run_dir: Path, out: Path, skip_edge: bool = False) -> int:
     pool_rows: list[dict[str, Any]] = []
     unmatched = 0
     try:
-        by_time = _images_by_time(dataset)
         for frame in sorted(by_frame):
             cells = by_frame[frame]
-            axes = _lookup(by_time, float(cells[0]["time_s"]))
-            if axes is None:
+            found = images.image(cells[0])
+            if found is None:
                 unmatched += len(cells)
                 continue
-            image = np.asarray(dataset.read_image(**axes))
+            image = found.reshape(found.shape[-2:])
             ps = float(cells[0]["pixel_size_um"])
             ys = np.array([float(c["y"]) for c in cells])
             xs = np.array([float(c["x"]) for c in cells])
             raw = extract_crops(image, ys, xs, ps)
             bg = background_level(image)
-            h, w = image.shape
+            h, w = found.shape[-2:]
             for k, (cell, crop) in enumerate(zip(cells, raw, strict=True)):
                 area = float(cell.get("area_um2") or "nan")
                 r_px = math.sqrt(area / math.pi) / ps if math.isfinite(area) else 0.0
@@ -176,7 +216,7 @@ def crops_from_run(run_dir: Path, out: Path, skip_edge: bool = False) -> int:
                     **{f"p_{c}": cell.get(f"p_{c}", "") for c in classes},
                 })
     finally:
-        dataset.close()
+        images.close()
     if unmatched:
         log.warning("%s: %d classified nuclei on frames with no saved image were left out",
                     run_dir, unmatched)

@@ -1,12 +1,16 @@
 """ImageJ hyperstack TIFFs of a run, for Fiji, napari and any TIFF reader: one stack per
-screening position and one per follow-up part (time-lapse, z-stack), each with its own pixel size,
-z step and frame interval in its metadata.
+screening position and one per follow-up data set (time-lapse, z-stack), each with its own pixel
+size, z step and frame interval in its metadata.
 
-The run's NDTiff data set holds every image under the axes ``mode`` (screen / follow), ``time``,
-``position``, ``z`` and ``channel``; a viewer shown that data set sees one sparse array mixing
-10x and 60x frames. Here the images are regrouped: follow-up images between two screening images
-are one follow-up; within it, time points with several z slices are a z-stack, the others the
-time-lapse. Images are read one at a time (memory stays flat on long runs).
+A run keeps its screening in Pycro-Manager's data set (axes ``time``, ``position``, ``channel``)
+and each follow-up part in a data set of its own (``followup_<n>/<NN>_<action>/``, axes ``time``
+or ``z``, and ``channel``; its summary names the follow-up): each follow-up data set becomes one
+stack. A run of an earlier version kept every image in one data set under the axes ``mode``
+(screen / follow), ``time``, ``position``, ``z`` and ``channel``; its images are regrouped:
+follow-up images between two screening images are one follow-up; within it, time points with
+several z slices are a z-stack, the others the time-lapse (the same for follow-up images a hook
+without a run folder left in Pycro-Manager's data set, under a ``followup`` axis). Images are
+read one at a time (memory stays flat on long runs).
 """
 
 from __future__ import annotations
@@ -53,8 +57,8 @@ class Stack:
 def export_tiffs(folder: str | Path, *, screening: bool = True) -> list[Stack]:
     """Write ``folder/tiff/*.tif``: ``screening_<position>.tif`` (T, C) per screening position
     (``screening=False`` skips them: they are as large as the screening itself) and
-    ``followup_<n>.tif`` (time-lapse, T, C) / ``followup_<n>_zstack<k>.tif`` (Z, C) per
-    follow-up.
+    ``followup_<n>_<NN>_<action>.tif`` (T, C; Z, C for a z-stack) per follow-up data set
+    (``followup_<n>.tif`` / ``followup_<n>_zstack<k>.tif`` for a run of an earlier version).
 
     Raises
     ------
@@ -73,9 +77,28 @@ def export_tiffs(folder: str | Path, *, screening: bool = True) -> list[Stack]:
             raise RunFolderError(f"{rec.folder}: no readable image in an NDTiff data set here")
         out_dir.mkdir(exist_ok=True)
         stacks = []
-        for name, planes, axes in _groups(images, screening):
+        parts = _followup_sets(store)
+        mixed = [im for im in images if im.ref.dataset not in parts]
+        for name, planes, axes in _groups(mixed, screening):
             stacks.append(_write(store, out_dir / f"{name}.tif", planes, axes))
+        for path, name in parts.items():
+            ims = [im for im in images if im.ref.dataset == path]
+            outer = "z" if any("z" in im.ref.axes for im in ims) else "time"
+            stacks.append(_write(store, out_dir / f"{name}.tif",
+                                 _by(ims, outer, _channels(ims)), outer[0].upper()))
     return stacks
+
+
+def _followup_sets(store: ImageStore) -> dict[Path, str]:
+    """The follow-up data sets of the run (their summary names the follow-up), in order, with
+    the name of their stack: their folder, ``/`` replaced by ``_``."""
+    out = {}
+    for path in store.datasets:
+        ds = store.dataset(path)
+        summary = getattr(ds, "summary_metadata", None) or {}
+        if ds is not None and "Followup" in summary:
+            out[path] = path.relative_to(store.folder).as_posix().replace("/", "_")
+    return out
 
 
 def _images(store: ImageStore) -> list[_Image]:
@@ -101,7 +124,7 @@ def _groups(images: Sequence[_Image], screening: bool) -> Iterator[
     followups: list[list[_Image]] = []
     last_mode = None
     for im in images:
-        mode = im.ref.axes.get("mode", "screen")
+        mode = "follow" if "followup" in im.ref.axes else im.ref.axes.get("mode", "screen")
         if mode == "follow":
             if last_mode != "follow":
                 followups.append([])

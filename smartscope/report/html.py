@@ -27,6 +27,8 @@ GENERATOR = "<meta name='generator' content='smartscope report'>"
 PROBLEM_EVENTS = ("refused", "error", "abandoned", "not_confirmed", "interrupted")
 #: at most this many rows in the full decision log
 MAX_LOG_ROWS = 2000
+#: folders of data sets linked in the file list (a run with many follow-ups has one each)
+MAX_DATASET_LINKS = 50
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em auto;
@@ -312,10 +314,18 @@ def _pct(v: Any, num: Any, den: Any) -> str:
 
 def _files(rec: RunRecords, store: ImageStore) -> str:
     items = []
-    for ds in store.datasets:
-        rel = os.path.relpath(ds, rec.folder)
-        items.append(f"<li><a href='{_e(Path(rel).as_posix())}/'>{_e(rel)}/</a> "
-                     "(NDTiff data set)</li>")
+    groups: dict[str, list[str]] = {}
+    for ds in store.datasets:  # a follow-up's data sets are listed under its folder
+        rel = Path(os.path.relpath(ds, rec.folder)).as_posix()
+        top, _, rest = rel.partition("/")
+        groups.setdefault(top, []).append(rest)
+    for n, (top, parts) in enumerate(groups.items()):
+        if n == MAX_DATASET_LINKS:
+            items.append(f"<li>... and {len(groups) - n} more folders of NDTiff data sets</li>")
+            break
+        what = ("NDTiff data set" if parts == [""] else
+                f"NDTiff data sets: {', '.join(p + '/' for p in parts)}")
+        items.append(f"<li><a href='{_e(top)}/'>{_e(top)}/</a> ({_e(what)})</li>")
     for name, what in (("cells.csv", "every classified nucleus"),
                        ("frames.csv", "every image: data set, axes, hook latency"),
                        ("decisions.jsonl", "every decision"),

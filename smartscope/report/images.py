@@ -45,10 +45,12 @@ class ImageRef:
 
 
 def dataset_dirs(folder: Path) -> list[Path]:
-    """NDTiff data sets (folders with an ``NDTiff.index``) in a run folder, two levels deep."""
+    """NDTiff data sets (folders with an ``NDTiff.index``) in a run folder, two levels deep:
+    the screening data set first, then the follow-ups' (``followup_<n>/...``) in order."""
     found = {p.parent for p in folder.glob("*/NDTiff.index")}
     found |= {p.parent for p in folder.glob("*/*/NDTiff.index")}
-    return sorted(found)
+    return sorted(found, key=lambda p: (p.relative_to(folder).parts[0].startswith("followup_"),
+                                        p.as_posix()))
 
 
 class ImageStore:

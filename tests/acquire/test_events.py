@@ -31,6 +31,6 @@ def test_each_preset_is_read_once_and_events_do_not_share_state():
 def test_event_fields():
     b = EventBuilder("Objective", lambda g, p: [])
     ev = b.event(_request("10x", z_um=None, min_start_time_s=-0.5))
-    assert ev == {"axes": {"mode": "screen", "time": 0, "position": 0, "z": 0, "channel": "FITC"},
+    assert ev == {"axes": {"time": 0, "position": 0, "channel": "FITC"},
                   "config_group": ["Channel", "FITC"], "exposure": 20.0, "x": 1.0, "y": 2.0,
                   "min_start_time": 0.0}

@@ -60,9 +60,17 @@ def drive(hook, max_images=100):
         md = {"Axes": ev["axes"], "ElapsedTime-ms": t * 1000, "PixelSize_um": 0.645}
         seen.append(ev)
         out = hook(IMG, md, q)
-        assert out[0] is IMG and out[1] is md  # the image is passed on to be saved
+        if "followup" in ev["axes"]:  # written by the hook into the follow-up's data set
+            assert out is None
+        else:  # passed on to be saved, its metadata completed
+            assert out[0] is IMG and out[1].items() >= md.items()
+            assert out[1]["PixelSizeAffine"].startswith("0.645;")
     hook.close()
     return seen
+
+
+def mode(ev):
+    return "follow" if "followup" in ev["axes"] else "screen"
 
 
 def records(tmp_path):
@@ -96,7 +104,7 @@ def test_trigger_queues_follow_up_with_objective_switch(tmp_path):
     hook = make_hook(tmp_path, classify, [{"type": "centre_on_cell", "objective": "60x"},
                                           {"type": "burst", "n_frames": 2}])
     seen = drive(hook)
-    modes = [e["axes"]["mode"] for e in seen]
+    modes = [mode(e) for e in seen]
     assert modes == ["screen", "screen", "follow", "follow", "screen"]
     follow = seen[2]
     assert follow["properties"] == [["Turret", "Label", "60x"]] and follow["z"] == 2.0
@@ -158,7 +166,7 @@ def test_planner_failure_abandons_follow_up(tmp_path, monkeypatch):
     seen = drive(hook)
     events = [r["event"] for r in records(tmp_path)]
     assert "error" in events and "abandoned" in events
-    assert seen[3]["axes"]["mode"] == "screen"  # back to screening after the failure
+    assert mode(seen[3]) == "screen"  # back to screening after the failure
     assert hook.finished
 
 

@@ -180,16 +180,21 @@ def test_looping_recording_repeats_its_labels(labels):
 # --- runs ----------------------------------------------------------------------------------
 
 
-def _images(out: Path) -> list[tuple[dict, dict, np.ndarray]]:
+def _images(out: Path) -> list[tuple[str, dict, np.ndarray]]:
+    """(mode, metadata, pixels) of every image of the run's data sets, in time order."""
     from ndstorage import Dataset
 
-    (ds_dir,) = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("images")]
-    ds = Dataset(str(ds_dir))
-    try:
-        items = [(a, ds.read_metadata(**a), np.asarray(ds.read_image(**a)))
-                 for a in ds.get_image_coordinates_list()]
-    finally:
-        ds.close()
+    from smartscope.acquire.repair import find_datasets
+
+    items = []
+    for ds_dir in find_datasets(out):
+        mode = "follow" if ds_dir.relative_to(out).parts[0].startswith("followup_") else "screen"
+        ds = Dataset(str(ds_dir))
+        try:
+            items += [(mode, ds.read_metadata(**a), np.asarray(ds.read_image(**a)))
+                      for a in ds.get_image_coordinates_list()]
+        finally:
+            ds.close()
     return sorted(items, key=lambda x: x[1]["ElapsedTime-ms"])
 
 
@@ -217,11 +222,11 @@ def test_replay_run_shows_the_recording_and_scores(movie, labels, tmp_path):
     images = _images(out)
     assert len(images) == len(shown_by_image)
     shown = []
-    for (axes, _, img), row in zip(images, shown_by_image, strict=True):
+    for (mode, _, img), row in zip(images, shown_by_image, strict=True):
         k = int(row["movie_frame"])
         assert k == int(float(row["sample_time_s"]) // DT_S)
-        assert np.array_equal(img, stack[k]) == (axes["mode"] == "screen")  # 60x: magnified
-        if axes["mode"] == "screen":
+        assert np.array_equal(img, stack[k]) == (mode == "screen")  # 60x: magnified
+        if mode == "screen":
             shown.append(k)
     assert shown[0] == 0 and shown == sorted(shown) and shown[-1] >= T - 2
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.run_images import dataset_summary, run_images
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "models" / "hela_h2b_5class"
@@ -38,17 +41,9 @@ def _cli_run(protocol: Path, out: Path, timeout: int = 240) -> subprocess.Comple
     )
 
 
-def _images(out: Path) -> list[tuple[dict, dict]]:
-    """(axes, metadata) of every image in the run's data set, in acquisition order."""
-    from ndstorage import Dataset
-
-    (ds_dir,) = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("images")]
-    ds = Dataset(str(ds_dir))
-    try:
-        items = [(axes, ds.read_metadata(**axes)) for axes in ds.get_image_coordinates_list()]
-    finally:
-        ds.close()
-    return sorted(items, key=lambda am: am[1]["ElapsedTime-ms"])
+def _images(out: Path) -> list[tuple[str, dict]]:
+    """(mode, metadata) of every image in the run's data sets, in acquisition order."""
+    return [(im.mode, im.metadata) for im in run_images(out)]
 
 
 def _decisions(out: Path) -> list[dict]:
@@ -123,10 +118,10 @@ def test_mitosis_zoom_switches_objective_and_fast_interval(mitosis_run):
     assert triggers, "no trigger fired"
     assert triggers[0]["target"]["objective"] == "60x" and triggers[0]["refused"] is None
     images = _images(out)
-    pixel = {axes["mode"]: md["PixelSize_um"] for axes, md in images}
+    pixel = {mode: md["PixelSize_um"] for mode, md in images}
     assert pixel["screen"] == pytest.approx(0.645) and pixel["follow"] == pytest.approx(0.1075)
     t = [md["ElapsedTime-ms"] / 1000 for _, md in images]
-    modes = [axes["mode"] for axes, _ in images]
+    modes = [mode for mode, _ in images]
     first_follow = modes.index("follow")
     end_follow = first_follow + modes[first_follow:].index("screen")  # back to screening
     # screening interval before, fast during the follow-up time-lapse, screening interval after
@@ -142,6 +137,74 @@ def test_mitosis_zoom_switches_objective_and_fast_interval(mitosis_run):
     assert np.median(fast) < 0.5 * np.median(after)
     lat = [d["latency_ms"] for d in decisions]
     assert max(lat) < 2000
+
+
+def test_screening_and_followups_are_separate_dense_data_sets(mitosis_run):
+    """Screening at 10x in pycromanager's data set; each follow-up's time-lapse and z-stack in
+    data sets of their own at 60x: axes from 0, every plane an image, the pixel size in the
+    summary and in every image; every cells.csv / frames.csv row names the plane of its image
+    (read back: the image's frame number and time are the row's)."""
+    from smartscope.acquire.repair import find_datasets
+
+    out, _ = mitosis_run
+    summary = json.loads((out / "run.json").read_text())["summary"]
+    rel = [p.relative_to(out).as_posix() for p in find_datasets(out)]
+    assert rel[0] == "screening_1" and rel[1:] == summary["followup_datasets"]
+    parts = {(r.split("/")[0], r.split("/")[1]) for r in rel[1:]}
+    for n in range(1, summary["triggers_fired"] + 1):  # mitosis_zoom.yaml, without its confirm
+        assert (f"followup_{n:03d}", "03_change_interval") in parts
+    assert {p for _, p in parts} <= {"03_change_interval", "04_z_stack"}
+    images = run_images(out)
+    assert len(images) == summary["frames"]
+    for r in rel:
+        meta, axes = dataset_summary(out / r)
+        ps = 0.645 if r == "screening_1" else 0.1075
+        assert meta["PixelSize_um"] == pytest.approx(ps)
+        mine = [im for im in images if im.dataset == r]
+        assert len(mine) == int(np.prod([len(v) for v in axes.values()]))  # dense
+        for name, values in axes.items():
+            if name != "channel":
+                assert values == list(range(len(values)))  # from 0
+        expected = ({"time", "position", "channel"} if r == "screening_1" else
+                    {"z", "channel"} if r.endswith("z_stack") else {"time", "channel"})
+        assert set(axes) == expected
+        if r.endswith("z_stack"):
+            assert meta["z-step_um"] == pytest.approx(1.5) and len(axes["z"]) == 5
+        for im in mine:
+            assert im.metadata["PixelSize_um"] == pytest.approx(ps)
+            assert im.metadata["PixelSizeAffine"] == f"{ps!r};0.0;0.0;0.0;{ps!r};0.0"
+    by_plane = {(im.dataset, json.dumps(im.axes, sort_keys=True)): im for im in images}
+    for name in ("frames.csv", "cells.csv"):
+        with (out / name).open() as fh:
+            rows = list(csv.DictReader(fh))
+        assert rows
+        for row in rows:
+            im = by_plane[(row["dataset"], row["axes"])]
+            assert im.metadata["SmartscopeFrame"] == int(row["frame"])
+            assert im.metadata["ElapsedTime-ms"] / 1000 == pytest.approx(float(row["time_s"]),
+                                                                         abs=1e-3)
+
+
+def test_report_tiff_stacks_carry_each_data_sets_calibration(mitosis_run):
+    """`report --tiff`: a calibrated ImageJ stack per screening position and follow-up data set,
+    as Fiji and tifffile read them (pixel size, z step, frame interval)."""
+    import tifffile
+
+    from smartscope.report.export import export_tiffs
+
+    out, _ = mitosis_run
+    stacks = {s.path.name: s for s in export_tiffs(out)}
+    assert "screening_0.tif" in stacks and "followup_001_03_change_interval.tif" in stacks
+    for name, stack in stacks.items():
+        with tifffile.TiffFile(stack.path) as tif:
+            assert tif.is_imagej and tif.imagej_metadata["unit"] == "um"
+            num, den = tif.pages[0].tags["XResolution"].value
+            ps = 0.645 if name.startswith("screening") else 0.1075
+            assert den / num == pytest.approx(ps, rel=1e-4)
+            if name.endswith("z_stack.tif"):
+                assert tif.imagej_metadata["spacing"] == pytest.approx(1.5)
+            elif name.endswith("change_interval.tif"):
+                assert tif.imagej_metadata["finterval"] == pytest.approx(0.5, abs=0.15)
 
 
 def test_triggering_cell_is_centred_at_60x(tmp_path):

@@ -247,14 +247,15 @@ def test_to_event():
 
     ev = to_event(first, objective_group="Objective", preset_properties=props)
     assert ev == {
-        "axes": {"mode": "screen", "time": 0, "position": 0, "z": 0, "channel": "FITC"},
+        "axes": {"time": 0, "position": 0, "channel": "FITC"},
         "config_group": ["Channel", "FITC"], "exposure": 20.0, "x": 0.0, "y": 500.0,
         "z": 10.0, "properties": [["Objective", "Label", "10x"]],
     }
     step = p.on_frame(Frame(first, 0, 0.0, SHAPE, 0.645, (META,)))
     ev = to_event(step.requests[0], objective_group="Objective", preset_properties=props)
     assert ev["properties"] == [["Objective", "Label", "60x"]]
-    assert ev["axes"]["mode"] == "follow" and ev["z"] == pytest.approx(13.0)
+    assert ev["axes"]["followup"] == 1 and ev["z"] == pytest.approx(13.0)
+    assert step.requests[0].step == 1  # asked for by the burst, the trigger's second action
     step = p.on_frame(Frame(step.requests[0], 1, 0.3, SHAPE, 0.1075))
     ev = to_event(step.requests[0], objective_group="Objective", preset_properties=lambda g, p: [])
     assert "properties" not in ev and ev["min_start_time"] == pytest.approx(2.0)

@@ -17,14 +17,23 @@ CLASSES = ("interphase", "metaphase")
 PX_UM = 0.645
 
 
-def make_run(folder: Path, frames: int = 3) -> list[tuple[int, float, float]]:
+def make_run(folder: Path, frames: int = 3, split: bool = False) -> list[tuple[int, float, float]]:
     """A run folder: 3 screening frames at one position, 3 nuclei drifting 3 px a frame, plus one
-    follow-up frame; nucleus 2 is bright and predicted metaphase. Returns (frame, y, x)."""
+    follow-up frame; nucleus 2 is bright and predicted metaphase. Returns (frame, y, x).
+
+    ``split``: as runs write them now, the follow-up frame in a data set of its own and each
+    cells.csv row naming its image's data set and axes; else as earlier runs did, one data set
+    whose images are found by time."""
     ndstorage = pytest.importorskip("ndstorage")
     from smartscope.acquire.sinks import CellsCsv
 
     folder.mkdir(parents=True)
-    ds = ndstorage.NDTiffDataset(str(folder), name="images", writable=True, summary_metadata={})
+    ds = ndstorage.NDTiffDataset(str(folder), name="screening" if split else "images",
+                                 writable=True, summary_metadata={})
+    follow_ds = None
+    if split:
+        follow_ds = ndstorage.NDTiffDataset(str(folder / "followup_001" / "03_change_interval"),
+                                            writable=True, summary_metadata={})
     cells = CellsCsv(folder / "cells.csv", CLASSES)
     yy, xx = np.mgrid[:200, :300]
     truth = []
@@ -43,18 +52,30 @@ def make_run(folder: Path, frames: int = 3) -> list[tuple[int, float, float]]:
                          "track": 1 + (1 - k if t == 2 and k < 2 else k),  # 0, 1 swap at t 2
                          "confidence": p, "probabilities": [1 - p, p] if k == 2 else [p, 1 - p]})
             truth.append((t, y, x))
-        ds.put_image({"time": t}, image.astype(np.uint16),
-                     {"ElapsedTime-ms": 2000.0 * t + 12.3, "PixelSize_um": PX_UM})
+        target, axes, where = ds, {"time": t}, "images_1"
+        if follow_ds is not None:
+            target, axes, where = ((follow_ds, {"time": 0, "channel": "FITC"},
+                                    "followup_001/03_change_interval") if follow else
+                                   (ds, {"time": t, "position": 0, "channel": "FITC"},
+                                    "screening_1"))
+            rows = [{**r, "dataset": where, "axes": axes} for r in rows]
+        # the times of split runs are not used to find images: make them disagree
+        ms = 2000.0 * t + 12.3 + (777.0 if follow_ds is not None else 0.0)
+        target.put_image(axes, image.astype(np.uint16), {"ElapsedTime-ms": ms,
+                                                         "PixelSize_um": PX_UM})
         cells.write(rows)
-    ds.finish()
-    ds.close()
+    for d in (ds, follow_ds):
+        if d is not None:
+            d.finish()
+            d.close()
     cells.close()
     return truth
 
 
-def test_pool_from_a_run_keeps_positions_probabilities_and_time_links(tmp_path):
+@pytest.mark.parametrize("split", [True, False], ids=["data-set-per-follow-up", "earlier-run"])
+def test_pool_from_a_run_keeps_positions_probabilities_and_time_links(tmp_path, split):
     run = tmp_path / "run"
-    truth = make_run(run)
+    truth = make_run(run, split=split)
     pool = tmp_path / "pool"
     assert main(["crops", "--from-run", str(run), "--out", str(pool)]) == 0
     with open(pool / "index.csv", newline="") as fh:

@@ -22,6 +22,7 @@ import pytest
 import tifffile
 
 from smartscope.acquire import Run, RunSummary, connect
+from smartscope.acquire.repair import find_datasets
 from smartscope.classify import Cell
 from smartscope.errors import MicroscopeError
 from smartscope.protocol import Protocol, parse_protocol
@@ -93,26 +94,31 @@ def _run(protocol: Protocol, out: Path, fake: object, *, arm: Callable | None = 
 
 
 def _dataset_images(out: Path) -> list[tuple[dict, np.ndarray]]:
-    """Every image of the run's NDTiff data set, opened with ndstorage (pycromanager's reader)."""
+    """Every image of the run's NDTiff data sets (screening and follow-ups), opened with
+    ndstorage (pycromanager's reader)."""
     from ndstorage import Dataset
 
-    (folder,) = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("images")]
-    ds = Dataset(str(folder))
-    try:
-        return [(axes, np.asarray(ds.read_image(**axes)))
-                for axes in ds.get_image_coordinates_list()]
-    finally:
-        ds.close()
+    folders = find_datasets(out)
+    assert folders and folders[0].name.startswith("screening")
+    images = []
+    for folder in folders:
+        ds = Dataset(str(folder))
+        try:
+            images += [(axes, np.asarray(ds.read_image(**axes)))
+                       for axes in ds.get_image_coordinates_list()]
+        finally:
+            ds.close()
+    return images
 
 
 def _closed_tiff_pages(out: Path) -> int:
-    """Images in the data set's TIFF files, read as plain TIFF: a file left open by a crashed
+    """Images in the data sets' TIFF files, read as plain TIFF: a file left open by a crashed
     writer has no terminated page chain (it is preallocated), so this also proves it was closed."""
-    (folder,) = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("images")]
     pages = 0
-    for f in sorted(folder.glob("*.tif")):
-        with tifffile.TiffFile(f) as tif:
-            pages += len(tif.pages)
+    for folder in find_datasets(out):
+        for f in sorted(folder.glob("*.tif")):
+            with tifffile.TiffFile(f) as tif:
+                pages += len(tif.pages)
     return pages
 
 

@@ -27,7 +27,7 @@ SHIPPED = REPO / "models" / "hela_h2b_5class"
 
 def _images_on_disk(out: Path) -> int:
     """Complete images in the data set's TIFF files (pycromanager flushes each one)."""
-    return sum(len(scan_tiff(f)[0]) for f in out.glob("images*/*.tif"))
+    return sum(len(scan_tiff(f)[0]) for f in out.glob("screening*/*.tif"))
 
 
 def _read_all(folder: Path) -> list[np.ndarray]:
@@ -63,7 +63,7 @@ def test_sigkill_then_repair(tmp_path, cli):
             proc.kill()
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    (ds,) = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("images")]
+    (ds,) = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("screening")]
     info = json.loads((out / "run.json").read_text())
     assert info["summary"]["status"] == "running"  # what the killed run left: not honest
     on_disk = sum(len(scan_tiff(f)[0]) for f in ds.glob("*.tif"))
@@ -170,11 +170,11 @@ def _ended_honestly(proc: subprocess.Popen, out: Path) -> dict:
     assert proc.returncode == 130, err
     assert "interrupted" in err.strip().splitlines()[-1]
     info = json.loads((out / "run.json").read_text())
-    folders = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("images")]
+    folders = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("screening")]
     readable = _read_all(folders[0]) if folders else []
     assert info["summary"]["status"] == "interrupted", info["summary"]
     assert info["summary"]["frames"] == len(readable)
-    on_disk = sum(len(scan_tiff(f)[0]) for f in out.glob("images*/*.tif"))
+    on_disk = sum(len(scan_tiff(f)[0]) for f in out.glob("screening*/*.tif"))
     assert len(readable) == on_disk  # closed: the index lists every image in the TIFF
     return info
 

@@ -49,14 +49,10 @@ def demo_run(mm_demo, tmp_path_factory):
 
 
 def _images(out: Path) -> list[dict]:
-    from ndstorage import Dataset
+    """Metadata of every image (screening and follow-up data sets), with its ``mode``."""
+    from tests.run_images import run_images
 
-    ds = Dataset(str(out / "images_1"))
-    try:
-        md = [ds.read_metadata(**axes) for axes in ds.get_image_coordinates_list()]
-    finally:
-        ds.close()
-    return sorted(md, key=lambda m: m["ElapsedTime-ms"])
+    return [{**im.metadata, "mode": im.mode} for im in run_images(out)]
 
 
 def test_the_demo_run_screens_triggers_zooms_stacks_and_returns(demo_run):
@@ -76,10 +72,10 @@ def test_the_demo_run_screens_triggers_zooms_stacks_and_returns(demo_run):
     assert [d["event"] for d in decisions if d.get("followup") == 1][-1] == "return"
 
     images = _images(demo_run)
-    follow = [m for m in images if m["Axes"]["mode"] == "follow"]
+    follow = [m for m in images if m["mode"] == "follow"]
     assert follow
     for m in follow:  # the real turret's 40X calibration, the stage centred on the cell, DAPI
-        assert m["PixelSize_um"] == 0.25
+        assert m["PixelSize_um"] == 0.25 and m["PixelSizeAffine"] == "0.25;0.0;0.0;0.0;0.25;0.0"
         assert m["XPosition_um_Intended"] == pytest.approx(trig["target"]["x_um"], abs=1e-6)
         assert m["YPosition_um_Intended"] == pytest.approx(trig["target"]["y_um"], abs=1e-6)
         assert m["Axes"]["channel"] == "DAPI"
@@ -87,7 +83,7 @@ def test_the_demo_run_screens_triggers_zooms_stacks_and_returns(demo_run):
     assert trig["target"]["z_um"] == pytest.approx(1.0)
     zs = sorted({round(m["ZPosition_um_Intended"], 3) for m in follow})
     assert zs == pytest.approx([-1.0, 1.0, 3.0])
-    screen = [m for m in images if m["Axes"]["mode"] == "screen"]
+    screen = [m for m in images if m["mode"] == "screen"]
     assert len(screen) == 5 and all(m["PixelSize_um"] == 0.5 for m in screen)
     assert all(m["Axes"]["channel"] == "FITC" and m["ZPosition_um_Intended"] == 0 for m in screen)
     after = [m for m in screen if m["ElapsedTime-ms"] > follow[-1]["ElapsedTime-ms"]]
