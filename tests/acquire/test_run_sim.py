@@ -207,6 +207,55 @@ def test_report_tiff_stacks_carry_each_data_sets_calibration(mitosis_run):
                 assert tif.imagej_metadata["finterval"] == pytest.approx(0.5, abs=0.15)
 
 
+_IJ_MACRO = """
+dir = getArgument();
+list = getFileList(dir);
+for (i = 0; i < list.length; i++) {
+  if (!endsWith(list[i], ".tif")) continue;
+  open(dir + list[i]);
+  getDimensions(w, h, c, z, t);
+  getVoxelSize(pw, ph, pd, unit);
+  print("STACK " + list[i] + " " + w + " " + h + " " + c + " " + z + " " + t + " " + pw + " "
+        + pd + " " + Stack.getFrameInterval());
+  close();
+}
+"""
+
+
+def test_imagej_opens_the_tiff_stacks_with_their_calibration(mitosis_run, tmp_path):
+    """Real ImageJ (the reader Fiji's File > Open uses for TIFF) opens each stack of
+    `report --tiff` with its pixel size, z step and frame interval."""
+    import shutil
+
+    from smartscope.report.export import export_tiffs
+
+    jar = Path(os.environ.get("SMARTSCOPE_IJ_JAR", "/usr/share/java/ij.jar"))
+    if not jar.is_file() or shutil.which("java") is None or shutil.which("xvfb-run") is None:
+        pytest.skip("needs ImageJ and a virtual display: apt-get install libij-java xvfb (or set "
+                    "SMARTSCOPE_IJ_JAR to an ij.jar), as .ci/run does")
+    out, _ = mitosis_run
+    stacks = {s.path.name: s for s in export_tiffs(out)}
+    macro = tmp_path / "calibration.ijm"
+    macro.write_text(_IJ_MACRO)
+    proc = subprocess.run(["xvfb-run", "-a", "java", "-jar", str(jar), "-batch", str(macro),
+                           f"{out / 'tiff'}/"], capture_output=True, text=True, timeout=120)
+    seen = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("STACK "):
+            name, *values = line.split()[1:]
+            seen[name] = [float(v) for v in values]
+    assert set(seen) == set(stacks), proc.stdout + proc.stderr
+    for name, (w, h, c, z, t, pixel_um, z_um, interval_s) in seen.items():
+        shape = stacks[name].shape  # T, Z, C, Y, X
+        assert (t, z, c, h, w) == shape
+        assert pixel_um == pytest.approx(0.645 if name.startswith("screening") else 0.1075,
+                                         rel=1e-4)
+        if name.endswith("z_stack.tif"):
+            assert z_um == pytest.approx(1.5)
+        if t > 1:
+            assert interval_s == pytest.approx(stacks[name].interval_s, rel=1e-3)
+
+
 def test_triggering_cell_is_centred_at_60x(tmp_path):
     """Ground truth: the first 60x frame has the triggering cell within 5 um of its centre."""
     from smartscope.acquire import Run, connect
@@ -285,6 +334,7 @@ def test_interrupt_ends_cleanly(tmp_path, sig):
     assert len(images) == run["summary"]["frames"] >= 4
     assert _decisions(out)[-1]["event"] == "interrupted"
     assert "interrupted" in (out / "report.html").read_text()  # the report is written too
-    rows = (out / "cells.csv").read_text().splitlines()
-    assert len(rows) > 1 and len({len(r.split(",")) for r in rows}) == 1  # no torn line
-    assert int(rows[-1].split(",")[0]) < run["summary"]["frames"]
+    with (out / "cells.csv").open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert len(rows) > 1 and len({len(r) for r in rows}) == 1  # no torn line
+    assert int(rows[-1][0]) < run["summary"]["frames"]
