@@ -9,7 +9,8 @@ process per warm report is given beside the wall time (on a loaded machine the t
 
 The run folder is either one you give (``--run DIR``, e.g. ``soak.py --frames 1000 --out DIR``)
 or, by default, one written here the way a run writes it: the run's own sinks (``cells.csv``,
-``frames.csv``, ``decisions.jsonl``) and an NDTiff data set written with ndstorage, ``--frames``
+``frames.csv``, ``decisions.jsonl``) and NDTiff data sets written with ndstorage (the screening in
+``screening_1/``, each follow-up's time-lapse in ``followup_<n>/03_change_interval/``), ``--frames``
 images in all (screening frames of ``--sensor-px`` with ``--cells`` nuclei each; every
 ``--trigger-every`` screening frames a trigger and a follow-up of ``--followup-frames``
 images at 60x). The images are synthetic (bright discs on noise): the report's cost depends on
@@ -47,7 +48,7 @@ def write_long_run(folder: Path, *, frames: int, sensor_px: int, cells: int, tri
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    ds = NDTiffDataset(str(folder), name="images", writable=True)
+    ds = NDTiffDataset(str(folder), name="screening", writable=True)
     ds.initialize({"PixelSize_um": 0.645})
     sink_c = CellsCsv(folder / "cells.csv", CLASSES)
     sink_d = DecisionsJsonl(folder / "decisions.jsonl")
@@ -59,11 +60,11 @@ def write_long_run(folder: Path, *, frames: int, sensor_px: int, cells: int, tri
         base += 600 * (((yy - y) ** 2 + (xx - x) ** 2) <= 9 ** 2)
     base_img = base.astype(np.uint16)
     follow_img = np.roll(base_img, sensor_px // 3, axis=0)
-    n = t_screen = n_trig = follow_t = 0
+    n = t_screen = n_trig = 0
     t = 0.0
     while n < frames:
         t += 2.0
-        axes = {"mode": "screen", "time": t_screen, "position": 0, "z": 0, "channel": "FITC"}
+        axes = {"time": t_screen, "position": 0, "channel": "FITC"}
         ds.put_image(axes, np.roll(base_img, t_screen % 7, axis=1),
                      {"ElapsedTime-ms": t * 1000, "PixelSize_um": 0.645})
         phases = rng.choice(CLASSES, size=cells, p=(0.85, 0.07, 0.05, 0.03))
@@ -75,7 +76,7 @@ def write_long_run(folder: Path, *, frames: int, sensor_px: int, cells: int, tri
         sink_f.write({"frame": n, "time_s": t, "mode": "screen", "position": "A1",
                       "objective": "10x", "channel": "FITC", "pixel_size_um": 0.645,
                       "n_cells": cells, "latency_ms": 150 + rng.normal(0, 10),
-                      "dataset": "images_1", "axes": axes})
+                      "dataset": "screening_1", "axes": axes})
         trig_frame = n
         n += 1
         t_screen += 1
@@ -93,19 +94,23 @@ def write_long_run(folder: Path, *, frames: int, sensor_px: int, cells: int, tri
                       "target": {"objective": "60x", "x_um": 1.0, "y_um": 2.0,
                                  "cell": {"y_px": y, "x_px": x}},
                       "refused": None, "latency_ms": 160.0})
-        for _ in range(followup_frames):
+        part = f"followup_{n_trig:03d}/02_change_interval"
+        fds = NDTiffDataset(str(folder / part), writable=True)
+        fds.initialize({"PixelSize_um": 0.1075, "Followup": n_trig, "Action": "change_interval"})
+        for follow_t in range(followup_frames):
             if n >= frames:
                 break
             t += 0.5
-            follow_t += 1
-            faxes = {"mode": "follow", "time": follow_t, "position": 0, "z": 0,
-                     "channel": "FITC"}
-            ds.put_image(faxes, follow_img, {"ElapsedTime-ms": t * 1000, "PixelSize_um": 0.1075})
+            faxes = {"time": follow_t, "channel": "FITC"}
+            fds.put_image(faxes, follow_img, {"ElapsedTime-ms": t * 1000,
+                                              "PixelSize_um": 0.1075})
             sink_f.write({"frame": n, "time_s": t, "mode": "follow", "position": "A1",
                           "followup": n_trig, "objective": "60x", "channel": "FITC",
                           "pixel_size_um": 0.1075, "n_cells": 0, "latency_ms": 20.0,
-                          "dataset": "images_1", "axes": faxes})
+                          "dataset": part, "axes": faxes})
             n += 1
+        fds.finish()
+        fds.close()
         sink_d.write({"frame": n - 1, "time_s": t, "position": "A1", "mode": "follow",
                       "event": "return", "trigger": "metaphase_zoom", "followup": n_trig})
     for sink in (sink_c, sink_d, sink_f):

@@ -295,7 +295,14 @@ def test_example_protocols_run(tmp_path, name):
     run = json.loads((out / "run.json").read_text())
     assert run["summary"]["status"] == "completed"
     assert run["summary"]["duration_s"] < 180
-    assert _images(out)
+    images = run_images(out)
+    assert len(images) == run["summary"]["frames"]
+    from smartscope.acquire.repair import find_datasets
+
+    for folder in find_datasets(out):  # every data set dense (extra channels, bursts too)
+        _, axes = dataset_summary(folder)
+        rel = folder.relative_to(out).as_posix()
+        assert sum(im.dataset == rel for im in images) == np.prod([len(v) for v in axes.values()])
 
 
 @pytest.mark.parametrize("script", ["hook_from_protocol.py", "hook_from_objects.py"])
