@@ -177,17 +177,27 @@ def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Precision, follow-up precision and recall per protocol and variant (PNG)."""
+#: colour of each loss stage (``diagnose.STAGES`` order): the model's loss red, caught green
+LOSS_COLOURS = ("#9467bd", "#c5b0d5", "#7f7f7f", "#8c564b", "#e377c2", "#d62728", "#ff7f0e",
+                "#1f77b4", "#aec7e8", "#bcbd22", "#17becf", "#ffbb78", "#2ca02c")
+
+
+def plot(rows: list[dict[str, Any]], pooled: dict[str, Any], path: Path, title: str) -> None:
+    """Per protocol: precision, follow-up precision and recall per variant (top), and where the
+    episodes were lost, as fractions of the episodes (bottom; PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from smartscope.decide.diagnose import STAGES
+
     protocols = sorted({r["protocol"] for r in rows})
-    fig, axes = plt.subplots(1, len(protocols), figsize=(4.5 * len(protocols), 3.8),
-                             squeeze=False, sharey=True)
-    for ax, name in zip(axes[0], protocols, strict=True):
+    fig, axes = plt.subplots(2, len(protocols), figsize=(4.8 * len(protocols), 7.6),
+                             squeeze=False, sharey="row")
+    colours = dict(zip(STAGES, LOSS_COLOURS, strict=True))
+    for col, name in enumerate(protocols):
+        ax, lx = axes[0][col], axes[1][col]
         mine = [r for r in rows if r["protocol"] == name]
         xs = range(len(mine))
         for k, (key, label) in enumerate((("precision", "trigger precision"),
@@ -195,19 +205,45 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
                                           ("recall", "recall"))):
             vals = [r[key] if isinstance(r[key], float) else 0.0 for r in mine]
             ax.bar([x + (k - 1) * 0.27 for x in xs], vals, width=0.27, label=label)
-        ax.set_xticks(list(xs), [r["variant"] for r in mine], rotation=20, fontsize=8)
+        labels = [r["variant"].replace(" ", "\n") for r in mine]
+        ax.set_xticks(list(xs), labels, fontsize=7)
         ax.set_title(name, fontsize=10)
         ax.set_ylim(0, 1)
         if name == TARGET["protocol"]:
             ax.axhline(TARGET["precision"], color="k", lw=0.8, ls="--")
             ax.axhline(TARGET["recall"], color="grey", lw=0.8, ls=":")
+        for x, r in zip(xs, mine, strict=True):
+            losses = pooled[f"{name} {r['variant']}"].get("losses") or {}
+            total = sum(losses.values()) or 1
+            bottom = 0.0
+            for stage in STAGES:
+                v = losses.get(stage, 0) / total
+                if v:
+                    lx.bar(x, v, bottom=bottom, color=colours[stage], width=0.6,
+                           label=stage if stage not in lx.get_legend_handles_labels()[1] else None)
+                    bottom += v
+        lx.set_xticks(list(xs), labels, fontsize=7)
+        lx.set_ylim(0, 1)
+        lx.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes[0][0].set_ylabel("fraction (pooled over seeds)")
+    axes[1][0].set_ylabel("episodes: where each ended")
     axes[0][0].legend(fontsize=7, loc="upper left")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def load_runs(paths: list[Path]) -> list[dict[str, Any]]:
+    """The runs of earlier ``--json`` outputs (to pool, tabulate and plot them together)."""
+    import json
+
+    runs: list[dict[str, Any]] = []
+    for path in paths:
+        for r in json.loads(Path(path).read_text())["results"]["runs"]:
+            runs.append({"classifier": "model", **r})
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                         "only: the oracle for the protocol as shipped, no model runs")
     p.add_argument("--jobs", type=int, default=3, help="runs in parallel (processes)")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG of the figures")
+    p.add_argument("--from-json", type=Path, nargs="+", default=None,
+                   help="run nothing: pool, tabulate and plot the runs of earlier --json files")
     args = p.parse_args(argv)
     import yaml
 
@@ -260,9 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     report.settings = {"seeds": seeds, "variants": variants, "protocols": [f.stem for f in files],
                        "bundle": str(args.bundle) if args.bundle else "each protocol's own",
                        "jobs": args.jobs, "quick": args.quick, "oracle": args.oracle}
+    if args.from_json:
+        jobs = []
+        report.settings["from_json"] = [str(p) for p in args.from_json]
     print(f"{len(jobs)} simulated runs, {args.jobs} at a time on {machine_line()}",
           file=sys.stderr)
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = load_runs(args.from_json) if args.from_json else []
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(args.jobs, mp_context=ctx, max_tasks_per_child=1) as ex:
         futures = {ex.submit(run_one, j): j for j in jobs}
@@ -274,14 +315,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['status']}, {r['frames']} frames, {c.get('triggers')} trigger(s), "
                   f"{c.get('right')} right, {c.get('caught')}/{c.get('episodes')} episodes, "
                   f"hook p50 {r['hook_p50_ms']} ms, {r['wall_s']} s", file=sys.stderr)
-    for f in files:
+    for name in sorted({r["protocol"] for r in results}):
         for v in VARIANTS:
             for kind in ("model", "oracle"):
-                mine = sorted((r for r in results if r["protocol"] == f.stem
+                mine = sorted((r for r in results if r["protocol"] == name
                                and r["variant"] == v and r["classifier"] == kind),
                               key=lambda r: r["seed"])
                 if mine:
-                    _add_row(report, f.stem, mine)
+                    _add_row(report, name, mine)
     report.results["runs"] = sorted(results, key=lambda r: (r["protocol"], r["variant"],
                                                             r["classifier"], r["seed"]))
     for row in report.rows:
@@ -294,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     report.print()
     report.write(args.json)
     if args.plot is not None:
-        plot(report.rows, args.plot, f"event capture, {report.settings['bundle']}, "
-             f"{seeds} seed(s)")
+        plot(report.rows, report.results, args.plot,
+             f"event capture, {report.settings['bundle']}, {seeds} seed(s), no demo cells")
     return 0
 
 

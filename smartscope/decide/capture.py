@@ -14,7 +14,8 @@ Figures per trigger (``TriggerScore``):
 - recall: target-phase episodes of cells inside the screened fields (seen from the start to the
   end of the run) that got a follow-up which went ahead while the cell was still in that phase
   (triggered in the phase, and still in it when the follow-up began: at its confirmation when
-  it has a ``confirm`` step);
+  it has a ``confirm`` step); a follow-up of the whole field (no ``centre_on_cell``) catches
+  the episodes of every cell it matched, a zoom only its centred cell's;
 - time (s) and light (illumination time, exposure ms summed over frames) spent on follow-ups of
   wrong cells, including the confirmation frames of rejected ones.
 
@@ -129,6 +130,9 @@ class FollowUpRecord:
     frame: int | None = None
     confirmed_s: float | None = None
     """When the cell was confirmed at the new objective (a ``confirm`` step), run s."""
+    others: tuple[tuple[float, float], ...] = ()
+    """Stage positions (um) of the other matched cells a follow-up of the whole field (no
+    ``centre_on_cell``) imaged too: their episodes count as caught, not their precision."""
 
     @property
     def imaged_s(self) -> float:
@@ -234,13 +238,19 @@ def followups_from_decisions(records: Iterable[Mapping[str, Any]]) -> list[Follo
         outcome = str(end.get("event", "unfinished"))
         cell = rec.get("cell") or {}
         went_ahead = outcome not in ("not_confirmed", "refused")
+        zoom = any(isinstance(a, Mapping) and a.get("type") == "centre_on_cell"
+                   for a in rec.get("actions") or ())
+        others = () if zoom else tuple(
+            (float(m["x_um"]), float(m["y_um"])) for m in rec.get("cells") or ()
+            if isinstance(m, Mapping) and m.get("x_um") is not None and m.get("y_um") is not None
+            and (m.get("x_um"), m.get("y_um")) != (cell.get("x_um"), cell.get("y_um")))
         out.append(FollowUpRecord(
             followup=fid, trigger=str(rec.get("trigger")), time_s=float(rec.get("time_s", 0.0)),
             x_um=_opt_float(cell.get("x_um")), y_um=_opt_float(cell.get("y_um")),
             went_ahead=went_ahead, outcome=outcome, frames=int(end.get("followup_frames", 0)),
             light_ms=float(end.get("light_ms", 0.0)),
             duration_s=float(end.get("duration_s", 0.0)), track=_opt_int(cell.get("track")),
-            frame=_opt_int(rec.get("frame")), confirmed_s=confirmed.get(fid),
+            frame=_opt_int(rec.get("frame")), confirmed_s=confirmed.get(fid), others=others,
         ))
     return out
 
@@ -306,9 +316,15 @@ def score_run(
             if not right:
                 s.wrong_time_s += f.duration_s
                 s.wrong_light_ms += f.light_ms
-        if right and f.went_ahead and cell is not None:
+        if not f.went_ahead:
+            continue
+        # a zoom images its centred cell; a follow-up of the field images every matched cell
+        seen = [cell] + [truth.cell_at(x, y, f.time_s) for x, y in f.others]
+        for c in seen:
+            if c is None or c.phase not in targets:
+                continue
             for ep in episodes[f.trigger]:
-                if ep.cell == cell.id and ep.start_s <= f.time_s and f.imaged_s <= ep.end_s:
+                if ep.cell == c.id and ep.start_s <= f.time_s and f.imaged_s <= ep.end_s:
                     caught_by[f.trigger].add((ep.cell, ep.start_s))
     for name, s in scores.items():
         s.episode_list = list(episodes[name])

@@ -138,6 +138,14 @@ def test_event_capture_quick(tmp_path):
         assert {"precision", "followup_precision", "recall", "wrong_light_ms"} <= set(res[key])
         # every episode is explained once
         assert sum(res[key]["losses"].values()) == res[key]["episodes"]
+    # the runs pool again from the JSON, with the plot, without running anything
+    (tmp_path / "again").mkdir()
+    again = run_quick("event_capture", tmp_path / "again", "--from-json",
+                      str(tmp_path / "event_capture.json"), "--plot", str(tmp_path / "ec.png"))
+    for key in ("mitosis_zoom tracking+confirm", "mitosis_zoom tracking+confirm ORACLE"):
+        assert {k: again["results"][key][k] for k in ("episodes", "caught", "losses")} == {
+            k: res[key][k] for k in ("episodes", "caught", "losses")}
+    assert (tmp_path / "ec.png").stat().st_size > 10_000
 
 
 def test_report_speed_quick(tmp_path):

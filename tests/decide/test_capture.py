@@ -73,3 +73,22 @@ def test_rejected_followups_count_for_precision_not_recall():
 def test_telophase_counts_as_anaphase_for_a_five_class_model():
     assert "telophase" in target_phases(["anaphase"], ["interphase", "anaphase"])
     assert "telophase" not in target_phases(["anaphase"], ["anaphase", "telophase"])
+
+
+def test_a_field_followup_catches_every_matched_cell_a_zoom_only_its_own():
+    """At t=45 cell A (0, 0) is out of metaphase and D (-60, 40) in it; the trigger fired on A
+    with D matched too: a burst of the whole field images D as well, a zoom on A does not."""
+    def decisions(actions):
+        d = trigger(1, 45.0, 0.0, 0.0)
+        d[0]["cells"] = [{"x_um": 0.0, "y_um": 0.0}, {"x_um": -60.0, "y_um": 40.0}]
+        d[0]["actions"] = actions
+        return d
+
+    field = decisions([{"type": "burst", "n_frames": 5}, {"type": "return_to_screening"}])
+    zoom = decisions([{"type": "centre_on_cell", "objective": "60x"},
+                      {"type": "return_to_screening"}])
+    truth = labels()
+    s = score_run(field, {"zoom": ("metaphase",)}, truth, [FIELD], 0.0, 50.0)["zoom"]
+    assert (s.triggers, s.right, s.caught) == (1, 0, 1)  # wrong on A, yet D's episode caught
+    s = score_run(zoom, {"zoom": ("metaphase",)}, truth, [FIELD], 0.0, 50.0)["zoom"]
+    assert (s.triggers, s.right, s.caught) == (1, 0, 0)
