@@ -115,9 +115,10 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     data.pop("output", None)
     if job["bundle"] is not None:
         data["model"]["bundle"] = str(job["bundle"])
-    if job["quick"]:
+    if job["quick"]:  # a smoke run: the demo's planted metaphases give it episodes to score
         data["screening"]["n_timepoints"] = 4
         data["microscope"]["sensor_px"] = 512
+        data["microscope"]["demo_cells"] = 3
     proto = parse_protocol(data, job["file"], base_dir=Path(job["file"]).parent)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
