@@ -19,11 +19,13 @@ validation balanced accuracy (mean per-class recall) to match.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import keras
+import numpy as np
 
 from smartscope.errors import TrainingDataError
 from smartscope.train import data as d
@@ -60,6 +62,8 @@ class TransferRequest:
     stage1, stage2 : loop settings of the two stages
     folds : stratified k-fold report (0 = none)
     seed : seeds the split, batches and augmentation
+    head : ``"matched"``: a new class named like a base class starts from the base's logit
+        weights of that class (the others fresh); ``"fresh"``: every class starts fresh
     """
 
     base: Path
@@ -81,10 +85,16 @@ class TransferRequest:
     overwrite: bool = False
     pixel_size_um: float | None = None
     labels_per_class: int | None = None
+    head: Literal["matched", "fresh"] = "fresh"
 
 
-def new_discriminator(base: keras.Model, n_classes: int) -> keras.Model:
-    """A discriminator with the base's convolution weights and a fresh n_classes head."""
+def new_discriminator(base: keras.Model, n_classes: int, classes: Sequence[str] = (),
+                      base_classes: Sequence[str] = ()) -> keras.Model:
+    """A discriminator with the base's convolution weights and a new n_classes head.
+
+    The head is fresh, except that a new class named like one of ``base_classes`` (the base's
+    classes in its output order) starts from the base's logit weights of that class.
+    """
     filters = tuple(base.get_layer(n).filters for n in conv_block_names(base))
     if len(filters) != 4:
         raise TrainingDataError(f"base model has {len(filters)} conv blocks; expected 4")
@@ -92,6 +102,19 @@ def new_discriminator(base: keras.Model, n_classes: int) -> keras.Model:
     model = build_discriminator(n_classes, ModelSize(disc_filters=filters), dropout)
     for name in conv_block_names(base):
         model.get_layer(name).set_weights(base.get_layer(name).get_weights())
+    matched = [(k, list(base_classes).index(c)) for k, c in enumerate(classes)
+               if c in base_classes]
+    if matched:
+        kernel, bias = (np.array(w) for w in model.get_layer("logits").get_weights())
+        base_kernel, base_bias = base.get_layer("logits").get_weights()
+        if base_kernel.shape[0] != kernel.shape[0] or base_kernel.shape[1] != len(base_classes):
+            raise TrainingDataError(f"base model's logits layer is {base_kernel.shape}, not "
+                                    f"({kernel.shape[0]}, {len(base_classes)} classes)")
+        for k, j in matched:
+            kernel[:, k], bias[k] = base_kernel[:, j], base_bias[j]
+        model.get_layer("logits").set_weights([kernel, bias])
+        log.info("head: %d of %d classes start from the base's weights (%s)", len(matched),
+                 n_classes, ", ".join(classes[k] for k, _ in matched))
     return model
 
 
@@ -102,11 +125,16 @@ def _variables(model: keras.Model, names: list[str]) -> Callable[[keras.Model], 
 
 
 def fit_transfer(req: TransferRequest, base: keras.Model, train: d.CropSet, val: d.CropSet,
-                 seed: int, on_epoch: Callable[[dict], None] | None = None
-                 ) -> tuple[keras.Model, list[LoopResult]]:
-    """Run stage 1 and 2 (or the single ``full`` stage); returns the model and stage results."""
+                 seed: int, on_epoch: Callable[[dict], None] | None = None,
+                 base_classes: Sequence[str] = ()) -> tuple[keras.Model, list[LoopResult]]:
+    """Run stage 1 and 2 (or the single ``full`` stage); returns the model and stage results.
+
+    ``base_classes`` (the base's classes in output order) seed the head where ``req.head`` is
+    ``"matched"``.
+    """
     k = len(train.classes)
-    model = new_discriminator(base, k)
+    model = new_discriminator(base, k, train.classes,
+                              base_classes if req.head == "matched" else ())
     weights = class_weights(train.y, k)
     convs = conv_block_names(model)
     def tagged(stage: int):
@@ -167,7 +195,8 @@ def _transfer_into(req: TransferRequest, base_dir: Path, out: Path,
     tr, va = sp.stratified_split(labelled.y, req.val_fraction, req.seed, labelled.groups)
     train, val = labelled.subset(tr), labelled.subset(va)
     sp.batch_size_rule(len(train))
-    model, stages = fit_transfer(req, base, train, val, req.seed, on_epoch)
+    base_classes = tuple(base_info.get("classes") or ())
+    model, stages = fit_transfer(req, base, train, val, req.seed, on_epoch, base_classes)
     runs.save_checkpoint(out, model)
     history: list[dict[str, object]] = []
     for i, res in enumerate(stages, 1):
@@ -188,7 +217,7 @@ def _transfer_into(req: TransferRequest, base_dir: Path, out: Path,
     }
     if req.folds:
         def fit(tr_set: d.CropSet, va_set: d.CropSet, s: int) -> keras.Model:
-            return fit_transfer(req, base, tr_set, va_set, s)[0]
+            return fit_transfer(req, base, tr_set, va_set, s, base_classes=base_classes)[0]
 
         metrics["kfold"] = kfold_report(labelled.x, labelled.y, train.classes, req.folds,
                                         req.seed, fit, req.labelled)

@@ -86,3 +86,19 @@ def test_transfer_head_keeps_backbone_and_weights_classes():
                         strict=True):
             np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(class_weights(np.array([0, 0, 0, 1]), 3), [4 / 9, 4 / 3, 0])
+
+
+def test_transfer_head_matched_starts_shared_classes_from_the_base():
+    from smartscope.train.transfer import new_discriminator
+
+    base = models.build_discriminator(3, models.SIZES["tiny"])
+    kernel, bias = base.get_layer("logits").get_weights()
+    new = new_discriminator(base, 3, ("apoptosis", "metaphase", "interphase"),
+                            ("interphase", "prometaphase", "metaphase"))
+    new_kernel, new_bias = new.get_layer("logits").get_weights()
+    np.testing.assert_array_equal(new_kernel[:, 1], kernel[:, 2])  # metaphase
+    np.testing.assert_array_equal(new_kernel[:, 2], kernel[:, 0])  # interphase
+    assert new_bias[1] == bias[2] and new_bias[2] == bias[0]
+    assert not np.allclose(new_kernel[:, 0], kernel[:, 1])  # apoptosis: fresh
+    fresh = new_discriminator(base, 3, ("apoptosis", "metaphase", "interphase"), ())
+    assert not np.allclose(fresh.get_layer("logits").get_weights()[0][:, 2], kernel[:, 0])
