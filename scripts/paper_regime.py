@@ -134,7 +134,7 @@ def table(summ: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(summ: list[dict], path: Path, title: str) -> None:
+def plot(summ: list[dict], path: Path, title: str, n_classes: int = 0) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,6 +155,8 @@ def plot(summ: list[dict], path: Path, title: str) -> None:
                 if np.isfinite(mi):
                     ax.annotate(f"n={f}", (xi + (j - 0.5) * 0.12, mi), fontsize=7,
                                 textcoords="offset points", xytext=(6, -3 - 8 * j))
+        if score == "balanced_accuracy" and n_classes:
+            ax.axhline(1 / n_classes, color="grey", ls=":", lw=1, label="chance")
         ax.set_xticks(x, [e["labels_per_class"] for e in summ])
         ax.set_xlabel("labels per class")
         ax.set_ylabel(f"{name} on the held-out fold")
@@ -177,7 +179,7 @@ def report(args: argparse.Namespace, rows: list[dict], classes: list[str]) -> No
         sets = " + ".join(f"{f.parent.name}/{f.name}" for f in args.labelled)
         plot(summ, args.plot, f"{sets} ({len(classes)} classes), {args.folds}-fold by cell, "
              f"mean +- sd over folds; budget {args.max_epochs} epochs x {args.steps_per_epoch} "
-             f"steps, patience {args.patience}")
+             f"steps, patience {args.patience}", len(classes))
         print(f"plot: {args.plot}")
 
 

@@ -214,6 +214,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
                                   "(new modality).")] = False,
         unfreeze: Annotated[int, Opt("--unfreeze", help="Conv blocks fine-tuned in stage 2 "
                                      "(at 2e-4).")] = 4,
+        head: Annotated[str, Opt("--head", help="matched: a new class named like a base class "
+                                 "starts from the base's weights for it; fresh: all new.")
+                        ] = "matched",
         folds: Annotated[int, Opt("--folds", help="Stratified k-fold report (0: none).")] = 5,
         seed: Annotated[int, Opt("--seed")] = 0,
         max_epochs: Annotated[int, Opt("--max-epochs", help="Per stage.")] = 30,
@@ -231,7 +234,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             TransferRequest(base=base, labelled=labelled, out=out, classes=_classes(classes),
                             test=test, full=full, unfreeze=unfreeze, folds=folds, seed=seed,
                             pixel_size_um=pixel_size_um, labels_per_class=labels_per_class,
-                            name=name, overwrite=overwrite),
+                            name=name, overwrite=overwrite, head=head),  # type: ignore[arg-type]
             max_epochs=max_epochs, patience=patience)
         _summary(out, transfer_run(req, on_epoch=_progress(quiet), **FLAGS))
 

@@ -2,11 +2,14 @@
 
 Two stages, as in the paper:
 
-1. a fresh K'-class head on the frozen backbone (learning rate 6e-4);
+1. a new K'-class head on the frozen backbone (learning rate 6e-4); with ``head="matched"``
+   (the default) a new class named like a base class starts from the base's logit weights for
+   it, the others fresh;
 2. fine-tuning of the last ``unfreeze`` convolution blocks (default all four) and the head at
    2e-4. The paper fine-tuned two or three blocks at a low rate; between two labs' HeLa sets
-   (docs/training.md) every block at 2e-4 was what beat training from scratch on 10-20 labels
-   per class, because the early filters must adapt to the other microscope's contrast.
+   (docs/training.md) every block at 2e-4 with the matched head was what beat training from
+   scratch on 10-20 labels per class (four seeds), because the early filters must adapt to the
+   other microscope's contrast while the head keeps what the base knows about shared classes.
 
 Both stages augment with random gamma (up to 1.6) and flips besides the paper's augmentation.
 
@@ -85,7 +88,7 @@ class TransferRequest:
     overwrite: bool = False
     pixel_size_um: float | None = None
     labels_per_class: int | None = None
-    head: Literal["matched", "fresh"] = "fresh"
+    head: Literal["matched", "fresh"] = "matched"
 
 
 def new_discriminator(base: keras.Model, n_classes: int, classes: Sequence[str] = (),
@@ -132,6 +135,8 @@ def fit_transfer(req: TransferRequest, base: keras.Model, train: d.CropSet, val:
     ``base_classes`` (the base's classes in output order) seed the head where ``req.head`` is
     ``"matched"``.
     """
+    if req.head not in ("matched", "fresh"):
+        raise TrainingDataError(f"head (--head) is {req.head!r}; give matched or fresh")
     k = len(train.classes)
     model = new_discriminator(base, k, train.classes,
                               base_classes if req.head == "matched" else ())
@@ -234,6 +239,7 @@ def _transfer_into(req: TransferRequest, base_dir: Path, out: Path,
                         "validation": val.sha256,
                         **({"test": test.sha256} if test is not None else {})},
         "scheme": method,
+        "head": req.head,
         "class_weights": dict(zip(train.classes, map(float, weights), strict=True)),
         "learning_rates": {"stage1": req.stage1.learning_rate,
                            **({} if req.full else {"stage2": req.stage2.learning_rate})},

@@ -121,3 +121,4 @@ def test_transfer_from_the_shipped_bundle(tmp_path):
     assert card.classes == ("interphase", "prophase", "metaphase")
     assert card.input.crop_um == pytest.approx(20.64)  # the base's field, not the default
     assert card.training["base_run"] == BUNDLE.name
+    assert card.training["head"] == "matched"  # interphase, metaphase start from the base's

@@ -102,3 +102,14 @@ def test_transfer_head_matched_starts_shared_classes_from_the_base():
     assert not np.allclose(new_kernel[:, 0], kernel[:, 1])  # apoptosis: fresh
     fresh = new_discriminator(base, 3, ("apoptosis", "metaphase", "interphase"), ())
     assert not np.allclose(fresh.get_layer("logits").get_weights()[0][:, 2], kernel[:, 0])
+
+
+def test_transfer_refuses_an_unknown_head(tmp_path):
+    from smartscope.errors import TrainingDataError
+    from smartscope.train.transfer import TransferRequest, fit_transfer
+
+    base = models.build_discriminator(3, models.SIZES["tiny"])
+    req = TransferRequest(base=tmp_path, labelled=tmp_path, out=tmp_path / "o",
+                          head="new")  # type: ignore[arg-type]
+    with pytest.raises(TrainingDataError, match=r"head \(--head\) is 'new'"):
+        fit_transfer(req, base, None, None, 0)  # type: ignore[arg-type]
