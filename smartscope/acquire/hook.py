@@ -453,6 +453,33 @@ class SmartHook:
         """The image with its metadata completed, for pycromanager to save (screening), or None
         once written into its follow-up data set. A follow-up image the data set refuses is
         handed to pycromanager instead (logged, recorded as an error), never lost."""
+        try:
+            md, ps, affine = self._completed(metadata, req, index, pixel_size_um)
+        except Exception:  # the image is saved as the microscope described it
+            log.exception("could not complete the metadata of image %s", index)
+            md, ps, affine = dict(metadata), pixel_size_um, None
+        if req.mode == SCREEN or not self.layout.writes_followups:
+            return image, md
+        md["Axes"] = dict(placement.axes)
+        try:
+            self.layout.write(req, placement, np.asarray(image), md, ps, affine)
+        except Exception as e:
+            where = (f"could not write a follow-up image into {placement.dataset}; pycromanager "
+                     "saves it with the screening images instead")
+            if records is not None:  # logged there, with the traceback
+                records.append(self._error_record(
+                    e, float(md.get("ElapsedTime-ms", 0.0)) / 1000.0, where="save"))
+                log.error("%s", where)
+            else:
+                log.exception("%s", where)
+            return image, {**md, "Axes": req.axes()}
+        return None
+
+    def _completed(self, metadata: dict[str, Any], req: FrameRequest, index: int | None,
+                   pixel_size_um: float | None) -> tuple[dict[str, Any], float | None,
+                                                         tuple[float, ...] | None]:
+        """A copy of the image's metadata with the pixel size and affine the hook used and the
+        frame number; returns it with that pixel size and affine (None when unknown)."""
         md = dict(metadata)
         ps = pixel_size_um
         if ps is None:
@@ -470,19 +497,7 @@ class SmartHook:
             md["PixelSizeAffine"] = affine_string(affine)
         if index is not None:
             md["SmartscopeFrame"] = index
-        if req.mode == SCREEN or not self.layout.writes_followups:
-            return image, md
-        md["Axes"] = dict(placement.axes)
-        try:
-            self.layout.write(req, placement, np.asarray(image), md, ps, affine)
-        except Exception as e:
-            log.exception("could not write a follow-up image into %s; pycromanager saves it "
-                          "with the screening images instead", placement.dataset)
-            if records is not None:
-                records.append(self._error_record(e, float(md.get("ElapsedTime-ms", 0.0))
-                                                  / 1000.0, where="save"))
-            return image, {**md, "Axes": req.axes()}
-        return None
+        return md, ps, affine
 
     def pixel_size_for(self, objective: str, metadata: Mapping[str, Any]) -> float:
         """Pixel size of an image, um/px: protocol override, per-objective override, the image's

@@ -85,6 +85,13 @@ def test_the_demo_run_screens_triggers_zooms_stacks_and_returns(demo_run):
     assert zs == pytest.approx([-1.0, 1.0, 3.0])
     screen = [m for m in images if m["mode"] == "screen"]
     assert len(screen) == 5 and all(m["PixelSize_um"] == 0.5 for m in screen)
+    # each data set's summary: its objective's pixel size (the screening objective is set
+    # before the screening data set is created; the demo starts at another objective)
+    from tests.run_images import dataset_summary
+
+    assert dataset_summary(demo_run / "screening_1")[0]["PixelSize_um"] == 0.5
+    for folder in s["followup_datasets"]:
+        assert dataset_summary(demo_run / folder)[0]["PixelSize_um"] == 0.25
     assert all(m["Axes"]["channel"] == "FITC" and m["ZPosition_um_Intended"] == 0 for m in screen)
     after = [m for m in screen if m["ElapsedTime-ms"] > follow[-1]["ElapsedTime-ms"]]
     assert after, "screening did not resume after the follow-up"
