@@ -316,6 +316,9 @@ def test_examples_run(tmp_path, script):
     assert "frames" in proc.stdout
     assert (out / "cells.csv").is_file() and (out / "decisions.jsonl").is_file()
     assert len(_images(out)) >= 5
+    with (out / "frames.csv").open() as fh:  # the script told the hook its screening data set
+        rows = list(csv.DictReader(fh))
+    assert {r["dataset"] for r in rows if r["mode"] == "screen"} == {"screening_1"}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
