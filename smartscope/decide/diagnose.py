@@ -22,7 +22,7 @@ one that was not, the first stage of the chain from the cell to a follow-up wher
 10. ``confirm_rejected`` / ``refused``: a trigger on this cell while in the phase, rejected by the
     ``confirm`` step / refused (stage limits);
 11. ``left_phase``: a trigger on this cell while in the phase, but it had left the phase when
-    the follow-up began (its confirmation);
+    the follow-up began (its confirmation; a confirm step that rejected it then was right);
 12. ``caught``.
 
 The chain is checked on the screening frames of the episode's field between its start and end
@@ -149,8 +149,10 @@ def _stage(trigger: Trigger, ep: Episode, caught: bool,
     if caught:
         return "caught"
     on_cell = [f for f in mine if f.truth_cell == ep.cell and ep.start_s <= f.time_s <= ep.end_s]
-    if any(f.outcome == "not_confirmed" for f in on_cell):
-        return "confirm_rejected"
+    rejected = [f for f in on_cell if f.outcome == "not_confirmed"]
+    if rejected:  # by the time of the confirmation frame the cell may have left the phase
+        out = all(f.time_s + f.duration_s > ep.end_s for f in rejected)
+        return "left_phase" if out else "confirm_rejected"
     if any(f.outcome == "refused" for f in on_cell):
         return "refused"
     if any(f.went_ahead and f.imaged_s > ep.end_s for f in on_cell):

@@ -77,7 +77,9 @@ def test_each_stage_of_the_chain():
         == "blocked"
     # ... in the last frame it held: the microscope went to the other cell
     assert stage(views(*six[:5], nucleus(0.5)), [rec(40.0, cell="B")]) == "busy_other_cell"
-    assert stage(views(*six), [rec(20.0, "not_confirmed")]) == "confirm_rejected"
+    assert stage(views(*six), [rec(20.0, "not_confirmed", duration=5.0)]) == "confirm_rejected"
+    # rejected at 50 s, after the episode ended at 45 s: the confirmation saw the next phase
+    assert stage(views(*six), [rec(40.0, "not_confirmed", duration=10.0)]) == "left_phase"
     assert stage(views(*six), [rec(20.0, "refused")]) == "refused"
 
 
