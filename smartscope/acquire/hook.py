@@ -32,27 +32,24 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from smartscope.acquire import corecalls
-from smartscope.acquire.calibration import ObjectiveCalibration, calibrations
+from smartscope.acquire.calibration import ObjectiveCalibration
 from smartscope.acquire.corecalls import PixelSizeReader, PresetProperties
-from smartscope.acquire.datasets import ImageLayout, Placement, affine_string, stage_affine
+from smartscope.acquire.datasets import ImageLayout, Placement
 from smartscope.acquire.events import AcquisitionEvent, EventBuilder
-from smartscope.acquire.prepare import (
-    check_one_camera,
-    check_presets,
-    check_trigger_field,
-    frame_classifier,
-    objectives_used,
-    resolve_positions,
-)
+from smartscope.acquire.hookimages import ImageHandling
+from smartscope.acquire.prepare import frame_classifier as frame_classifier  # re-exported
+from smartscope.acquire.prepare import prepare_hook, protocol_from_objects
+from smartscope.acquire.records import Progress as Progress  # re-exported
 from smartscope.acquire.records import Recorder
-from smartscope.classify.cells import Cell, FrameClassifier
+from smartscope.acquire.records import write_report_quietly as write_report_quietly  # re-exported
+from smartscope.classify.cells import FrameClassifier
 from smartscope.decide import (
     NO_LIMITS,
     SCREEN,
@@ -61,20 +58,16 @@ from smartscope.decide import (
     FrameRequest,
     Limits,
     Planner,
-    PlanSettings,
     Step,
     axes_key,
     check_target,
-    place_cells,
 )
 from smartscope.errors import StageLimitError
 from smartscope.protocol import (
     Detection,
-    ModelSpec,
     ObjectiveSpec,
     Protocol,
     Screening,
-    SimulatedMicroscope,
     Trigger,
 )
 
@@ -83,24 +76,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DETECTION = Detection()
 
 
-@dataclass(frozen=True)
-class Progress:
-    """What the hook has done so far (passed to the progress callback after every frame)."""
-
-    frames: int
-    screening_frames: int
-    followup_frames: int
-    triggers_fired: int
-    errors: int
-    elapsed_s: float
-    last_latency_ms: float
-    mode: Literal["screening", "follow-up"]
-    last_decision: str = ""
-    over_budget: int = 0
-    """Images whose hook latency exceeded the latency budget."""
-
-
-class SmartHook:
+class SmartHook(ImageHandling):
     """``image_process_fn`` that classifies every image and rewrites the acquisition.
 
     Build it with ``from_protocol`` or ``from_objects``; pass the instance itself as pycromanager's
@@ -219,41 +195,22 @@ class SmartHook:
         ModelBundleError
             If the model bundle cannot be loaded.
         """
-        from smartscope.protocol import check_phases
-
-        if classifier is None and classify is None:
-            from smartscope.classify import Classifier
-
-            classifier = Classifier(protocol.model.bundle, num_threads=protocol.model.num_threads)
-        classes: tuple[str, ...] = tuple(classifier.classes) if classifier is not None else ()
-        if classifier is not None:
-            check_phases(protocol, classes, source)
-        check_presets(protocol, core, source)
-        check_one_camera(core)
+        parts = prepare_hook(protocol, core, classifier=classifier, classify=classify,
+                             out_dir=out_dir, stage_limits=stage_limits, source=source)
         m = protocol.microscope
-        cals = calibrations(core, m.objective_group, objectives_used(protocol))
-        affines = {o: c.affine for o, c in cals.items() if c.affine is not None}
-        screen = protocol.screening.objective
-        check_trigger_field(protocol, core, protocol.pixel_sizes_um().get(screen) or getattr(
-            cals.get(screen), "pixel_size_um", None), source)
-        positions = resolve_positions(protocol.screening, core)
-        settings = PlanSettings.from_protocol(protocol, positions, stage_limits, affines)
-        if classify is None:
-            classify = frame_classifier(classifier, protocol.detection.diameter_um)
-        recorder = Recorder.in_folder(out_dir, classes) if out_dir is not None else Recorder()
         hook = cls(
-            Planner(settings, source),
-            classify=classify,
+            parts.planner,
+            classify=parts.classify,
             preset_properties=lambda g, p: corecalls.preset_properties(core, g, p),
             objective_group=m.objective_group,
             pixel_sizes_um=protocol.pixel_sizes_um(),
             fallback_pixel_size=lambda: float(corecalls.call(core, "getPixelSizeUm")),
             on_error=protocol.on_error,
-            recorder=recorder,
+            recorder=parts.recorder,
             latency_budget_ms=protocol.latency_budget_ms,
             **kwargs,
         )
-        hook.calibration = cals
+        hook.calibration = parts.calibration
         return hook
 
     @classmethod
@@ -277,17 +234,10 @@ class SmartHook:
 
         Raises the same errors as ``from_protocol``.
         """
-        protocol = Protocol(
-            version=1,
-            microscope=SimulatedMicroscope(objective_group=objective_group,
-                                           channel_group=channel_group,
-                                           objectives=dict(objectives or {})),
-            screening=screening,
-            model=ModelSpec(bundle=Path(getattr(classifier, "path", "."))),
-            detection=detection,
-            triggers=tuple(triggers),
-            on_error=on_error,
-        )
+        protocol = protocol_from_objects(
+            screening=screening, triggers=triggers, classifier=classifier, detection=detection,
+            objectives=objectives, objective_group=objective_group,
+            channel_group=channel_group, on_error=on_error)
         return cls.from_protocol(protocol, core, classifier=classifier, out_dir=out_dir,
                                  stage_limits=stage_limits, source="<objects>", **kwargs)
 
@@ -447,102 +397,6 @@ class SmartHook:
             events.append(ev)
         return events
 
-    def _store(self, image: np.ndarray, metadata: dict[str, Any], req: FrameRequest,
-               placement: Placement, index: int | None, pixel_size_um: float | None,
-               records: list[Decision] | None = None) -> tuple[np.ndarray, dict[str, Any]] | None:
-        """The image with its metadata completed, for pycromanager to save (screening), or None
-        once written into its follow-up data set. A follow-up image the data set refuses is
-        handed to pycromanager instead (logged, recorded as an error), never lost."""
-        try:
-            md, ps, affine = self._completed(metadata, req, index, pixel_size_um)
-        except Exception:  # the image is saved as the microscope described it
-            log.exception("could not complete the metadata of image %s", index)
-            md, ps, affine = dict(metadata), pixel_size_um, None
-        if req.mode == SCREEN or not self.layout.writes_followups:
-            return image, md
-        md["Axes"] = dict(placement.axes)
-        try:
-            self.layout.write(req, placement, np.asarray(image), md, ps, affine)
-        except Exception as e:
-            where = (f"could not write a follow-up image into {placement.dataset}; pycromanager "
-                     "saves it with the screening images instead")
-            if records is not None:  # logged there, with the traceback
-                records.append(self._error_record(
-                    e, float(md.get("ElapsedTime-ms", 0.0)) / 1000.0, where="save"))
-                log.error("%s", where)
-            else:
-                log.exception("%s", where)
-            return image, {**md, "Axes": req.axes()}
-        return None
-
-    def _completed(self, metadata: dict[str, Any], req: FrameRequest, index: int | None,
-                   pixel_size_um: float | None) -> tuple[dict[str, Any], float | None,
-                                                         tuple[float, ...] | None]:
-        """A copy of the image's metadata with the pixel size and affine the hook used and the
-        frame number; returns it with that pixel size and affine (None when unknown)."""
-        md = dict(metadata)
-        ps = pixel_size_um
-        if ps is None:
-            try:
-                ps = self.pixel_size_for(req.objective, metadata)
-            except Exception:  # no pixel size anywhere: the image keeps what it has
-                ps = None
-        affine = None
-        if ps is not None:
-            s = self.planner.s
-            o = s.orientation
-            affine = stage_affine(ps, s.affines_um.get(req.objective), o.flip_x, o.flip_y,
-                                  o.rotation_deg)
-            md["PixelSize_um"] = float(ps)
-            md["PixelSizeAffine"] = affine_string(affine)
-        if index is not None:
-            md["SmartscopeFrame"] = index
-        return md, ps, affine
-
-    def pixel_size_for(self, objective: str, metadata: Mapping[str, Any]) -> float:
-        """Pixel size of an image, um/px: protocol override, per-objective override, the image's
-        metadata, then the microscope's current calibration."""
-        if self._pixel_size is not None:
-            return self._pixel_size
-        if objective in self._pixel_sizes:
-            return self._pixel_sizes[objective]
-        value = metadata.get("PixelSize_um") or metadata.get("PixelSizeUm")
-        if value:
-            return float(value)
-        if self._fallback_pixel_size is not None:
-            return self._fallback_pixel_size()
-        raise ValueError(
-            f"no pixel size for objective {objective!r}: calibrate it in Micro-Manager or set "
-            f"microscope.objectives.{objective}.pixel_size_um"
-        )
-
-    def _observe(
-        self, image: np.ndarray, metadata: Mapping[str, Any], req: FrameRequest, index: int,
-        time_s: float,
-    ) -> tuple[Frame, list[dict[str, Any]], list[Decision]]:
-        ps = self.pixel_size_for(req.objective, metadata)
-        img = np.asarray(image)
-        shape = (int(img.shape[-2]), int(img.shape[-1]))
-        cells: tuple[Cell, ...] | None = None
-        rows: list[dict[str, Any]] = []
-        errors: list[Decision] = []
-        if req.classify:
-            s = self.planner.s
-            try:
-                cells = place_cells(_checked_cells(self._classify(img, ps)), shape=shape,
-                                    pixel_size_um=ps, stage_x_um=req.x_um, stage_y_um=req.y_um,
-                                    orientation=s.orientation,
-                                    affine=s.affines_um.get(req.objective))
-            except Exception as e:
-                errors.append(self._error_record(e, time_s, where="classify"))
-                if self.on_error == "stop":
-                    self._stop_requested = True
-            else:
-                rows = [self.recorder.cell_row(c, index, time_s, req, ps) for c in cells]
-        frame = Frame(request=req, index=index, time_s=time_s, shape=shape, pixel_size_um=ps,
-                      cells=cells)
-        return frame, rows, errors
-
     def _error_record(self, e: BaseException, time_s: float, where: str) -> Decision:
         self._errors += 1
         log.error("hook failure in %s at t=%.2f s (on_error=%s): %s\n%s", where, time_s,
@@ -564,25 +418,3 @@ class SmartHook:
         except Exception as e2:  # the planner cannot go on: end cleanly rather than hang
             records.append(self._error_record(e2, time_s, "recover"))
             return Step(done=True)
-
-def write_report_quietly(folder: str | Path) -> Path | None:
-    """``report.html`` in a run folder; a failure is logged (with its traceback), never raised,
-    so closing a run never loses what it acquired."""
-    from smartscope.report import write_report
-
-    try:
-        return write_report(folder)
-    except Exception:
-        log.exception("could not write the run report in %s", folder)
-        return None
-
-
-def _checked_cells(found: Sequence[Cell]) -> Sequence[Cell]:
-    """The frame classifier's result, refused unless it is a sequence of ``Cell``."""
-    for c in found:
-        if not isinstance(c, Cell):
-            raise TypeError(f"the frame classifier returned a {type(c).__name__}: it must return "
-                            "smartscope.classify.Cell objects")
-    return found
-
-

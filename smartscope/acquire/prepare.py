@@ -1,18 +1,33 @@
 """Preparing a run on a connected microscope: presets checked, positions completed, the frame
-classifier built."""
+classifier built, the hook's planner and recorder made (``prepare_hook``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
 from smartscope.acquire import corecalls
+from smartscope.acquire.calibration import ObjectiveCalibration, calibrations
+from smartscope.acquire.records import Recorder
 from smartscope.classify.cells import Cell, FrameClassifier
 from smartscope.classify.frame import Predictor
+from smartscope.decide import Limits, Planner, PlanSettings
 from smartscope.errors import MicroscopeError, ProtocolError
-from smartscope.protocol import CentreOnCell, Position, Protocol, Screening
+from smartscope.protocol import (
+    CentreOnCell,
+    Detection,
+    ModelSpec,
+    ObjectiveSpec,
+    Position,
+    Protocol,
+    Screening,
+    SimulatedMicroscope,
+    Trigger,
+)
 
 
 def frame_classifier(classifier: Predictor, diameter_um: float) -> FrameClassifier:
@@ -130,3 +145,63 @@ def check_trigger_field(protocol: Protocol, core: Any, screening_pixel_size_um: 
                 f"{source}: field 'triggers[{i}].min_area_um2': value {t.min_area_um2:g} is "
                 f"larger than {view}, so '{t.name}' could never fire; use a nucleus area "
                 "(about 50-500 um^2 for HeLa)")
+
+
+@dataclass(frozen=True)
+class HookParts:
+    """What ``SmartHook.from_protocol`` builds from a protocol on a connected core."""
+
+    planner: Planner
+    classify: FrameClassifier
+    recorder: Recorder
+    calibration: dict[str, ObjectiveCalibration]
+
+
+def prepare_hook(protocol: Protocol, core: Any, *, classifier: Any, classify: FrameClassifier |
+                 None, out_dir: str | Path | None, stage_limits: Limits,
+                 source: str) -> HookParts:
+    """Check the protocol against the model and the microscope, complete the screening
+    positions and build the hook's planner, frame classifier and recorder (see
+    ``SmartHook.from_protocol``, which raises what this raises)."""
+    from smartscope.protocol import check_phases
+
+    if classifier is None and classify is None:
+        from smartscope.classify import Classifier
+
+        classifier = Classifier(protocol.model.bundle, num_threads=protocol.model.num_threads)
+    classes: tuple[str, ...] = tuple(classifier.classes) if classifier is not None else ()
+    if classifier is not None:
+        check_phases(protocol, classes, source)
+    check_presets(protocol, core, source)
+    check_one_camera(core)
+    m = protocol.microscope
+    cals = calibrations(core, m.objective_group, objectives_used(protocol))
+    affines = {o: c.affine for o, c in cals.items() if c.affine is not None}
+    screen = protocol.screening.objective
+    check_trigger_field(protocol, core, protocol.pixel_sizes_um().get(screen) or getattr(
+        cals.get(screen), "pixel_size_um", None), source)
+    positions = resolve_positions(protocol.screening, core)
+    settings = PlanSettings.from_protocol(protocol, positions, stage_limits, affines)
+    if classify is None:
+        classify = frame_classifier(classifier, protocol.detection.diameter_um)
+    recorder = Recorder.in_folder(out_dir, classes) if out_dir is not None else Recorder()
+    return HookParts(Planner(settings, source), classify, recorder, cals)
+
+
+def protocol_from_objects(*, screening: Screening, triggers: Sequence[Trigger], classifier: Any,
+                          detection: Detection, objectives: Mapping[str, ObjectiveSpec] | None,
+                          objective_group: str, channel_group: str,
+                          on_error: Literal["continue", "stop"]) -> Protocol:
+    """The protocol ``SmartHook.from_objects`` builds from its parts (a simulated microscope
+    with these config groups and objectives, the classifier's bundle as its model)."""
+    return Protocol(
+        version=1,
+        microscope=SimulatedMicroscope(objective_group=objective_group,
+                                       channel_group=channel_group,
+                                       objectives=dict(objectives or {})),
+        screening=screening,
+        model=ModelSpec(bundle=Path(getattr(classifier, "path", "."))),
+        detection=detection,
+        triggers=tuple(triggers),
+        on_error=on_error,
+    )

@@ -1,12 +1,14 @@
 """What a run records: one ``cells.csv`` row per classified nucleus and one ``decisions.jsonl``
-record per decision (also kept in memory and logged at INFO)."""
+record per decision (also kept in memory and logged at INFO); the hook's ``Progress``; the run
+folder's ``report.html`` (``write_report_quietly``)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from smartscope.acquire.datasets import Placement
 from smartscope.acquire.sinks import CellsCsv, DecisionsJsonl, FramesCsv
@@ -14,6 +16,23 @@ from smartscope.classify.cells import Cell
 from smartscope.decide import Decision, FrameRequest
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the hook has done so far (passed to the progress callback after every frame)."""
+
+    frames: int
+    screening_frames: int
+    followup_frames: int
+    triggers_fired: int
+    errors: int
+    elapsed_s: float
+    last_latency_ms: float
+    mode: Literal["screening", "follow-up"]
+    last_decision: str = ""
+    over_budget: int = 0
+    """Images whose hook latency exceeded the latency budget."""
 
 
 class Recorder:
@@ -144,3 +163,15 @@ def headline(rec: Mapping[str, Any]) -> str:
     if rec.get("time_s") is not None:
         words.append(f"t={float(rec['time_s']):.1f} s")
     return " ".join(words)
+
+
+def write_report_quietly(folder: str | Path) -> Path | None:
+    """``report.html`` in a run folder; a failure is logged (with its traceback), never raised,
+    so closing a run never loses what it acquired."""
+    from smartscope.report import write_report
+
+    try:
+        return write_report(folder)
+    except Exception:
+        log.exception("could not write the run report in %s", folder)
+        return None

@@ -1,0 +1,145 @@
+"""The hook's work on each image: its pixel size, its cells found, classified and placed on
+the stage, its metadata completed (pixel size, pixel -> stage affine, frame number) and, for a
+follow-up, its writing into the follow-up's own data set (``smartscope.acquire.datasets``).
+
+``ImageHandling`` is a part of ``smartscope.acquire.hook.SmartHook``, kept apart so the hook's
+module holds the acquisition logic (queueing, deciding, recording, recovering).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from smartscope.acquire.corecalls import PixelSizeReader
+from smartscope.acquire.datasets import ImageLayout, Placement, affine_string, stage_affine
+from smartscope.acquire.records import Recorder
+from smartscope.classify.cells import Cell, FrameClassifier
+from smartscope.decide import SCREEN, Decision, Frame, FrameRequest, Planner, place_cells
+
+log = logging.getLogger(__name__)
+
+
+class ImageHandling:
+    """Per-image methods of ``SmartHook`` (pixel size, cells, metadata, follow-up writing)."""
+
+    planner: Planner
+    layout: ImageLayout
+    recorder: Recorder
+    on_error: Literal["continue", "stop"]
+    _classify: FrameClassifier
+    _pixel_sizes: dict[str, float]
+    _pixel_size: float | None
+    _fallback_pixel_size: PixelSizeReader | None
+    _stop_requested: bool
+
+    if TYPE_CHECKING:
+        def _error_record(self, e: BaseException, time_s: float, where: str) -> Decision: ...
+
+    def _store(self, image: np.ndarray, metadata: dict[str, Any], req: FrameRequest,
+               placement: Placement, index: int | None, pixel_size_um: float | None,
+               records: list[Decision] | None = None) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """The image with its metadata completed, for pycromanager to save (screening), or None
+        once written into its follow-up data set. A follow-up image the data set refuses is
+        handed to pycromanager instead (logged, recorded as an error), never lost."""
+        try:
+            md, ps, affine = self._completed(metadata, req, index, pixel_size_um)
+        except Exception:  # the image is saved as the microscope described it
+            log.exception("could not complete the metadata of image %s", index)
+            md, ps, affine = dict(metadata), pixel_size_um, None
+        if req.mode == SCREEN or not self.layout.writes_followups:
+            return image, md
+        md["Axes"] = dict(placement.axes)
+        try:
+            self.layout.write(req, placement, np.asarray(image), md, ps, affine)
+        except Exception as e:
+            where = (f"could not write a follow-up image into {placement.dataset}; pycromanager "
+                     "saves it with the screening images instead")
+            if records is not None:  # logged there, with the traceback
+                records.append(self._error_record(
+                    e, float(md.get("ElapsedTime-ms", 0.0)) / 1000.0, where="save"))
+                log.error("%s", where)
+            else:
+                log.exception("%s", where)
+            return image, {**md, "Axes": req.axes()}
+        return None
+
+    def _completed(self, metadata: dict[str, Any], req: FrameRequest, index: int | None,
+                   pixel_size_um: float | None) -> tuple[dict[str, Any], float | None,
+                                                         tuple[float, ...] | None]:
+        """A copy of the image's metadata with the pixel size and affine the hook used and the
+        frame number; returns it with that pixel size and affine (None when unknown)."""
+        md = dict(metadata)
+        ps = pixel_size_um
+        if ps is None:
+            try:
+                ps = self.pixel_size_for(req.objective, metadata)
+            except Exception:  # no pixel size anywhere: the image keeps what it has
+                ps = None
+        affine = None
+        if ps is not None:
+            s = self.planner.s
+            o = s.orientation
+            affine = stage_affine(ps, s.affines_um.get(req.objective), o.flip_x, o.flip_y,
+                                  o.rotation_deg)
+            md["PixelSize_um"] = float(ps)
+            md["PixelSizeAffine"] = affine_string(affine)
+        if index is not None:
+            md["SmartscopeFrame"] = index
+        return md, ps, affine
+
+    def pixel_size_for(self, objective: str, metadata: Mapping[str, Any]) -> float:
+        """Pixel size of an image, um/px: protocol override, per-objective override, the image's
+        metadata, then the microscope's current calibration."""
+        if self._pixel_size is not None:
+            return self._pixel_size
+        if objective in self._pixel_sizes:
+            return self._pixel_sizes[objective]
+        value = metadata.get("PixelSize_um") or metadata.get("PixelSizeUm")
+        if value:
+            return float(value)
+        if self._fallback_pixel_size is not None:
+            return self._fallback_pixel_size()
+        raise ValueError(
+            f"no pixel size for objective {objective!r}: calibrate it in Micro-Manager or set "
+            f"microscope.objectives.{objective}.pixel_size_um"
+        )
+
+    def _observe(
+        self, image: np.ndarray, metadata: Mapping[str, Any], req: FrameRequest, index: int,
+        time_s: float,
+    ) -> tuple[Frame, list[dict[str, Any]], list[Decision]]:
+        ps = self.pixel_size_for(req.objective, metadata)
+        img = np.asarray(image)
+        shape = (int(img.shape[-2]), int(img.shape[-1]))
+        cells: tuple[Cell, ...] | None = None
+        rows: list[dict[str, Any]] = []
+        errors: list[Decision] = []
+        if req.classify:
+            s = self.planner.s
+            try:
+                cells = place_cells(_checked_cells(self._classify(img, ps)), shape=shape,
+                                    pixel_size_um=ps, stage_x_um=req.x_um, stage_y_um=req.y_um,
+                                    orientation=s.orientation,
+                                    affine=s.affines_um.get(req.objective))
+            except Exception as e:
+                errors.append(self._error_record(e, time_s, where="classify"))
+                if self.on_error == "stop":
+                    self._stop_requested = True
+            else:
+                rows = [self.recorder.cell_row(c, index, time_s, req, ps) for c in cells]
+        frame = Frame(request=req, index=index, time_s=time_s, shape=shape, pixel_size_um=ps,
+                      cells=cells)
+        return frame, rows, errors
+
+
+def _checked_cells(found: Sequence[Cell]) -> Sequence[Cell]:
+    """The frame classifier's result, refused unless it is a sequence of ``Cell``."""
+    for c in found:
+        if not isinstance(c, Cell):
+            raise TypeError(f"the frame classifier returned a {type(c).__name__}: it must return "
+                            "smartscope.classify.Cell objects")
+    return found
