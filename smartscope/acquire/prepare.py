@@ -3,6 +3,7 @@ classifier built, the hook's planner and recorder made (``prepare_hook``)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from smartscope.protocol import (
     SimulatedMicroscope,
     Trigger,
 )
+
+log = logging.getLogger(__name__)
 
 
 def frame_classifier(classifier: Predictor, diameter_um: float) -> FrameClassifier:
@@ -205,3 +208,16 @@ def protocol_from_objects(*, screening: Screening, triggers: Sequence[Trigger], 
         triggers=tuple(triggers),
         on_error=on_error,
     )
+
+
+def screening_in_place(protocol: Protocol, core: Any) -> None:
+    """The screening objective and channel set before the acquisition starts, so the screening
+    data set's summary metadata (read from the microscope when it is created) holds the
+    screening pixel size. A device that refuses is logged: the first event sets them again."""
+    m, sc = protocol.microscope, protocol.screening
+    try:
+        corecalls.call(core, "setConfig", m.objective_group, sc.objective)
+        corecalls.call(core, "setConfig", m.channel_group, sc.channel)
+        corecalls.call(core, "waitForSystem")
+    except Exception as e:
+        log.warning("could not set %s / %s before the run: %s", sc.objective, sc.channel, e)

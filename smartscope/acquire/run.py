@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import signal
-import statistics
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from smartscope.acquire import corecalls
 from smartscope.acquire.capture import SimCapture
 from smartscope.acquire.connect import ScopeHandle, connect
 from smartscope.acquire.datasets import SCREENING_NAME
-from smartscope.acquire.engine import engine_failure
 from smartscope.acquire.hook import Progress, SmartHook, write_report_quietly
-from smartscope.acquire.sinks import file_sha256, package_versions, write_json_atomic
+from smartscope.acquire.prepare import screening_in_place
+from smartscope.acquire.runrecord import RunStatus, RunSummary, fill_summary, write_run_json
+from smartscope.acquire.supervise import (
+    DeviceFailure,
+    InterruptGuard,
+    Watchdog,
+    await_acquisition,
+    await_quietly,
+)
 from smartscope.classify.cells import FrameClassifier
 from smartscope.decide import Frame, format_scores, summarise
 from smartscope.errors import MicroscopeError, OutputError
@@ -42,39 +45,6 @@ from smartscope.protocol import (
 log = logging.getLogger(__name__)
 
 DATASET_NAME = SCREENING_NAME
-
-
-RunStatus = Literal["running", "completed", "failed", "interrupted", "stopped_on_error"]
-"""How a run ended (``running`` until it does)."""
-
-
-@dataclass
-class RunSummary:
-    """What a run did (also stored in ``run.json`` under ``summary``)."""
-
-    out_dir: str
-    status: RunStatus = "running"
-    frames: int = 0
-    screening_frames: int = 0
-    followup_frames: int = 0
-    triggers_fired: int = 0
-    errors: int = 0
-    duration_s: float = 0.0
-    latency_ms: dict[str, float] = field(default_factory=dict)
-    latency_budget_ms: float | None = None
-    frames_over_budget: int = 0
-    dataset: str | None = None
-    """The screening data set."""
-    followup_datasets: list[str] = field(default_factory=list)
-    """The follow-up data sets, relative to the run folder, in the order they were written."""
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
-    event_capture: dict[str, Any] | None = None
-    event_capture_lines: list[str] = field(default_factory=list)
-    late_starts: int = 0
-    """Frames that started late because the work before them did not fit the interval."""
-    restored: dict[str, Any] = field(default_factory=dict)
-    """The screening objective, channel and focus put back at the end (or the error)."""
 
 
 def output_dir(protocol: Protocol, now: _dt.datetime, protocol_name: str = "protocol") -> Path:
@@ -198,7 +168,7 @@ class Run:
         check_phases(self.protocol, self.classifier.classes, self.source)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         t0 = self.clock()
-        with _InterruptGuard():  # from the first run.json to the last: one interrupt, then closing
+        with InterruptGuard():  # from the first run.json to the last: one interrupt, then closing
             return self._run_and_record(t0)
 
     def _run_and_record(self, t0: float) -> RunSummary:
@@ -216,7 +186,7 @@ class Run:
             if self.summary.status == "running":  # ended before _acquire could summarise
                 status: RunStatus = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
                 if self.hook is not None:
-                    self._summarise(self.hook, status)
+                    fill_summary(self.summary, self.hook, status)
                 else:
                     self.summary.status = status
             ds = _dataset_dir(self.out_dir)
@@ -261,11 +231,11 @@ class Run:
         scope.info["pixel_to_stage"] = {o: c.record() for o, c in hook.calibration.items()}
         interrupted = False
         hook_t0 = self.clock()
-        watchdog = _Watchdog(self.stall_timeout_s)
+        watchdog = Watchdog(self.stall_timeout_s)
         port = ({"port": self.protocol.microscope.port}
                 if isinstance(self.protocol.microscope, MicroManagerMicroscope)
                 and scope.kind == "micromanager" else {})
-        _screening_in_place(protocol, scope.core)  # the data set's summary: its pixel size
+        screening_in_place(protocol, scope.core)  # the data set's summary: its pixel size
 
         def process(image: Any, metadata: Any, event_queue: Any) -> Any:
             watchdog.arrived()  # a follow-up image is not saved by pycromanager: no notification
@@ -279,10 +249,10 @@ class Run:
             hook.set_screening_dataset(ds)
         try:
             acq.acquire(hook.first_event())
-            _await(acq, watchdog)
-        except _DeviceFailure as e:
+            await_acquisition(acq, watchdog)
+        except DeviceFailure as e:
             hook.request_stop()
-            self._summarise(hook, "failed")
+            fill_summary(self.summary, hook, "failed")
             ds = _dataset_dir(self.out_dir)
             self.summary.dataset = str(ds) if ds is not None else None
             msg = (f"the microscope failed during the acquisition ({e}); the "
@@ -295,16 +265,16 @@ class Run:
             interrupted = True
             log.warning("interrupted: ending the acquisition, keeping what was acquired")
             hook.request_stop()
-            # a second Ctrl-C only logs from here on (_InterruptGuard): the data set closes
+            # a second Ctrl-C only logs from here on (InterruptGuard): the data set closes
             acq.abort()  # cancels queued events and wakes an event waiting for its time
             acq.mark_finished()  # lets pycromanager's event thread end
-            _await_quietly(acq)
+            await_quietly(acq)
             elapsed = round(self.clock() - hook_t0, 3)
             hook.note({"event": "interrupted", "run_elapsed_s": elapsed})
         self.summary.restored = restore_screening(self.protocol, scope.core, hook)
         stopped = hook.on_error == "stop" and hook.progress().errors > 0
-        self._summarise(hook, "interrupted" if interrupted else
-                        "stopped_on_error" if stopped else "completed")
+        fill_summary(self.summary, hook, "interrupted" if interrupted else
+                     "stopped_on_error" if stopped else "completed")
         if capture is not None:
             try:  # a scoring problem must not cost the run its outputs
                 scores = capture.scores(hook.recorder.decision_log)
@@ -349,53 +319,10 @@ class Run:
             log.exception("event capture could not be scored")
             self.summary.notes.append(f"event capture could not be scored: {e}")
 
-    def _summarise(self, hook: SmartHook, status: RunStatus) -> None:
-        p = hook.progress()
-        lat = hook.latencies_ms
-        self.summary.status = status
-        self.summary.frames = p.frames
-        self.summary.screening_frames = p.screening_frames
-        self.summary.followup_frames = p.followup_frames
-        self.summary.triggers_fired = p.triggers_fired
-        self.summary.late_starts = hook.planner.late_starts
-        self.summary.errors = p.errors
-        self.summary.latency_budget_ms = hook.latency_budget_ms
-        self.summary.frames_over_budget = p.over_budget
-        self.summary.followup_datasets = hook.layout.datasets()
-        if lat:
-            ordered = sorted(lat)
-            self.summary.latency_ms = {
-                "median": round(statistics.median(lat), 2),
-                "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
-                "max": round(ordered[-1], 2),
-            }
-
     def _write_run_json(self, t0: float, started: bool) -> None:
-        card = getattr(self.classifier, "card", None)
-        bundle = Path(self.protocol.model.bundle)
-        data = {
-            "protocol_file": self.source,
-            "protocol": self.protocol.model_dump(mode="json"),
-            "simulated": self.simulate or self._replay,
-            "microscope": self.scope.kind if self.scope is not None else None,
-            "scope_info": self.scope.info if self.scope is not None else {},
-            "started": _dt.datetime.now().isoformat(timespec="seconds") if started else None,
-            "packages": package_versions(),
-            "model": {
-                "bundle": str(bundle),
-                "name": getattr(card, "name", None),
-                "classes": list(getattr(self.classifier, "classes", ())),
-                "card_sha256": file_sha256(bundle / "model_card.json"),
-                "model_sha256": file_sha256(bundle / "model.tflite"),
-            },
-            "summary": asdict(self.summary),
-        }
-        path = self.out_dir / "run.json"
-        if not started and path.exists():
-            import json
-
-            data["started"] = json.loads(path.read_text()).get("started")
-        write_json_atomic(path, data)
+        write_run_json(self.out_dir, self.summary, protocol=self.protocol, source=self.source,
+                       classifier=self.classifier, simulated=self.simulate or self._replay,
+                       scope=self.scope, started=started)
 
 
 def restore_screening(protocol: Protocol, core: Any, hook: SmartHook) -> dict[str, Any]:
@@ -420,153 +347,6 @@ def restore_screening(protocol: Protocol, core: Any, hook: SmartHook) -> dict[st
         return {"error": str(e)}
     log.info("microscope back to %s / %s, z %s um", sc.objective, sc.channel, z)
     return {"objective": sc.objective, "channel": sc.channel, "z_um": z}
-
-
-def _screening_in_place(protocol: Protocol, core: Any) -> None:
-    """The screening objective and channel set before the acquisition starts, so the screening
-    data set's summary metadata (read from the microscope when it is created) holds the
-    screening pixel size. A device that refuses is logged: the first event sets them again."""
-    m, sc = protocol.microscope, protocol.screening
-    try:
-        corecalls.call(core, "setConfig", m.objective_group, sc.objective)
-        corecalls.call(core, "setConfig", m.channel_group, sc.channel)
-        corecalls.call(core, "waitForSystem")
-    except Exception as e:
-        log.warning("could not set %s / %s before the run: %s", sc.objective, sc.channel, e)
-
-
-def _await(acq: Any, watchdog: _Watchdog | None = None) -> None:
-    """``await_completion`` in short waits, so Ctrl-C reaches the main thread promptly; a device
-    failure (reported by the engine, or a frame stuck past the watchdog's timeout) raises
-    ``_DeviceFailure`` after ending the acquisition."""
-    done = threading.Event()
-    error: list[BaseException] = []
-
-    def wait() -> None:
-        try:
-            acq.await_completion()
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread
-            error.append(e)
-        finally:
-            done.set()
-
-    threading.Thread(target=wait, name="smartscope-await", daemon=True).start()
-    while not done.wait(0.2):
-        failure = engine_failure(acq)
-        why = _root_message(failure) if failure is not None else None
-        if why is None and watchdog is not None:
-            why = watchdog.stalled()
-        if why is not None:
-            # pycromanager's Python engine swallows a device error (or aborts on it) while its
-            # event thread keeps waiting for events, so await_completion would never return:
-            # end the acquisition here (the data set is closed as on Ctrl-C)
-            acq.abort()
-            acq.mark_finished()
-            done.wait(30.0)
-            raise _DeviceFailure(why) from failure
-    if error:
-        failure = engine_failure(acq) or error[0]
-        raise _DeviceFailure(_root_message(failure)) from failure
-
-
-class _DeviceFailure(Exception):
-    """A device error ended the acquisition (the message is the device's)."""
-
-
-class _Watchdog:
-    """pycromanager ``notification_callback_fn`` that notices a frame the microscope never
-    delivers: a hardware or camera step started and no image followed within ``timeout_s``.
-
-    Waiting for an event's start time is not a stall (no notification is posted then).
-    """
-
-    def __init__(self, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.timeout_s = timeout_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._busy_since: float | None = None
-        self._step = ""
-        self._axes: Any = None
-
-    def __call__(self, notification: Any) -> None:
-        milestone = str(getattr(notification, "milestone", ""))
-        with self._lock:
-            if milestone in ("image_saved", "acq_events_finished", "data_sink_finished"):
-                self._busy_since = None
-            elif milestone in ("pre_hardware", "pre_z_drive", "post_hardware", "pre_snap",
-                               "post_snap", "pre_sequence_started"):
-                if self._busy_since is None:
-                    self._busy_since = self._clock()
-                self._step = milestone
-                payload = getattr(notification, "payload", None)
-                self._axes = payload if payload else self._axes
-
-    def arrived(self) -> None:
-        """An image reached the hook: the microscope delivered (whether or not pycromanager
-        saves it)."""
-        with self._lock:
-            self._busy_since = None
-
-    def stalled(self) -> str | None:
-        """Why the acquisition is stuck, or None."""
-        with self._lock:
-            if self._busy_since is None or self._clock() - self._busy_since < self.timeout_s:
-                return None
-            what = ("the camera did not deliver the image" if "snap" in self._step
-                    or "sequence" in self._step else
-                    "a device (objective, channel, stage or focus) did not reach its position")
-            return (f"{what} for the frame {self._axes} within {self.timeout_s:g} s (last step: "
-                    f"{self._step}); pycromanager's log above names the device error")
-
-
-def _root_message(e: BaseException) -> str:
-    """The innermost cause's message: the device error behind the engine's wrapper."""
-    seen: list[BaseException] = []
-    cur: BaseException | None = e
-    while cur is not None and cur not in seen:
-        seen.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    root = seen[-1]
-    return str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
-
-
-def _await_quietly(acq: Any) -> None:
-    try:
-        acq.await_completion()
-    except AttributeError:
-        # the waiting thread of ``_await`` completed it first: pycromanager then drops its
-        # engine object and a second await_completion fails on it (no traceback for Ctrl-C)
-        log.debug("acquisition already completed by the waiting thread", exc_info=True)
-    except Exception:
-        log.exception("while closing the aborted acquisition")
-
-
-class _InterruptGuard:
-    """Ctrl-C and SIGTERM while a run is recorded (main thread only): the first raises
-    KeyboardInterrupt, so the acquisition ends and keeps what it acquired; every later one only
-    logs, so a second Ctrl-C cannot abandon the data set or leave run.json unwritten. The
-    previous handlers come back when the run's last file is written."""
-
-    def __enter__(self) -> None:
-        self._old: list[tuple[int, Any]] = []
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old.append((sig, signal.signal(sig, self._first)))
-
-    def _first(self, signum: int, frame: object) -> None:
-        for sig, _ in self._old:
-            signal.signal(sig, _closing_please_wait)
-        raise KeyboardInterrupt
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old:
-            signal.signal(sig, old)
-
-
-def _closing_please_wait(signum: int, frame: object) -> None:
-    log.warning("still closing the run after the interrupt (data set, run.json, report); the "
-                "images are kept (SIGKILL would leave the data set unclosed: then run "
-                "`smartscope repair` on the run folder)")
 
 
 def _dataset_dir(out_dir: Path) -> Path | None:

@@ -1,0 +1,152 @@
+"""Keeping a running acquisition answerable: waiting for it in short steps so Ctrl-C reaches
+the main thread, ending it on a device failure the engine reports or on a frame the microscope
+never delivers (``Watchdog``), and turning Ctrl-C / SIGTERM into one clean ending
+(``InterruptGuard``). Used by ``smartscope.acquire.run.Run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from smartscope.acquire.engine import engine_failure
+
+log = logging.getLogger(__name__)
+
+
+def await_acquisition(acq: Any, watchdog: Watchdog | None = None) -> None:
+    """``await_completion`` in short waits, so Ctrl-C reaches the main thread promptly; a device
+    failure (reported by the engine, or a frame stuck past the watchdog's timeout) raises
+    ``DeviceFailure`` after ending the acquisition."""
+    done = threading.Event()
+    error: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            acq.await_completion()
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            error.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=wait, name="smartscope-await", daemon=True).start()
+    while not done.wait(0.2):
+        failure = engine_failure(acq)
+        why = _root_message(failure) if failure is not None else None
+        if why is None and watchdog is not None:
+            why = watchdog.stalled()
+        if why is not None:
+            # pycromanager's Python engine swallows a device error (or aborts on it) while its
+            # event thread keeps waiting for events, so await_completion would never return:
+            # end the acquisition here (the data set is closed as on Ctrl-C)
+            acq.abort()
+            acq.mark_finished()
+            done.wait(30.0)
+            raise DeviceFailure(why) from failure
+    if error:
+        failure = engine_failure(acq) or error[0]
+        raise DeviceFailure(_root_message(failure)) from failure
+
+
+class DeviceFailure(Exception):
+    """A device error ended the acquisition (the message is the device's)."""
+
+
+class Watchdog:
+    """pycromanager ``notification_callback_fn`` that notices a frame the microscope never
+    delivers: a hardware or camera step started and no image followed within ``timeout_s``.
+
+    Waiting for an event's start time is not a stall (no notification is posted then).
+    """
+
+    def __init__(self, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.timeout_s = timeout_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._busy_since: float | None = None
+        self._step = ""
+        self._axes: Any = None
+
+    def __call__(self, notification: Any) -> None:
+        milestone = str(getattr(notification, "milestone", ""))
+        with self._lock:
+            if milestone in ("image_saved", "acq_events_finished", "data_sink_finished"):
+                self._busy_since = None
+            elif milestone in ("pre_hardware", "pre_z_drive", "post_hardware", "pre_snap",
+                               "post_snap", "pre_sequence_started"):
+                if self._busy_since is None:
+                    self._busy_since = self._clock()
+                self._step = milestone
+                payload = getattr(notification, "payload", None)
+                self._axes = payload if payload else self._axes
+
+    def arrived(self) -> None:
+        """An image reached the hook: the microscope delivered (whether or not pycromanager
+        saves it)."""
+        with self._lock:
+            self._busy_since = None
+
+    def stalled(self) -> str | None:
+        """Why the acquisition is stuck, or None."""
+        with self._lock:
+            if self._busy_since is None or self._clock() - self._busy_since < self.timeout_s:
+                return None
+            what = ("the camera did not deliver the image" if "snap" in self._step
+                    or "sequence" in self._step else
+                    "a device (objective, channel, stage or focus) did not reach its position")
+            return (f"{what} for the frame {self._axes} within {self.timeout_s:g} s (last step: "
+                    f"{self._step}); pycromanager's log above names the device error")
+
+
+def _root_message(e: BaseException) -> str:
+    """The innermost cause's message: the device error behind the engine's wrapper."""
+    seen: list[BaseException] = []
+    cur: BaseException | None = e
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    root = seen[-1]
+    return str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
+
+
+def await_quietly(acq: Any) -> None:
+    try:
+        acq.await_completion()
+    except AttributeError:
+        # the waiting thread of ``await_acquisition`` completed it first: pycromanager then drops
+        # its engine object and a second await_completion fails on it (no traceback for Ctrl-C)
+        log.debug("acquisition already completed by the waiting thread", exc_info=True)
+    except Exception:
+        log.exception("while closing the aborted acquisition")
+
+
+class InterruptGuard:
+    """Ctrl-C and SIGTERM while a run is recorded (main thread only): the first raises
+    KeyboardInterrupt, so the acquisition ends and keeps what it acquired; every later one only
+    logs, so a second Ctrl-C cannot abandon the data set or leave run.json unwritten. The
+    previous handlers come back when the run's last file is written."""
+
+    def __enter__(self) -> None:
+        self._old: list[tuple[int, Any]] = []
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old.append((sig, signal.signal(sig, self._first)))
+
+    def _first(self, signum: int, frame: object) -> None:
+        for sig, _ in self._old:
+            signal.signal(sig, _closing_please_wait)
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old:
+            signal.signal(sig, old)
+
+
+def _closing_please_wait(signum: int, frame: object) -> None:
+    log.warning("still closing the run after the interrupt (data set, run.json, report); the "
+                "images are kept (SIGKILL would leave the data set unclosed: then run "
+                "`smartscope repair` on the run folder)")
