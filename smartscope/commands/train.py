@@ -157,6 +157,25 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         max_gamma: Annotated[float, Opt(
             "--max-gamma", help="Augment with random gamma up to this factor and flips (1: "
             "off); for mixed raw / contrast-equalised crops.")] = 1.0,
+        rotation_deg: Annotated[float, Opt(
+            "--rotation-deg", help="Augment with rotations up to +- this angle (180: any).")
+        ] = 30.0,
+        translation: Annotated[float, Opt(
+            "--translation", help="Augment with shifts up to this fraction of the crop.")] = 0.1,
+        zoom: Annotated[float, Opt(
+            "--zoom", help="Augment with scale changes up to this fraction.")] = 0.1,
+        flips: Annotated[bool | None, Opt(
+            "--flips/--no-flips", help="Random flips (default: with --max-gamma > 1).")] = None,
+        max_downsample: Annotated[float, Opt(
+            "--max-downsample", help="Augment with a random loss of resolution: down by up to "
+            "this factor and back up (1: off); for sets from different objectives.")] = 1.0,
+        noise_sd: Annotated[float, Opt(
+            "--noise-sd", help="Augment with Gaussian noise up to this SD (crop range -1..1).")
+        ] = 0.0,
+        label_smoothing: Annotated[float, Opt(
+            "--label-smoothing", help="Supervised targets (1 - a) one-hot + a / K.")] = 0.0,
+        dropout: Annotated[float, Opt(
+            "--dropout", help="Dropout after each discriminator block.")] = 0.25,
         no_calibrate: Annotated[bool, Opt(
             "--no-calibrate", help="Do not fit a softmax temperature on the validation crops."
         )] = False,
@@ -191,7 +210,10 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             loop=LoopConfig(learning_rate=learning_rate, max_epochs=max_epochs, patience=patience,
                             min_epochs=min_epochs, steps_per_epoch=steps_per_epoch,
                             max_minutes=max_minutes, augment=not no_augment,
-                            max_gamma=max_gamma),
+                            max_gamma=max_gamma, rotation_deg=rotation_deg,
+                            translation=translation, zoom=zoom, flips=flips,
+                            max_downsample=max_downsample, noise_sd=noise_sd,
+                            label_smoothing=label_smoothing, dropout=dropout),
         )
         _summary(out, train_run(req, on_epoch=_progress(quiet), **FLAGS))
 

@@ -330,6 +330,8 @@ def _train_into(req: TrainRequest, out: Path, on_epoch: Callable[[dict], None] |
             "optimizer": f"Adam lr {req.loop.learning_rate} beta_1 {req.loop.beta_1}",
             "class_weighted": req.class_weighted, "balanced_sampling": req.balanced,
             "augmentation": req.loop.augment, "max_gamma": req.loop.max_gamma,
+            "augmentation_settings": req.loop.augmentation() if req.loop.augment else None,
+            "label_smoothing": req.loop.label_smoothing, "dropout": req.loop.dropout,
             "patience": req.loop.patience, "stop_reason": result.stop_reason,
         },
         "history": result.history, "notes": notes,

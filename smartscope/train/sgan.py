@@ -64,6 +64,13 @@ class LoopConfig:
     augment : apply the paper's augmentation to real crops
     batch_cap : the 100 in N_B = min(100, floor(N_labelled / 2))
     max_gamma : > 1 adds random gamma changes and flips to the augmentation (mixed contrast)
+    rotation_deg, translation, zoom : geometric augmentation (see ``augment.build_augmenter``;
+        rotation_deg 180 rotates to any orientation)
+    flips : random flips; None: with ``max_gamma`` > 1
+    max_downsample : > 1 adds a random loss of resolution down to 1 / max_downsample
+    noise_sd : > 0 adds Gaussian noise up to this standard deviation
+    label_smoothing : the supervised targets are (1 - a) one-hot + a / K
+    dropout : dropout rate after each convolution block of a new discriminator
     monitor : validation score for early stopping and the best checkpoint, ``"accuracy"`` or
         ``"balanced_accuracy"`` (the mean per-class recall; use it with a class-weighted loss,
         which trades plain accuracy for the rare classes)
@@ -80,6 +87,21 @@ class LoopConfig:
     batch_cap: int = 100
     monitor: str = "accuracy"
     max_gamma: float = 1.0
+    rotation_deg: float = 30.0
+    translation: float = 0.1
+    zoom: float = 0.1
+    flips: bool | None = None
+    max_downsample: float = 1.0
+    noise_sd: float = 0.0
+    label_smoothing: float = 0.0
+    dropout: float = 0.25
+
+    def augmentation(self) -> dict:
+        """The augmentation settings, as the card records them."""
+        return {"rotation_deg": self.rotation_deg, "translation": self.translation,
+                "zoom": self.zoom, "flips": self.max_gamma > 1.0 if self.flips is None
+                else self.flips, "max_gamma": self.max_gamma,
+                "max_downsample": self.max_downsample, "noise_sd": self.noise_sd}
 
 
 @dataclass
@@ -181,10 +203,13 @@ def run_loop(
     n_unl = 0 if x_unlabelled is None else len(x_unlabelled)
     steps = epoch_steps(len(x_train), n_unl, batch, cfg.steps_per_epoch)
 
-    d_model = discriminator or build_discriminator(n_classes, SIZES[size])
+    d_model = discriminator or build_discriminator(n_classes, SIZES[size], dropout=cfg.dropout)
     c_model, rf_model = classifier_head(d_model), real_fake_head(d_model)
     g_model = (generator or build_generator(SIZES[size])) if method == SGAN else None
-    augment = build_augmenter(seed, max_gamma=cfg.max_gamma) if cfg.augment else None
+    augment = (build_augmenter(seed, rotation_deg=cfg.rotation_deg, translation=cfg.translation,
+                               zoom=cfg.zoom, max_gamma=cfg.max_gamma, flips=cfg.flips,
+                               max_downsample=cfg.max_downsample, noise_sd=cfg.noise_sd)
+               if cfg.augment else None)
     z_seed = keras.random.SeedGenerator(seed + 17)
     dv = trainable(d_model) if trainable else d_model.trainable_variables
     opt_c, opt_d = _adam(cfg), _adam(cfg)
@@ -195,7 +220,7 @@ def run_loop(
     xs_all = tf.constant(x_train, tf.float32)
     ys_all = tf.constant(y_train, tf.int32)
     xu_all = tf.constant(x_unlabelled, tf.float32) if n_unl else None
-    sce = keras.losses.SparseCategoricalCrossentropy()
+    cce = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
     bce = keras.losses.BinaryCrossentropy()
     ones, zeros = tf.ones((half, 1)), tf.zeros((half, 1))
 
@@ -208,7 +233,7 @@ def run_loop(
         ys = tf.gather(ys_all, idx)
         with tf.GradientTape() as tape:
             probs = c_model(xs, training=True)
-            loss_c = sce(ys, probs, sample_weight=tf.gather(weights, ys))
+            loss_c = cce(tf.one_hot(ys, n_classes), probs, sample_weight=tf.gather(weights, ys))
         opt_c.apply_gradients(zip(tape.gradient(loss_c, dv), dv, strict=True))
         hits = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(probs, 1, output_type=tf.int32), ys),
                                       tf.float32))

@@ -113,3 +113,96 @@ def test_transfer_refuses_an_unknown_head(tmp_path):
                           head="new")  # type: ignore[arg-type]
     with pytest.raises(TrainingDataError, match=r"head \(--head\) is 'new'"):
         fit_transfer(req, base, None, None, 0)  # type: ignore[arg-type]
+
+
+def _bars(n: int = 8) -> np.ndarray:
+    """Crops with a fine vertical stripe pattern on a -1 background (high spatial frequency)."""
+    x = -np.ones((n, 64, 64, 1), np.float32)
+    x[:, 16:48, 16:48:2] = 0.8
+    return x
+
+
+def test_random_resolution_blurs_some_crops_and_keeps_range():
+    from smartscope.train.augment import RandomResolution
+
+    x = _bars(16)
+    out = np.asarray(RandomResolution(2.0, seed=0)(x, training=True))
+    assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
+    # horizontal pixel-to-pixel contrast inside the pattern: 1.8 when sharp, lower when blurred
+    contrast = np.abs(np.diff(out[:, 20:44, 20:44, 0], axis=2)).mean(axis=(1, 2))
+    assert (contrast < 1.0).any(), "no crop lost resolution"
+    assert np.isclose(contrast, 1.8, atol=1e-4).any(), "factor 1 (unchanged) never drawn"
+    np.testing.assert_array_equal(np.asarray(RandomResolution(2.0)(x, training=False)), x)
+
+
+def test_random_noise_changes_crops_within_range():
+    from smartscope.train.augment import RandomNoise
+
+    x = _bars()
+    out = np.asarray(RandomNoise(0.1, seed=0)(x, training=True))
+    assert out.min() >= -1 and out.max() <= 1 and not np.allclose(out, x)
+    sd = np.std(out - x, axis=(1, 2, 3))
+    assert sd.max() < 0.1 and np.ptp(sd) > 0  # a different level per crop, at most max_sd
+    np.testing.assert_array_equal(np.asarray(RandomNoise(0.1)(x, training=False)), x)
+
+
+def test_augmenter_layers_follow_the_settings():
+    def names(aug):
+        return [type(layer).__name__ for layer in aug.layers]
+
+    old = names(build_augmenter(seed=0, max_gamma=1.6))
+    assert old == ["RandomRotation", "RandomTranslation", "RandomZoom", "RandomIntensityScale",
+                   "RandomGamma", "RandomFlip"]  # as before the new settings existed
+    assert "RandomFlip" not in names(build_augmenter(seed=0))
+    full = build_augmenter(seed=0, rotation_deg=180, flips=True, max_downsample=2.0,
+                           noise_sd=0.05)
+    assert names(full) == ["RandomRotation", "RandomTranslation", "RandomZoom",
+                           "RandomResolution", "RandomIntensityScale", "RandomFlip",
+                           "RandomNoise"]
+    assert full.layers[0].factor == (-0.5, 0.5)  # any orientation
+    x = _bars()
+    out = np.asarray(full(x, training=True))
+    assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
+
+
+def test_loop_uses_dropout_and_label_smoothing():
+    from smartscope.train.sgan import SUPERVISED_ONLY, LoopConfig, run_loop
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (12, 64, 64, 1)).astype(np.float32)
+    y = np.arange(12) % 3
+    cfg = LoopConfig(max_epochs=1, steps_per_epoch=2, dropout=0.4, label_smoothing=0.3,
+                     rotation_deg=180, max_downsample=2.0, noise_sd=0.05, flips=True)
+    res = run_loop(x[:8], y[:8], x[8:], y[8:], 3, method=SUPERVISED_ONLY, size="tiny",
+                   cfg=cfg, seed=0)
+    assert res.discriminator.get_layer("drop1").rate == 0.4
+    # smoothed targets: the loss cannot fall below their entropy
+    a = 0.3
+    floor = -((1 - a + a / 3) * np.log(1 - a + a / 3) + 2 * (a / 3) * np.log(a / 3))
+    assert res.history[0]["loss_c"] >= floor
+    assert cfg.augmentation() == {"rotation_deg": 180, "translation": 0.1, "zoom": 0.1,
+                                  "flips": True, "max_gamma": 1.0, "max_downsample": 2.0,
+                                  "noise_sd": 0.05}
+    assert LoopConfig(max_gamma=1.6).augmentation()["flips"] is True
+
+
+def test_train_command_passes_the_augmentation_options(monkeypatch, tmp_path):
+    from smartscope.cli import main
+    from smartscope.train import pipeline
+
+    seen = {}
+
+    def fake_train_run(req, on_epoch=None, **flags):  # records the request, trains nothing
+        seen["req"] = req
+        raise SystemExit(0)
+
+    monkeypatch.setattr(pipeline, "train_run", fake_train_run)
+    with pytest.raises(SystemExit):
+        main(["train", "--labelled", str(tmp_path), "--out", str(tmp_path / "run"),
+              "--supervised-only", "--rotation-deg", "180", "--translation", "0.15", "--zoom",
+              "0.2", "--no-flips", "--max-downsample", "2", "--noise-sd", "0.04",
+              "--label-smoothing", "0.1", "--dropout", "0.4"])
+    loop = seen["req"].loop
+    assert (loop.rotation_deg, loop.translation, loop.zoom, loop.flips) == (180, 0.15, 0.2, False)
+    assert (loop.max_downsample, loop.noise_sd, loop.label_smoothing, loop.dropout) == (
+        2.0, 0.04, 0.1, 0.4)
