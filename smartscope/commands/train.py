@@ -176,6 +176,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             "--label-smoothing", help="Supervised targets (1 - a) one-hot + a / K.")] = 0.0,
         dropout: Annotated[float, Opt(
             "--dropout", help="Dropout after each discriminator block.")] = 0.25,
+        lr_decay: Annotated[bool, Opt(
+            "--lr-decay", help="Cosine decay of the learning rate to 5 % over --max-epochs.")
+        ] = False,
         no_calibrate: Annotated[bool, Opt(
             "--no-calibrate", help="Do not fit a softmax temperature on the validation crops."
         )] = False,
@@ -213,7 +216,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
                             max_gamma=max_gamma, rotation_deg=rotation_deg,
                             translation=translation, zoom=zoom, flips=flips,
                             max_downsample=max_downsample, noise_sd=noise_sd,
-                            label_smoothing=label_smoothing, dropout=dropout),
+                            label_smoothing=label_smoothing, dropout=dropout,
+                            lr_decay=lr_decay),
         )
         _summary(out, train_run(req, on_epoch=_progress(quiet), **FLAGS))
 

@@ -28,6 +28,7 @@ from smartscope.train.models import (
 )
 from smartscope.train.reports import classification_scores, mean_sd, plot_curves, plot_grid
 from smartscope.train.sgan import (
+    LR_FLOOR,
     SGAN,
     SUPERVISED_ONLY,
     LoopConfig,
@@ -327,7 +328,9 @@ def _train_into(req: TrainRequest, out: Path, on_epoch: Callable[[dict], None] |
             **data_summary(req, inp, train, val), "batch_size": result.batch_size,
             "steps_per_epoch": result.steps_per_epoch, "epochs": len(result.history),
             "best_epoch": result.best_epoch, "training_s": round(result.elapsed_s, 1),
-            "optimizer": f"Adam lr {req.loop.learning_rate} beta_1 {req.loop.beta_1}",
+            "optimizer": f"Adam lr {req.loop.learning_rate} beta_1 {req.loop.beta_1}"
+                         + (f", cosine decay to {LR_FLOOR:g} x over {req.loop.max_epochs} epochs"
+                            if req.loop.lr_decay else ""),
             "class_weighted": req.class_weighted, "balanced_sampling": req.balanced,
             "augmentation": req.loop.augment, "max_gamma": req.loop.max_gamma,
             "augmentation_settings": req.loop.augmentation() if req.loop.augment else None,

@@ -70,6 +70,9 @@ class LoopConfig:
     max_downsample : > 1 adds a random loss of resolution down to 1 / max_downsample
     noise_sd : > 0 adds Gaussian noise up to this standard deviation
     label_smoothing : the supervised targets are (1 - a) one-hot + a / K
+    lr_decay : cosine decay of every learning rate to 5 % of ``learning_rate`` over
+        ``max_epochs`` x ``steps_per_epoch`` steps (the last epochs move the weights less, so
+        the validation score, and the kept checkpoint, depend less on the last few batches)
     dropout : dropout rate after each convolution block of a new discriminator
     monitor : validation score for early stopping and the best checkpoint, ``"accuracy"`` or
         ``"balanced_accuracy"`` (the mean per-class recall; use it with a class-weighted loss,
@@ -95,6 +98,7 @@ class LoopConfig:
     noise_sd: float = 0.0
     label_smoothing: float = 0.0
     dropout: float = 0.25
+    lr_decay: bool = False
 
     def augmentation(self) -> dict:
         """The augmentation settings, as the card records them."""
@@ -128,8 +132,16 @@ def epoch_steps(n_train: int, n_unlabelled: int, batch: int, steps: int | None =
     return max(10, math.ceil(n_unlabelled / half), math.ceil(n_train / batch))
 
 
-def _adam(cfg: LoopConfig, lr: float | None = None) -> keras.optimizers.Optimizer:
-    return keras.optimizers.Adam(cfg.learning_rate if lr is None else lr, beta_1=cfg.beta_1)
+LR_FLOOR = 0.05
+"""With ``lr_decay`` the learning rate ends at this fraction of its start."""
+
+
+def _adam(cfg: LoopConfig, total_steps: int | None = None) -> keras.optimizers.Optimizer:
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = cfg.learning_rate
+    if cfg.lr_decay and total_steps:
+        lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps,
+                                                    alpha=LR_FLOOR)
+    return keras.optimizers.Adam(lr, beta_1=cfg.beta_1)
 
 
 def predict_probs(model: keras.Model, x: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -212,8 +224,9 @@ def run_loop(
                if cfg.augment else None)
     z_seed = keras.random.SeedGenerator(seed + 17)
     dv = trainable(d_model) if trainable else d_model.trainable_variables
-    opt_c, opt_d = _adam(cfg), _adam(cfg)
-    opt_g = _adam(cfg) if g_model is not None else None
+    total = cfg.max_epochs * steps
+    opt_c, opt_d = _adam(cfg, total), _adam(cfg, total)
+    opt_g = _adam(cfg, total) if g_model is not None else None
     weights = tf.constant(
         np.ones(n_classes, np.float32) if class_weights is None else class_weights, tf.float32
     )

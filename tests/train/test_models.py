@@ -189,6 +189,7 @@ def test_loop_uses_dropout_and_label_smoothing():
 def test_train_command_passes_the_augmentation_options(monkeypatch, tmp_path):
     from smartscope.cli import main
     from smartscope.train import pipeline
+    from smartscope.train.sgan import LoopConfig
 
     seen = {}
 
@@ -201,8 +202,20 @@ def test_train_command_passes_the_augmentation_options(monkeypatch, tmp_path):
         main(["train", "--labelled", str(tmp_path), "--out", str(tmp_path / "run"),
               "--supervised-only", "--rotation-deg", "180", "--translation", "0.15", "--zoom",
               "0.2", "--no-flips", "--max-downsample", "2", "--noise-sd", "0.04",
-              "--label-smoothing", "0.1", "--dropout", "0.4"])
+              "--label-smoothing", "0.1", "--dropout", "0.4", "--lr-decay"])
     loop = seen["req"].loop
     assert (loop.rotation_deg, loop.translation, loop.zoom, loop.flips) == (180, 0.15, 0.2, False)
     assert (loop.max_downsample, loop.noise_sd, loop.label_smoothing, loop.dropout) == (
         2.0, 0.04, 0.1, 0.4)
+    assert loop.lr_decay and not LoopConfig().lr_decay
+
+
+def test_lr_decay_is_a_cosine_to_the_floor():
+    from smartscope.train.sgan import LR_FLOOR, LoopConfig, _adam
+
+    assert float(_adam(LoopConfig(), 100).learning_rate) == pytest.approx(6e-4)
+    opt = _adam(LoopConfig(lr_decay=True), 100)
+    schedule = opt._learning_rate
+    assert float(schedule(0)) == pytest.approx(6e-4)
+    assert float(schedule(50)) == pytest.approx(6e-4 * (LR_FLOOR + (1 - LR_FLOOR) / 2), rel=1e-4)
+    assert float(schedule(100)) == pytest.approx(6e-4 * LR_FLOOR, rel=1e-4)
