@@ -176,6 +176,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             "--label-smoothing", help="Supervised targets (1 - a) one-hot + a / K.")] = 0.0,
         dropout: Annotated[float, Opt(
             "--dropout", help="Dropout after each discriminator block.")] = 0.25,
+        init: Annotated[Path | None, Opt(
+            "--init", help="Start from this checkpoint (run folder or bundle with "
+            "discriminator.keras; same classes and field; supervised-only).")] = None,
         lr_decay: Annotated[bool, Opt(
             "--lr-decay", help="Cosine decay of the learning rate to 5 % over --max-epochs.")
         ] = False,
@@ -205,7 +208,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         req = TrainRequest(
             labelled=tuple(labelled), out=out, unlabelled=tuple(unlabelled or ()) or None,
             test=tuple(test or ()) or None, crop_um=crop_um, pixel_size_um=pixel_size_um,
-            calibrate=not no_calibrate, balanced=balanced,
+            calibrate=not no_calibrate, balanced=balanced, init=init,
             classes=_classes(classes), labels_per_class=labels_per_class,
             unlabelled_count=unlabelled_count, folds=folds, seed=seed,
             method=SUPERVISED_ONLY if supervised_only else SGAN, size=size, name=name,

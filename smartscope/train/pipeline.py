@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from smartscope.errors import TrainingDataError
+from smartscope.errors import ModelBundleError, TrainingDataError
 from smartscope.train import data as d
 from smartscope.train import runs
 from smartscope.train import splits as sp
@@ -71,6 +71,10 @@ class TrainRequest:
     balanced : balanced sampling: every class equally often in a batch, and within a class
         every labelled folder equally often (instead of ``class_weighted``); early stopping
         then monitors validation balanced accuracy
+    init : start the discriminator from this checkpoint (a run folder, or a bundle that carries
+        its ``discriminator.keras``) instead of random weights: continue training a model with
+        other settings (augmentation, learning rate). Its classes, in order, and its field
+        (``crop_um``) must be those of this training; supervised-only
     """
 
     labelled: Path | tuple[Path, ...]
@@ -94,6 +98,7 @@ class TrainRequest:
     pixel_size_um: float | None = None
     calibrate: bool = True
     balanced: bool = False
+    init: Path | None = None
 
 
 def as_paths(value: Path | Sequence[Path] | None) -> tuple[Path, ...]:
@@ -155,10 +160,43 @@ def load_inputs(req: TrainRequest) -> Inputs:
                                   [folder_label(p) for p in pools])
         if req.unlabelled_count is not None:
             unlabelled = sp.subsample(unlabelled, req.unlabelled_count, req.seed)
+    check_init(req, labelled.classes)
     tests = {folder_label(t): d.load_test(t, labelled.classes, **geo)
              for t in as_paths(req.test)}
     test = d.merge_sets(list(tests.values()), list(tests)) if tests else None
     return Inputs(labelled, unlabelled, test, tests)
+
+
+def check_init(req: TrainRequest, classes: Sequence[str]) -> None:
+    """An ``init`` checkpoint must exist and match the classes and field of this training.
+
+    Raises
+    ------
+    TrainingDataError
+        Naming the checkpoint, what differs and what to change.
+    """
+    if req.init is None:
+        return
+    if req.method != SUPERVISED_ONLY:
+        raise TrainingDataError(f"--init {req.init}: only with --supervised-only (a checkpoint "
+                                "holds no generator to continue)")
+    try:
+        info = runs.load_base_info(runs.find_base_run(Path(req.init)))
+    except ModelBundleError as e:
+        raise TrainingDataError(f"--init: {e}") from e
+    if list(info.get("classes", [])) != list(classes):
+        raise TrainingDataError(
+            f"--init {req.init}: its classes {', '.join(info.get('classes', []))} differ from "
+            f"this training's {', '.join(classes)}; give --classes in its order, or use "
+            "`smartscope transfer` for a new labelling")
+    size = (info.get("training") or {}).get("model_size", {}).get("name")
+    if size is not None and size != req.size:
+        raise TrainingDataError(f"--init {req.init}: its model size is '{size}', this "
+                                f"training's '{req.size}'; give --size {size}")
+    crop = info.get("crop_um")
+    if crop is not None and abs(float(crop) - req.crop_um) > 1e-6:
+        raise TrainingDataError(f"--init {req.init}: its field is {crop} um, this training's "
+                                f"{req.crop_um} um; give --crop-um {crop}")
 
 
 def data_summary(req: TrainRequest, inp: Inputs, train: d.CropSet, val: d.CropSet) -> dict:
@@ -200,8 +238,10 @@ def _fit(req: TrainRequest, train: d.CropSet, val: d.CropSet, unl: d.CropSet | N
          method: Method | None = None) -> LoopResult:
     k = len(train.classes)
     balance = req.class_weighted or req.balanced
+    start = (runs.load_checkpoint(runs.find_base_run(Path(req.init)))
+              if req.init is not None else None)
     return run_loop(
-        train.x, train.y, val.x, val.y, k,
+        train.x, train.y, val.x, val.y, k, discriminator=start,
         x_unlabelled=None if unl is None else unl.x, method=method or req.method, size=req.size,
         cfg=replace(req.loop, monitor="balanced_accuracy") if balance else req.loop,
         seed=seed, on_epoch=on_epoch,
@@ -336,6 +376,7 @@ def _train_into(req: TrainRequest, out: Path, on_epoch: Callable[[dict], None] |
             "augmentation_settings": req.loop.augmentation() if req.loop.augment else None,
             "label_smoothing": req.loop.label_smoothing, "dropout": req.loop.dropout,
             "patience": req.loop.patience, "stop_reason": result.stop_reason,
+            "init": None if req.init is None else str(req.init),
         },
         "history": result.history, "notes": notes,
     }

@@ -78,6 +78,43 @@ def test_transfer_to_two_classes(run_dir, synth_data, tmp_path):
     Classifier(out / "bundle")
 
 
+@pytest.mark.slow
+def test_train_init_continues_a_checkpoint(run_dir, synth_data, tmp_path, capsys):
+    """--init starts from a run's weights (same classes); other classes or SGAN are refused."""
+    import keras
+
+    from smartscope.train.runs import load_checkpoint
+
+    out = tmp_path / "more"
+    code = main(["train", "--labelled", str(synth_data["labelled"]), "--supervised-only",
+                 "--init", str(run_dir / "bundle"), "--out", str(out), "--seed", "1",
+                 "--rotation-deg", "180", "--max-downsample", "2", "--learning-rate", "1e-9",
+                 "--size", "tiny", "--max-epochs", "1", "--min-epochs", "1", "--quiet"])
+    assert code == 0
+    card = ModelCard.load(out / "bundle")
+    assert card.training["init"] == str(run_dir / "bundle")
+    assert card.training["augmentation_settings"]["max_downsample"] == 2.0
+    # a learning rate of 1e-9: the weights are the base's, not a fresh model's
+    base, got = load_checkpoint(run_dir), load_checkpoint(out)
+    for a, b in zip(base.get_weights(), got.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    keras.backend.clear_session()
+    capsys.readouterr()
+    assert main(["train", "--labelled", str(synth_data["labelled"]), "--supervised-only",
+                 "--classes", "round,pair,plate", "--init", str(run_dir), "--out",
+                 str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "differ" in err and "--classes" in err and "\n" not in err.strip()
+    assert main(["train", "--labelled", str(synth_data["labelled"]), "--unlabelled",
+                 str(synth_data["unlabelled"]), "--init", str(run_dir), "--out",
+                 str(tmp_path / "y"), "--quiet"]) == 2
+    assert "--supervised-only" in capsys.readouterr().err
+    assert main(["train", "--labelled", str(synth_data["labelled"]), "--supervised-only",
+                 "--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "z"),
+                 "--quiet"]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
     code = main(["train", "--labelled", str(tmp_path / "nowhere"), "--supervised-only",
                  "--out", str(tmp_path / "run")])
