@@ -20,8 +20,12 @@ from typing import Any
 from smartscope.classify.cells import Cell
 from smartscope.decide.followup import annotate, check_confirmation, pick_cell
 from smartscope.decide.geometry import NO_LIMITS, UPRIGHT, Affine, Limits, check_target
-from smartscope.decide.records import CentreTarget, Decision, DecisionEvent, cell_record
+from smartscope.decide.program import FollowUpActions
+from smartscope.decide.records import Decision, DecisionEvent, cell_record
 from smartscope.decide.requests import FOLLOW, SCREEN, FrameRequest
+from smartscope.decide.steps import Draft, FollowUp
+from smartscope.decide.steps import Frame as Frame  # re-exported
+from smartscope.decide.steps import Step as Step  # re-exported
 from smartscope.decide.tracking import NucleusTracker
 from smartscope.decide.triggers import TriggerTracker, condition_holds
 from smartscope.errors import ProtocolError
@@ -88,85 +92,7 @@ class PlanSettings:
         )
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One acquired image as the planner sees it."""
-
-    request: FrameRequest
-    index: int
-    time_s: float
-    shape: tuple[int, int]
-    pixel_size_um: float
-    cells: tuple[Cell, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Step:
-    """The planner's answer to a frame: the next requests, the decisions, whether the run ends.
-
-    ``cells`` are the frame's cells as the planner saw them (stage coordinates, distance to the
-    border, track ids), in the order of ``Frame.cells``; None when the frame had none.
-    """
-
-    requests: tuple[FrameRequest, ...] = ()
-    decisions: tuple[Decision, ...] = ()
-    done: bool = False
-    cells: tuple[Cell, ...] | None = None
-
-
-@dataclass
-class _Draft:
-    """A ``Step`` being put together (internal). A trigger's decision is held back until the
-    next decision or the end of the step, so that the centring target of a program that starts
-    by centring goes into it when it is built (a decision is never changed once built)."""
-
-    requests: list[FrameRequest] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
-    done: bool = False
-    trigger: dict[str, Any] | None = None  # fields of the trigger decision not built yet
-
-    def add(self, decision: Decision) -> None:
-        self._flush()
-        self.decisions.append(decision)
-
-    def target(self, target: CentreTarget) -> None:
-        if self.trigger is not None:
-            self.trigger["target"] = target
-
-    def _flush(self) -> None:
-        if self.trigger is not None:
-            self.decisions.append(Decision(**self.trigger))
-            self.trigger = None
-
-    def step(self, cells: tuple[Cell, ...] | None = None) -> Step:
-        self._flush()
-        return Step(tuple(self.requests), tuple(self.decisions), self.done, cells)
-
-
-@dataclass
-class _FollowUp:
-    """The running follow-up program (internal, mutable state of the planner)."""
-
-    id: int
-    trigger: Trigger
-    origin: FrameRequest
-    state: FrameRequest  # template: objective, channel, exposure, x, y, z of follow-up frames
-    trigger_frame: Frame
-    matched: tuple[Cell, ...]
-    cell: Cell
-    step: int = 0
-    started: bool = False
-    frames: int = 0
-    absent: int = 0
-    last_time_s: float = 0.0
-    last_start_s: float | None = None
-    present: bool | None = None
-    n_frames: int = 0
-    light_ms: float = 0.0
-    centred: bool = False
-
-
-class Planner:
+class Planner(FollowUpActions):
     """Closed-loop acquisition logic (see module docstring). Not thread-safe: one hook feeds it."""
 
     def __init__(self, settings: PlanSettings, source: str = "<protocol>") -> None:
@@ -191,7 +117,7 @@ class Planner:
         self._t = 0
         self._p = 0
         self._tp_start_s: float | None = None
-        self._follow: _FollowUp | None = None
+        self._follow: FollowUp | None = None
         self._n_followups = 0
         self._follow_time = 0
         self._outstanding = 0
@@ -209,7 +135,7 @@ class Planner:
 
     def start(self) -> Step:
         """The first screening request."""
-        step = _Draft()
+        step = Draft()
         self._emit(step, [self._screen_request(None)])
         return step.step()
 
@@ -222,11 +148,11 @@ class Planner:
         """Feed one acquired frame; returns what to do next."""
         if frame.cells is not None:
             frame = replace(frame, cells=self._annotate(frame))
-        step = _Draft()
+        step = Draft()
         self._on_frame(frame, step)
         return step.step(frame.cells)
 
-    def _on_frame(self, frame: Frame, step: _Draft) -> None:
+    def _on_frame(self, frame: Frame, step: Draft) -> None:
         if self._done:
             step.done = True
             return
@@ -245,7 +171,7 @@ class Planner:
 
     def abandon(self, time_s: float, reason: str) -> Step:
         """After a hook failure: drop any follow-up and go on screening (or end)."""
-        step = _Draft()
+        step = Draft()
         self._outstanding = 0
         if self._follow is not None:
             step.add(self._end("abandoned", self._follow, time_s, reason=reason))
@@ -265,7 +191,7 @@ class Planner:
             x_um=pos.x_um, y_um=pos.y_um, z_um=pos.z_um, min_start_time_s=min_start_s,
         )
 
-    def _after_screen(self, frame: Frame, step: _Draft) -> None:
+    def _after_screen(self, frame: Frame, step: Draft) -> None:
         req = frame.request
         if req.mode == SCREEN and req.position == 0:
             # start to start: the next time point is due an interval after this one was due
@@ -284,7 +210,7 @@ class Planner:
         # a zoom looks at one cell; a follow-up at the same field looks at every matched cell
         self._tracker.mark_followed(trig.name, [c.track for c in
                                                 (matched if centre is None else [cell])])
-        f = _FollowUp(id=self._n_followups, trigger=trig, origin=req,
+        f = FollowUp(id=self._n_followups, trigger=trig, origin=req,
                       state=replace(req, mode=FOLLOW, trigger=trig.name,
                                     followup=self._n_followups, min_start_time_s=None),
                       trigger_frame=frame, matched=tuple(matched), cell=cell)
@@ -296,7 +222,7 @@ class Planner:
         }
         self._advance(frame, step)
 
-    def _next_screen(self, step: _Draft) -> None:
+    def _next_screen(self, step: Draft) -> None:
         self._p += 1
         min_start = None
         if self._p >= len(self.s.positions):
@@ -327,7 +253,7 @@ class Planner:
                         self._now_s - due_s, what, interval_s)
         return self._now_s
 
-    def _emit(self, step: _Draft, requests: list[FrameRequest]) -> None:
+    def _emit(self, step: Draft, requests: list[FrameRequest]) -> None:
         f = self._follow
         if f is not None:  # a follow-up frame names the action that asked for it
             requests = [replace(r, step=f.step) if r.mode == FOLLOW else r for r in requests]
@@ -340,7 +266,7 @@ class Planner:
 
     # --- follow-up ------------------------------------------------------------------------------
 
-    def _advance(self, frame: Frame, step: _Draft) -> None:
+    def _advance(self, frame: Frame, step: Draft) -> None:
         f = self._follow
         assert f is not None
         program = f.trigger.program()
@@ -407,96 +333,6 @@ class Planner:
             f.frames = 0
             f.absent = 0
 
-    def _centre(self, f: _FollowUp, action: CentreOnCell, step: _Draft) -> str | None:
-        cell = f.cell
-        if f.centred:  # a second centring in the same program: the cell is at the centre already
-            return self._move(f, action.objective, f.state.x_um, f.state.y_um)[0]
-        # the cell's stage position was computed once, at the trigger frame's stage position,
-        # where the follow-up still is (nothing moved the stage before the first centring)
-        assert cell.x_um is not None and cell.y_um is not None
-        x, y = cell.x_um, cell.y_um
-        objective = action.objective or f.state.objective
-        why, z = self._move(f, objective, x, y)
-        f.centred = why is None
-        step.target(CentreTarget(objective=objective, x_um=x, y_um=y, z_um=z, cell_y_px=cell.y,
-                                 cell_x_px=cell.x, refused=why))
-        return why
-
-    def _move(self, f: _FollowUp, objective_name: str | None, x: float,
-              y: float) -> tuple[str | None, float | None]:
-        """Move the follow-up's state to (x, y) at an objective (focus corrected by the parfocal
-        offsets), unless the target is unsafe: (why not, or None; target z)."""
-        objective = objective_name or f.state.objective
-        z = f.state.z_um
-        if z is not None:
-            off = self.s.objective_offsets_um
-            z = z + off.get(objective, 0.0) - off.get(f.state.objective, 0.0)
-        why = check_target(self.s.limits, x, y, z)
-        if why is None:
-            f.state = replace(f.state, objective=objective, x_um=x, y_um=y, z_um=z)
-        return why, z
-
-    def _interval_frame(
-        self, f: _FollowUp, action: ChangeInterval, frame: Frame, step: _Draft
-    ) -> bool:
-        """Run one change_interval time point; False once the action is over."""
-        if f.started:
-            f.frames += 1
-            f.absent = 0 if f.present in (True, None) else f.absent + 1
-            over = f.frames >= action.max_frames or (
-                action.while_phase_persists
-                and f.frames >= action.min_frames
-                and f.absent >= action.absent_frames
-            )
-            if over:
-                reason = "max_frames" if f.frames >= action.max_frames else "phase_absent"
-                step.add(self._decision(
-                    "interval_end", f, frame.time_s, frames=f.frames, reason=reason))
-                return False
-        if not f.started:  # the first frame as soon as possible
-            start = None
-            f.last_start_s = None
-        else:  # start to start; the first frame's start is unknown: its image anchors the rest
-            anchor = f.last_start_s if f.last_start_s is not None else f.last_time_s
-            start = self._on_time(anchor + action.interval_s, "change_interval.interval_s",
-                                  action.interval_s)
-            f.last_start_s = start
-        f.started = True
-        self._follow_time += 1
-        main = replace(f.state, time_index=self._follow_time, min_start_time_s=start,
-                       classify=True, action=action.type, z_index=0)
-        reqs = [main]
-        for extra in action.extra_channels:
-            reqs.append(replace(main, classify=False, channel=extra.preset,
-                                channel_group=extra.group or self.s.channel_group,
-                                exposure_ms=extra.exposure_ms or main.exposure_ms,
-                                min_start_time_s=None))
-        self._emit(step, reqs)
-        return True
-
-    def _stack_or_burst(
-        self, f: _FollowUp, action: ZStack | Burst, now_s: float
-    ) -> tuple[list[FrameRequest], str | None]:
-        reqs: list[FrameRequest] = []
-        if isinstance(action, ZStack):
-            if f.state.z_um is None:
-                return [], "the focus position is unknown, so a z-stack cannot be centred"
-            self._follow_time += 1
-            for j, dz in enumerate(action.offsets_um()):
-                z = f.state.z_um + dz
-                why = check_target(self.s.limits, None, None, z)
-                if why is not None:
-                    return [], why
-                reqs.append(replace(f.state, time_index=self._follow_time, z_um=z, z_index=j,
-                                    classify=False, action=action.type, min_start_time_s=None))
-            return reqs, None
-        for i in range(action.n_frames):
-            self._follow_time += 1
-            start = now_s + i * action.interval_s if action.interval_s > 0 else None
-            reqs.append(replace(f.state, time_index=self._follow_time, z_index=0, classify=False,
-                                action=action.type, min_start_time_s=start))
-        return reqs, None
-
     # --- records --------------------------------------------------------------------------------
 
     def _annotate(self, frame: Frame) -> tuple[Cell, ...]:
@@ -507,17 +343,17 @@ class Planner:
                         reach_um=self.s.tracking.max_displacement_um,
                         affine=self.s.affines_um.get(frame.request.objective))
 
-    def _end(self, event: DecisionEvent, f: _FollowUp, time_s: float, **extra: Any) -> Decision:
+    def _end(self, event: DecisionEvent, f: FollowUp, time_s: float, **extra: Any) -> Decision:
         """The decision that ends a follow-up, with what it cost: frames, light (exposure ms
         summed), time since the trigger frame."""
         return self._decision(event, f, time_s, followup_frames=f.n_frames, light_ms=f.light_ms,
                               duration_s=time_s - f.trigger_frame.time_s, **extra)
 
-    def _fields(self, event: DecisionEvent, f: _FollowUp, time_s: float) -> dict[str, Any]:
+    def _fields(self, event: DecisionEvent, f: FollowUp, time_s: float) -> dict[str, Any]:
         return {"event": event, "time_s": time_s, "position": f.origin.position_name,
                 "trigger": f.trigger.name, "followup": f.id}
 
-    def _decision(self, event: DecisionEvent, f: _FollowUp, time_s: float,
+    def _decision(self, event: DecisionEvent, f: FollowUp, time_s: float,
                   **extra: Any) -> Decision:
         return Decision(**self._fields(event, f, time_s), **extra)
 
