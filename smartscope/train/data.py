@@ -24,14 +24,14 @@ import numpy as np
 
 from smartscope.errors import ImageError, TrainingDataError
 from smartscope.phases import ALL_PHASES
-from smartscope.vision.crops import field_coverage, refield_crop
-from smartscope.vision.dataset import folder_pixel_size, read_groups
-from smartscope.vision.preprocess import normalise, prepare_crop_file_array
+from smartscope.train.cropfiles import CROP_SUFFIXES as CROP_SUFFIXES  # re-exported
+from smartscope.train.cropfiles import Geometry as Geometry  # re-exported
+from smartscope.train.cropfiles import folder_geometry as folder_geometry  # re-exported
+from smartscope.train.cropfiles import is_crop_file, warn_coverage
+from smartscope.train.cropfiles import read_crop_file as read_crop_file  # re-exported
+from smartscope.vision.dataset import read_groups
 
 log = logging.getLogger(__name__)
-
-CROP_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
-"""File name endings read as crops (case-insensitive); other files in a folder are ignored."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,6 @@ class CropSet:
         return {c: int(np.sum(self.y == i)) for i, c in enumerate(self.classes)}
 
 
-def _is_crop_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and (
-        path.suffix.lower() in CROP_SUFFIXES
-    )
-
-
 def _is_folder(path: Path) -> bool:
     return path.is_dir() and not path.name.startswith(".")
 
@@ -88,93 +82,6 @@ def _set_hash(file_hashes: dict[str, str]) -> str:
     for name in sorted(file_hashes):
         h.update(f"{Path(name).name}\t{file_hashes[name]}\n".encode())
     return h.hexdigest()
-
-
-def _non_finite(arr: np.ndarray) -> int:
-    return int(arr.size - np.count_nonzero(np.isfinite(arr)))
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """How stored crops become model input.
-
-    Attributes
-    ----------
-    pixel_size_um : pixel size of the stored crops (None: each crop is resized whole, i.e. it is
-        taken to cover the model's field already)
-    crop_um : the model's field, um (used with ``pixel_size_um``)
-    """
-
-    pixel_size_um: float | None = None
-    crop_um: float | None = None
-
-    def prepare(self, arr: np.ndarray) -> np.ndarray:
-        if self.pixel_size_um is None or self.crop_um is None:
-            return prepare_crop_file_array(arr)
-        return normalise(refield_crop(arr, self.pixel_size_um, self.crop_um))
-
-
-def folder_geometry(folder: Path, crop_um: float | None, pixel_size_um: float | None) -> Geometry:
-    """The geometry of a crop folder: its declared (or given) pixel size and the model's field."""
-    ps = folder_pixel_size(folder, pixel_size_um)
-    if ps is None and crop_um is not None:
-        log.warning("%s: no pixel size declared (dataset.json or --pixel-size-um): its crops "
-                    "are taken to cover the model's field of %.2f um", folder, crop_um)
-    return Geometry(ps, crop_um)
-
-
-def _warn_coverage(folder: Path, shape: tuple[int, int], geo: Geometry) -> None:
-    if geo.pixel_size_um is None or geo.crop_um is None:
-        return
-    cover = field_coverage(shape, geo.pixel_size_um, geo.crop_um)
-    if cover < 0.98:
-        log.warning("%s: crops of %d x %d px at %.4g um/px cover %.0f %% of the model's "
-                    "%.2f um field; the rest reads the crop's background", folder, shape[0],
-                    shape[1], geo.pixel_size_um, 100 * cover, geo.crop_um)
-
-
-def read_crop_file(path: Path, geometry: Geometry | None = None) -> tuple[np.ndarray, str]:
-    """Read one crop file and prepare it; returns (64x64 float32 in [-1, 1], sha256 of the bytes).
-
-    ``geometry`` resamples the crop from its pixel size to the model's field (default: resize).
-
-    Raises
-    ------
-    TrainingDataError
-        If the file cannot be read or is not a 2-D grey image.
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise TrainingDataError(f"{path}: cannot read the file ({e}); fix or remove it") from e
-    digest = hashlib.sha256(raw).hexdigest()
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        elif suffix in (".tif", ".tiff"):
-            import tifffile
-
-            arr = tifffile.imread(path)
-        else:
-            from skimage.io import imread
-
-            arr = imread(path)
-    except Exception as e:  # each reader raises its own types for corrupt files
-        raise TrainingDataError(
-            f"{path}: unreadable crop file ({type(e).__name__}); fix or remove it"
-        ) from e
-    arr = np.asarray(arr)
-    if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
-        raise TrainingDataError(
-            f"{path}: {_non_finite(arr)} of {arr.size} pixels are NaN or infinite; such a crop "
-            "makes the training loss NaN; fix or remove the file"
-        )
-    try:
-        return (geometry or Geometry()).prepare(arr), digest
-    except ImageError as e:
-        raise TrainingDataError(f"{path}: {e}; fix or remove it") from e
 
 
 def _order_classes(names: Sequence[str]) -> list[str]:
@@ -214,7 +121,7 @@ def class_folders(folder: Path, classes: Sequence[str] | None = None) -> dict[st
                     f"the classes (--classes; found: {', '.join(sorted(subs)) or 'none'})"
                 )
     for name in names:
-        if not any(_is_crop_file(p) for p in subs[name].iterdir()):
+        if not any(is_crop_file(p) for p in subs[name].iterdir()):
             raise TrainingDataError(
                 f"{subs[name]}: class folder holds no crop files ({'/'.join(CROP_SUFFIXES)}); "
                 "add crops or remove the folder"
@@ -243,7 +150,7 @@ def _read_classes(folders: dict[str, Path], classes: Sequence[str], root: Path,
     first: dict[str, tuple[str, Path]] = {}  # crop bytes -> (class, file)
     for name, sub in folders.items():
         k = list(classes).index(name)
-        for path in sorted(p for p in sub.iterdir() if _is_crop_file(p)):
+        for path in sorted(p for p in sub.iterdir() if is_crop_file(p)):
             arr, digest = read_crop_file(path, geo)
             seen = first.setdefault(digest, (name, path))
             if seen[0] != name:
@@ -259,7 +166,7 @@ def _read_classes(folders: dict[str, Path], classes: Sequence[str], root: Path,
             if raw_shape is None:
                 raw_shape = _stored_shape(path)
     if raw_shape is not None:
-        _warn_coverage(root, raw_shape, geo)
+        warn_coverage(root, raw_shape, geo)
     x = np.stack(xs)[..., None].astype(np.float32)
     groups = tuple(f"{root}:{group_of.get(f, f)}" for f in files)
     return CropSet(x, np.asarray(ys, dtype=np.int64), tuple(files), tuple(classes),
@@ -323,7 +230,7 @@ def load_test(folder: Path, classes: Sequence[str], *, crop_um: float | None = N
     if not folder.is_dir():
         raise TrainingDataError(f"{folder}: test folder not found; give a folder of class folders")
     present = [p.name for p in sorted(folder.iterdir())
-               if _is_folder(p) and any(map(_is_crop_file, p.iterdir()))]
+               if _is_folder(p) and any(map(is_crop_file, p.iterdir()))]
     unknown = [c for c in present if c not in classes]
     if unknown:
         raise TrainingDataError(
@@ -377,7 +284,7 @@ def load_unlabelled(source: Path, *, crop_um: float | None = None,
         raise TrainingDataError(
             f"{source}: unlabelled folder not found; give a flat folder of crops or an .npz file"
         )
-    paths = sorted(p for p in source.iterdir() if _is_crop_file(p))
+    paths = sorted(p for p in source.iterdir() if is_crop_file(p))
     if not paths:
         raise TrainingDataError(
             f"{source}: unlabelled folder holds no crop files ({'/'.join(CROP_SUFFIXES)}); "
@@ -421,7 +328,7 @@ def _load_npz_pool(path: Path, geo: Geometry) -> CropSet:
                 f"({len(bad)} of {len(arr)}) hold NaN or infinite pixels; such crops make the "
                 "training loss NaN; remove them from the array"
             )
-    _warn_coverage(path, arr.shape[1:3], geo)
+    warn_coverage(path, arr.shape[1:3], geo)
     try:
         x = np.stack([geo.prepare(a) for a in arr])[..., None].astype(np.float32)
     except ImageError as e:
