@@ -87,19 +87,24 @@ def mean_sd(v: list[float]) -> str:
     return f"{np.mean(v):.3f} +- {sd:.3f}"
 
 
+def arm_table(rows: list[dict], arms: list[str], cells: list[tuple], split: str) -> list[str]:
+    """Markdown rows: balanced accuracy on ``split`` of every arm per (direction, labels)."""
+    lines = ["| direction | labels/class | " + " | ".join(arms) + " |",
+             "|---|---:|" + "---:|" * len(arms)]
+    for name, n in cells:
+        vals = [mean_sd([r[split]["balanced_accuracy"] for r in rows
+                         if (r["direction"], r["labels_per_class"], r["arm"]) == (name, n, a)])
+                for a in arms]
+        lines.append(f"| {name} | {n} | " + " | ".join(vals) + " |")
+    return lines
+
+
 def report(rows: list[dict], out: Path) -> str:
     """Validation table of every arm, the recipe chosen on validation, and its test table."""
     arms = sorted({r["arm"] for r in rows}, key=lambda a: (a != "scratch", a))
     cells = sorted({(r["direction"], r["labels_per_class"]) for r in rows})
     lines = ["Validation (crops of the labelled set whose cells were not drawn), balanced "
-             "accuracy, mean +- sd over seeds:", "",
-             "| direction | labels/class | " + " | ".join(arms) + " |",
-             "|---|---:|" + "---:|" * len(arms)]
-    for name, n in cells:
-        vals = [mean_sd([r["validation"]["balanced_accuracy"] for r in rows
-                         if (r["direction"], r["labels_per_class"], r["arm"]) == (name, n, a)])
-                for a in arms]
-        lines.append(f"| {name} | {n} | " + " | ".join(vals) + " |")
+             "accuracy, mean +- sd over seeds:", "", *arm_table(rows, arms, cells, "validation")]
     recipes = [a for a in arms if a != "scratch"]
     # chosen on validation: highest mean over the cells where it ran (every cell counts once)
     def score(a: str) -> float:
@@ -133,13 +138,7 @@ def report(rows: list[dict], out: Path) -> str:
             lines.append(f"| {name} | {n} | {len(seeds)} | " + " | ".join(map(mean_sd, got))
                          + f" | {wins} of {len(seeds)} |")
     lines += ["", "Test balanced accuracy of every arm (for the record; not used to choose):", "",
-              "| direction | labels/class | " + " | ".join(arms) + " |",
-              "|---|---:|" + "---:|" * len(arms)]
-    for name, n in cells:
-        vals = [mean_sd([r["test"]["balanced_accuracy"] for r in rows
-                         if (r["direction"], r["labels_per_class"], r["arm"]) == (name, n, a)])
-                for a in arms]
-        lines.append(f"| {name} | {n} | " + " | ".join(vals) + " |")
+              *arm_table(rows, arms, cells, "test")]
     text = "\n".join(lines) + "\n"
     (out / "transfer_table.md").write_text(text)
     return text

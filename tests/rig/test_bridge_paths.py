@@ -19,17 +19,6 @@ from smartscope.protocol import parse_protocol
 from tests.rig.test_demo_run import PROTOCOL
 
 
-@pytest.fixture
-def demo_core(mm_demo):
-    import pymmcore
-
-    core = pymmcore.CMMCore()
-    core.setDeviceAdapterSearchPaths([str(mm_demo)])
-    core.loadSystemConfiguration(str(mm_demo / "MMConfig_demo.cfg"))
-    yield core
-    core.unloadAllDevices()
-
-
 class _Stop(Exception):
     pass
 
