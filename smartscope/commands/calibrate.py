@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
         )] = 20.0,
         write: Annotated[Path | None, typer.Option(
             "--write", help="Write the protocol with the measured microscope.camera orientation "
-            "to this file (may be the protocol itself; comments are not kept, relative paths "
-            "stay as written)."
+            "to this file (may be the protocol itself; only microscope.camera changes, "
+            "comments and layout stay as written)."
         )] = None,
     ) -> None:
         """Move the stage by known steps, measure the image shift by phase correlation, and
@@ -32,11 +32,18 @@ def register(app: typer.Typer) -> None:
 
         from smartscope.acquire.calibrate import measure
         from smartscope.acquire.connect import connect
+        from smartscope.outputs import atomic_file, check_file_target, same_path
         from smartscope.protocol import load_protocol, parse_protocol
+        from smartscope.protocol.edit import set_entry
 
         proto = load_protocol(protocol)
         m = proto.microscope
         obj = objective or proto.screening.objective
+        if write is not None:  # refused before the stage moves
+            check_file_target(
+                write, option="--write",
+                inputs=[p for p in (getattr(m, "config_file", None), proto.model.bundle) if p],
+                replaceable=lambda p: same_path(p, protocol) or p.suffix in (".yaml", ".yml"))
         with connect(proto) as scope:
             from smartscope.acquire import corecalls
 
@@ -54,9 +61,10 @@ def register(app: typer.Typer) -> None:
                        "uneven); prefer Micro-Manager's affine calibration (Pixel Calibrator)",
                        err=True)
         if write is not None:
-            data = yaml.safe_load(protocol.read_text())
-            data["microscope"]["camera"] = result.orientation.model_dump()
-            parse_protocol(data, str(write), base_dir=protocol.resolve().parent)  # still valid
-            text = yaml.safe_dump(data, sort_keys=False)
-            write.write_text(text)
+            text = set_entry(protocol.read_text(), ("microscope", "camera"),
+                             result.orientation.model_dump(), source=str(protocol))
+            parse_protocol(yaml.safe_load(text), str(write),
+                           base_dir=protocol.resolve().parent)  # still valid
+            with atomic_file(write) as tmp:
+                tmp.write_text(text)
             typer.echo(f"wrote microscope.camera {result.orientation.model_dump()} to {write}")

@@ -90,16 +90,26 @@ def test_calibrate_command_writes_the_orientation(mm_demo, tmp_path):
                    + "Property,Camera,Mode,Fluorescent Beads\n")
     path = _protocol_for(mm_demo, tmp_path, virtual_sample=None, config_file=str(cfg),
                          camera={"flip_x": True, "flip_y": False, "rotation_deg": 0})
-    out = tmp_path / "calibrated.yaml"
-    proc = subprocess.run([sys.executable, "-m", "smartscope", "calibrate", str(path),
-                           "--objective", "10X", "--write", str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    path.write_text("# bead slide, 10X: measured before every run\n" + path.read_text())
+    out = path  # onto the protocol itself: only microscope.camera changes
+
+    def calibrate_to(target):
+        return subprocess.run([sys.executable, "-m", "smartscope", "calibrate", str(path),
+                               "--objective", "10X", "--write", str(target)], cwd=REPO,
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    proc = calibrate_to(cfg)  # an input of the run: refused before the stage moves
+    assert proc.returncode != 0 and "--write" in proc.stderr and "input" in proc.stderr
+    assert "Traceback" not in proc.stderr and "pixel size" not in proc.stdout
+    assert "Fluorescent Beads" in cfg.read_text()
+    proc = calibrate_to(out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pixel size 1.0000 um/px" in proc.stdout and "Micro-Manager (Res10x)" in proc.stdout
     written = load_protocol(out)
     assert written.microscope.camera.flip_x is False  # the wrong flip in the protocol is fixed
     assert yaml.safe_load(out.read_text())["microscope"]["camera"]["rotation_deg"] == 0
+    assert out.read_text().startswith("# bead slide, 10X")  # the user's comment is kept
 
 
 @pytest.mark.parametrize(("step_um", "limits", "says"), [

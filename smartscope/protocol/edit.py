@@ -1,0 +1,99 @@
+"""Edit one entry of a protocol's YAML text in place, keeping everything else as written.
+
+``yaml.safe_load`` + ``yaml.safe_dump`` would drop the comments a microscopist wrote next to
+thresholds and presets, reorder flow mappings and re-quote strings. Here the text is composed
+(not loaded: node positions only, no tags, no objects), and only the characters of the one
+value are replaced, or one line is inserted where the key is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from smartscope.errors import ProtocolError
+
+
+def _flow(value: Any) -> str:
+    """A YAML flow rendering of a scalar / mapping / list of plain values."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))  # a double-quoted YAML string
+
+
+def _end(node: yaml.Node) -> int:
+    """Where ``node``'s own text ends: a block collection's end mark lies past its trailing
+    newlines and comments, so it ends where its last value does."""
+    if isinstance(node, yaml.MappingNode) and not node.flow_style and node.value:
+        return _end(node.value[-1][1])
+    if isinstance(node, yaml.SequenceNode) and not node.flow_style and node.value:
+        return _end(node.value[-1])
+    return int(node.end_mark.index)
+
+
+def _mapping_child(node: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
+            return k, v
+    return None
+
+
+def set_entry(text: str, keys: tuple[str, str], value: Mapping[str, Any], *,
+              source: str) -> str:
+    """Return ``text`` with ``keys[0]: {keys[1]: value}`` set, comments and layout kept.
+
+    Parameters
+    ----------
+    text : str
+        The protocol's YAML text.
+    keys : tuple of str
+        Section and entry, e.g. ``("microscope", "camera")``; the section must exist as a
+        block mapping.
+    value : mapping
+        The new value, written in flow style (``{flip_x: false, ...}``).
+    source : str
+        The file name for error messages.
+
+    Raises
+    ------
+    ProtocolError
+        If the text is not YAML or the section is missing or not a mapping.
+    """
+    section, entry = keys
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ProtocolError(f"{source}: not valid YAML ({exc}); fix the file first") from None
+    if not isinstance(root, yaml.MappingNode):
+        raise ProtocolError(f"{source}: the protocol is not a mapping of sections")
+    found = _mapping_child(root, section)
+    if found is None or not isinstance(found[1], yaml.MappingNode):
+        raise ProtocolError(f"{source}: no '{section}:' section to write {section}.{entry} into")
+    sec_key, sec = found
+    flow = _flow(value)
+    child = _mapping_child(sec, entry)
+    if child is not None:  # from just after the key to the end of its value
+        start, end = child[0].end_mark.index, _end(child[1])
+        return text[:start] + ": " + flow + text[end:]
+    if sec.flow_style or not sec.value:
+        raise ProtocolError(f"{source}: '{section}:' is written in flow style; add "
+                            f"'{entry}:' to it by hand or write the section as a block")
+    first_key = sec.value[0][0]
+    indent = " " * first_key.start_mark.column
+    # insert as the section's first entry: on the line of its first key
+    line_start = text.rfind("\n", 0, first_key.start_mark.index) + 1
+    if text[line_start:first_key.start_mark.index].strip():  # key not first on its line
+        raise ProtocolError(f"{source}: cannot place '{entry}:' in '{sec_key.value}:'; add it "
+                            "by hand")
+    return text[:line_start] + f"{indent}{entry}: {flow}\n" + text[line_start:]
