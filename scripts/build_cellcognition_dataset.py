@@ -10,7 +10,10 @@ to telophase crops are one group). The split is by place, never at random:
 
 * position 37 (every class but apoptosis): test = cells whose mean centre lies at
   x < ``TEST_X1_PX`` (the left strip of the field), train = the rest;
-* apoptosis: train = position 13, test = position 46 (other dishes' positions, other cells).
+* apoptosis (positions 13 and 46, both on both sides): within each position the apoptotic
+  cells are ordered by mean centre x and the left half (``n // 2`` cells) go to test, the rest to
+  train. (Until 2026-11-30 position 13 was train and position 46 test: two tracked late-stage
+  cells made most of the training crops, while the test cells were mostly early condensed ones.)
 
 Writes, under ``--out``::
 
@@ -22,8 +25,10 @@ Writes, under ``--out``::
     unlabelled.npz, dataset.json         crops of every nucleus found in the three raw frames
     index.csv                            one row per labelled crop
 
-and puts real apoptotic nuclei (held-out test position 46) into the simulator's nucleus bank
-(``--bank``; its other phases, from the HeLa set, are kept): background-subtracted, resampled to
+and puts real apoptotic nuclei (the first ``BANK_APOPTOSIS`` crops of position 46 in time order,
+the crops it has held since the bank got apoptosis; cells 008 and 009 of them are training cells
+since the apoptosis re-split) into the simulator's nucleus bank (``--bank``; its other phases,
+from the HeLa set, are kept): background-subtracted, resampled to
 the bank's pixel size and scaled to the simulator's apoptosis brightness (the CellCognition crops
 are contrast-equalised, so their own grey values do not compare with raw counts).
 
@@ -50,7 +55,8 @@ PIXEL_SIZE_UM = 0.3225
 """20x objective on a 6.45 um camera pixel (the source does not record it)."""
 LINK_PX, LINK_FRAMES = 40.0, 3
 TEST_X1_PX = 300.0
-APOPTOSIS_TRAIN_POSITION, APOPTOSIS_TEST_POSITION = 13, 46
+APOPTOSIS_POSITIONS = (13, 46)
+BANK_POSITION, BANK_APOPTOSIS = 46, 20
 SEVEN = {"inter": "interphase", "pro": "prophase", "prometa": "prometaphase",
          "meta": "metaphase", "earlyana": "anaphase", "lateana": "anaphase",
          "telo": "telophase", "apo": "apoptosis"}
@@ -73,8 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def add_apoptosis_to_bank(bank_path: Path, rows: list[dict], max_crops: int = 20) -> int:
-    """Replace the bank's apoptosis crops with held-out CellCognition ones (see module doc)."""
+def add_apoptosis_to_bank(bank_path: Path, rows: list[dict],
+                          max_crops: int = BANK_APOPTOSIS) -> int:
+    """Replace the bank's apoptosis crops with CellCognition ones (see module doc)."""
     import tifffile
     from scipy import ndimage
 
@@ -90,7 +97,8 @@ def add_apoptosis_to_bank(bank_path: Path, rows: list[dict], max_crops: int = 20
                      for c in crops[names == phases.INTERPHASE]])
     target = ref * PHASE_BRIGHTNESS[phases.APOPTOSIS] / PHASE_BRIGHTNESS[phases.INTERPHASE]
     side = crops.shape[1]
-    chosen = [r for r in rows if r["cc_class"] == "apo" and r["split"] == "test"][:max_crops]
+    chosen = sorted((r for r in rows if r["cc_class"] == "apo" and r["position"] == BANK_POSITION),
+                    key=lambda r: (r["time"], r["x"], r["y"]))[:max_crops]
     new = []
     for r in chosen:
         img = tifffile.imread(r["path"]).astype(np.float32)
@@ -140,15 +148,31 @@ def link_cells(rows: list[dict]) -> list[int]:
     return [renumber[r] for r in roots]
 
 
+def apoptosis_test_cells(rows: list[dict], groups: list[int]) -> set[int]:
+    """Per apoptosis position, the left half (``n // 2``) of its cells by mean centre x."""
+    xs: dict[int, list[int]] = {}
+    where: dict[int, int] = {}
+    for r, g in zip(rows, groups, strict=True):
+        if r["cc_class"] == "apo" and r["position"] in APOPTOSIS_POSITIONS:
+            xs.setdefault(g, []).append(r["x"])
+            where[g] = r["position"]
+    test: set[int] = set()
+    for pos in APOPTOSIS_POSITIONS:
+        cells = sorted((g for g in xs if where[g] == pos), key=lambda g: (np.mean(xs[g]), g))
+        test.update(cells[:len(cells) // 2])
+    return test
+
+
 def assign_split(rows: list[dict], groups: list[int]) -> list[str]:
     mean_x: dict[int, list[int]] = {}
     for r, g in zip(rows, groups, strict=True):
         mean_x.setdefault(g, []).append(r["x"])
+    apo_test = apoptosis_test_cells(rows, groups)
     split = []
     for r, g in zip(rows, groups, strict=True):
         if r["cc_class"] == "apo":
-            split.append("test" if r["position"] == APOPTOSIS_TEST_POSITION else
-                         "train" if r["position"] == APOPTOSIS_TRAIN_POSITION else "unused")
+            split.append("unused" if r["position"] not in APOPTOSIS_POSITIONS else
+                         "test" if g in apo_test else "train")
         else:
             split.append("test" if np.mean(mean_x[g]) < TEST_X1_PX else "train")
     return split

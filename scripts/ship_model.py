@@ -11,6 +11,11 @@ Usage::
 
     python scripts/ship_model.py --run RUN_DIR --baseline BASELINE_RUN_DIR \
         --out models/h2b_5phase
+    python scripts/ship_model.py --rescore --out models/h2b_5phase   # test splits changed
+
+``--rescore`` keeps the bundle's model and re-scores it on the test folders as they are now
+(after a re-split), replacing the scores, figures and notes this script wrote before; notes
+starting with a ``--drop-note`` prefix go too.
 """
 
 from __future__ import annotations
@@ -29,11 +34,18 @@ TESTS = {"hela": REPO / "data" / "hela_phases" / "test",
 FEW = 30
 """Fewer training crops than this in a class: the card says so."""
 PROTOCOL = REPO / "acquisitions" / "mitosis_zoom.yaml"
+GENERATED_NOTES = ("Few training crops:", "Apoptosis:", "Anaphase includes telophase",
+                   "Target missed:")
+"""Starts of the notes this script writes (replaced by ``--rescore``)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", type=Path, required=True, help="training run folder")
+    p.add_argument("--run", type=Path, help="training run folder (not with --rescore)")
+    p.add_argument("--rescore", action="store_true",
+                   help="re-score the bundle in --out in place (model unchanged)")
+    p.add_argument("--drop-note", action="append", default=[],
+                   help="with --rescore: drop the card's notes starting with this")
     p.add_argument("--baseline", type=Path, help="another run to compare on the same tests")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     p.add_argument("--note", action="append", default=[], help="extra note for the card")
@@ -113,10 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     from smartscope.train.evaluate import evaluate_bundle
 
     out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("model.tflite", "model_card.json"):
-        shutil.copy2(args.run / "bundle" / name, out / name)
-    shutil.copy2(args.run / "discriminator.keras", out / "discriminator.keras")
+    if args.rescore == (args.run is not None):
+        print("give either --run RUN_DIR or --rescore (with --out an existing bundle)",
+              file=sys.stderr)
+        return 2
+    if args.run is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("model.tflite", "model_card.json"):
+            shutil.copy2(args.run / "bundle" / name, out / name)
+        shutil.copy2(args.run / "discriminator.keras", out / "discriminator.keras")
     named = ModelCard.load(out)
     named.model_copy(update={"name": out.name}).save(out)
     scores, base = {}, {}
@@ -147,15 +164,17 @@ def main(argv: list[str] | None = None) -> int:
         if key in base:
             sc[f"baseline_{key}_int8_litert"] = summary(base[key])
     sc["targets"] = targets(scores, threshold)
-    notes = list(card.notes)
+    drop = tuple(GENERATED_NOTES) + tuple(args.drop_note) if args.rescore else ()
+    notes = [n for n in card.notes if not n.startswith(drop)] if drop else list(card.notes)
     counts = card.training.get("label_counts", {}).get("train", {})
     few = [c for c, n in counts.items() if n < FEW]
     if few:
         notes.append("Few training crops: " + ", ".join(f"{c} ({counts[c]})" for c in few)
                      + "; a dividing cell appears in several frames, so distinct cells are fewer.")
-    notes.append("Apoptosis: about a dozen dying cells, all from the CellCognition set (train: "
-                 "position 13, test: position 46); enough to add the class, too few to claim a "
-                 "general apoptosis detector.")
+    notes.append("Apoptosis: eleven dying cells, all from the CellCognition set (positions 13 "
+                 "and 46, about half of each position's cells on each side of the train/test "
+                 "split); enough to add the class, too few to claim a general apoptosis "
+                 "detector.")
     notes.append("Anaphase includes telophase (and CellCognition's early and late anaphase); "
                  "prophase is not one of the five classes.")
     missed = [t for t in sc["targets"] if not t["met"]]

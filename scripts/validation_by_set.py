@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--json", type=Path, help="also write the scores here")
+    p.add_argument("--other-split", action="store_true",
+                   help="score a model whose validation split differs (the folders were "
+                        "re-split since it was trained): warn instead of stopping")
     return p.parse_args(argv)
 
 
@@ -64,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         want = training["data_sha256"]["validation"]
         if val.sha256 != want:
             print(f"{folder}: validation split differs from the one it was trained with "
-                  f"(hash {val.sha256[:12]} vs {want[:12]}); check --labelled, --seed",
-                  file=sys.stderr)
-            return 2
+                  f"(hash {val.sha256[:12]} vs {want[:12]}); check --labelled, --seed"
+                  + ("; scored anyway (--other-split): some of these crops may have been "
+                     "trained on" if args.other_split else ""), file=sys.stderr)
+            if not args.other_split:
+                return 2
         model = keras.saving.load_model(folder / "discriminator.keras", safe_mode=True,
                                         compile=False)
         from smartscope.train.models import classifier_head
