@@ -6,7 +6,8 @@ variants of its triggers, and scores each run against the simulator's truth
 (``smartscope.decide.capture``):
 
 - ``off``: no tracking (``persistence: field``, a cell may be followed again, no edge margin,
-  a cooldown of at least 30 s): the triggers as they were before cells were tracked;
+  a cooldown of at least 30 s, no ``evidence: mean``): the triggers as they were before cells
+  were tracked;
 - ``confirm``: ``off`` plus a ``confirm`` step after ``centre_on_cell`` (the protocol's own, else
   phase: the trigger's, min_confidence: the trigger's);
 - ``tracking``: the protocol's trigger settings with tracking (``consecutive_frames`` per tracked
@@ -72,6 +73,7 @@ def variant_protocol(data: dict[str, Any], variant: str) -> dict[str, Any] | Non
         if variant in ("off", "confirm"):
             t.update(persistence="field", once_per_cell=False, edge_margin_um=0.0,
                      cooldown_s=max(float(t.get("cooldown_s", 0.0)), OFF_COOLDOWN_S))
+            t.pop("evidence", None)  # a mean over a track needs tracks
         centre = [a for a in t["actions"] if a["type"] == "centre_on_cell"]
         if variant.endswith("confirm"):
             if not centre:
@@ -255,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="protocol names in acquisitions/ (default: all)")
     p.add_argument("--seeds", type=int, default=5,
                    help="sample seeds per protocol: its own seed and the next ones")
+    p.add_argument("--files", type=Path, nargs="*", default=None,
+                   help="protocol files to run instead of those in acquisitions/ (a copy with "
+                        "other trigger settings, say)")
+    p.add_argument("--first-seed", type=int, default=None,
+                   help="first sample seed (default: the protocol's own): tune settings on "
+                        "other seeds than those reported")
     p.add_argument("--variants", nargs="*", default=list(VARIANTS),
                    choices=(*VARIANTS, "shipped"),
                    help="trigger variants; shipped: each protocol as shipped")
@@ -269,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import yaml
 
-    files = sorted(ACQ.glob("*.yaml"))
+    files = sorted(ACQ.glob("*.yaml")) if not args.files else [f.resolve() for f in args.files]
     if args.protocols:
         files = [f for f in files if f.stem in args.protocols]
     seeds, variants = args.seeds, args.variants
@@ -281,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         data = yaml.safe_load(f.read_text())
         m = data.get("microscope", {})
         s0 = int(m.get("seed", (m.get("virtual_sample") or {}).get("seed", 0)))
+        if args.first_seed is not None:
+            s0 = args.first_seed
         mine = [shipped_variant(data) if v == "shipped" else v for v in variants]
         for v in [v for v in VARIANTS if v in mine]:
             if variant_protocol(data, v) is None:
@@ -298,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                     "the simulator's ground truth, per example protocol and trigger variant")
     report.settings = {"seeds": seeds, "variants": variants, "protocols": [f.stem for f in files],
                        "bundle": str(args.bundle) if args.bundle else "each protocol's own",
-                       "jobs": args.jobs, "quick": args.quick, "oracle": args.oracle}
+                       "jobs": args.jobs, "quick": args.quick, "oracle": args.oracle,
+                       "first_seed": args.first_seed}
     if args.from_json:
         jobs = []
         report.settings["from_json"] = [str(p) for p in args.from_json]

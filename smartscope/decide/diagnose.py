@@ -14,7 +14,9 @@ one that was not, the first stage of the chain from the cell to a follow-up wher
 5. ``edge_or_size``: detected, but never eligible (``edge_margin_um``, area filters);
 6. ``below_threshold``: eligible, but never called a target phase at ``min_confidence``;
 7. ``not_consecutive``: called, but never in ``consecutive_frames`` screening frames in a row
-   (on the same track, with ``persistence: cell``) while in the phase;
+   (on the same track, with ``persistence: cell``) while in the phase; with ``evidence: mean``,
+   its probability reached ``min_confidence`` in some frame but the mean over its last
+   ``consecutive_frames`` frames never did while it was called the phase;
 8. ``busy_other_cell``: the call held long enough, but in that frame a trigger fired on another
    cell (one follow-up at a time), and no later frame of the episode fired on this one;
 9. ``blocked``: the call held long enough, but the trigger did not fire (its cooldown, its
@@ -42,7 +44,7 @@ from dataclasses import dataclass
 
 from smartscope.classify.cells import Cell
 from smartscope.decide.capture import Episode, FollowUpRecord, TrueCell
-from smartscope.decide.triggers import eligible
+from smartscope.decide.triggers import eligible, phase_score
 from smartscope.protocol import Trigger
 
 log = logging.getLogger(__name__)
@@ -173,8 +175,20 @@ def _stage(trigger: Trigger, ep: Episode, caught: bool,
     ok = [(v, c) for v, c in seen if eligible(trigger, c)]
     if not ok:
         return "edge_or_size"
-    if not any(_called(trigger, c) for _, c in ok):
+    mean = trigger.evidence == "mean"
+    if not any(phase_score(trigger, c) >= trigger.min_confidence if mean else
+               _called(trigger, c) for _, c in ok):
         return "below_threshold"
+    held = _held_mean(trigger, history, ep) if mean else _held_each(trigger, history, ep)
+    if not held:
+        return "not_consecutive"
+    other = any(b.started_at(held[-1]) and b.cell != ep.cell for b in busy)
+    return "busy_other_cell" if other else "blocked"
+
+
+def _held_each(trigger: Trigger, history: Sequence[tuple[ScreenView, Cell | None]],
+               ep: Episode) -> list[ScreenView]:
+    """Frames of the episode in which the call had held ``consecutive_frames`` in a row."""
     streak, track, held = 0, None, []
     for v, c in history:
         hit = c is not None and eligible(trigger, c) and _called(trigger, c)
@@ -184,10 +198,29 @@ def _stage(trigger: Trigger, ep: Episode, caught: bool,
         track = c.track if hit and c is not None else None
         if v.time_s >= ep.start_s and streak >= trigger.consecutive_frames:
             held.append(v)
-    if not held:
-        return "not_consecutive"
-    other = any(b.started_at(held[-1]) and b.cell != ep.cell for b in busy)
-    return "busy_other_cell" if other else "blocked"
+    return held
+
+
+def _held_mean(trigger: Trigger, history: Sequence[tuple[ScreenView, Cell | None]],
+               ep: Episode) -> list[ScreenView]:
+    """``evidence: mean``: frames of the episode in which the cell was called the phase and its
+    track's mean probability over its last ``consecutive_frames`` eligible frames reached
+    ``min_confidence``."""
+    n, track = trigger.consecutive_frames, None
+    window: list[float] = []
+    held: list[ScreenView] = []
+    for v, c in history:
+        if c is None or not eligible(trigger, c):
+            window, track = [], None
+            continue
+        if c.track is None or c.track != track:
+            window = []
+        track = c.track
+        window = [*window, phase_score(trigger, c)][-n:]
+        if (v.time_s >= ep.start_s and len(window) >= n and c.phase in trigger.phase
+                and sum(window) / n >= trigger.min_confidence):
+            held.append(v)
+    return held
 
 
 def _called(trigger: Trigger, cell: Cell) -> bool:

@@ -8,7 +8,8 @@ from collections.abc import Iterable, Sequence
 from smartscope.classify.cells import Cell
 from smartscope.protocol.schema import Trigger
 
-__all__ = ["Cell", "TriggerTracker", "condition_holds", "eligible", "matching_cells"]
+__all__ = ["Cell", "TriggerTracker", "condition_holds", "eligible", "matching_cells",
+           "phase_score"]
 
 
 def eligible(trigger: Trigger, cell: Cell) -> bool:
@@ -18,6 +19,14 @@ def eligible(trigger: Trigger, cell: Cell) -> bool:
     if trigger.min_area_um2 is not None and cell.area_um2 < trigger.min_area_um2:
         return False
     return trigger.max_area_um2 is None or cell.area_um2 <= trigger.max_area_um2
+
+
+def phase_score(trigger: Trigger, cell: Cell) -> float:
+    """The cell's probability of the trigger's phase (the largest over its phases); without
+    per-class probabilities, its confidence when it is called one of them, else 0."""
+    if cell.probabilities:
+        return max(float(cell.probabilities.get(p, 0.0)) for p in trigger.phase)
+    return cell.confidence if cell.phase in trigger.phase else 0.0
 
 
 def matching_cells(trigger: Trigger, cells: Sequence[Cell]) -> list[Cell]:
@@ -39,8 +48,12 @@ class TriggerTracker:
     ``persistence: cell`` (default): a cell counts once its track has matched in
     ``consecutive_frames`` screening frames in a row (a frame where the track is missed or does
     not match starts the count again); a cell without a track (``track`` None) has no history and
-    counts only when ``consecutive_frames`` is 1. ``persistence: field``: the position counts once
-    ``min_cells`` cells matched in ``consecutive_frames`` frames in a row, whichever cells.
+    counts only when ``consecutive_frames`` is 1. With ``evidence: mean`` a tracked cell counts
+    once it was eligible in ``consecutive_frames`` frames in a row, its mean probability of the
+    phase over them (``phase_score``) reaches ``min_confidence`` and it is called the phase in
+    the last one (a frame where it is missed or not eligible starts the count again).
+    ``persistence: field``: the position counts once ``min_cells`` cells matched in
+    ``consecutive_frames`` frames in a row, whichever cells.
 
     The trigger fires when at least ``min_cells`` cells count, outside its cooldown at the
     position, below its ``max_followups``. With ``once_per_cell`` (default) cells whose track this
@@ -53,6 +66,7 @@ class TriggerTracker:
         self._triggers = tuple(triggers)
         self._counts: dict[tuple[str, int], int] = {}
         self._streaks: dict[tuple[str, int], dict[int, int]] = {}
+        self._windows: dict[tuple[str, int], dict[int, tuple[float, ...]]] = {}
         self._last_fired_s: dict[tuple[str, int], float] = {}
         self._followed: dict[str, set[int]] = {t.name: set() for t in self._triggers}
         self._fired: dict[str, int] = {t.name: 0 for t in self._triggers}
@@ -61,7 +75,9 @@ class TriggerTracker:
         """Consecutive frames so far for a trigger at a position: the field's count, or the
         longest streak of any tracked cell."""
         streaks = self._streaks.get((trigger_name, position), {})
-        return max([self._counts.get((trigger_name, position), 0), *streaks.values()])
+        windows = self._windows.get((trigger_name, position), {})
+        return max([self._counts.get((trigger_name, position), 0), *streaks.values(),
+                    *(len(w) for w in windows.values())])
 
     def followed(self, trigger_name: str) -> frozenset[int]:
         """Tracks this trigger has followed."""
@@ -84,11 +100,13 @@ class TriggerTracker:
         return trigger.max_followups is not None and self.fired(trigger.name) >= \
             trigger.max_followups
 
-    def _counting(self, trig: Trigger, position: int, matched: list[Cell]) -> list[Cell]:
-        """Update the persistence counts with one frame's matches; the cells that count now."""
+    def _counting(self, trig: Trigger, position: int, cells: Sequence[Cell]) -> list[Cell]:
+        """Update the persistence counts with one frame's cells; the cells that count now."""
         key = (trig.name, position)
         done = self._followed[trig.name] if trig.once_per_cell else set()
-        fresh = [c for c in matched if c.track is None or c.track not in done]
+        if trig.evidence == "mean":
+            return self._mean_counting(trig, key, cells, done)
+        fresh = [c for c in matching_cells(trig, cells) if c.track is None or c.track not in done]
         if trig.persistence == "field":
             ok = len(fresh) >= trig.min_cells
             self._counts[key] = self._counts.get(key, 0) + 1 if ok else 0
@@ -99,6 +117,28 @@ class TriggerTracker:
         n = trig.consecutive_frames
         return [c for c in fresh if (new[c.track] if c.track is not None else 1) >= n]
 
+    def _mean_counting(self, trig: Trigger, key: tuple[str, int], cells: Sequence[Cell],
+                       done: set[int]) -> list[Cell]:
+        """``evidence: mean``: each eligible cell's probability of the phase over its last
+        ``consecutive_frames`` frames; the cells called the phase now whose mean reaches
+        ``min_confidence``, highest mean first."""
+        n = trig.consecutive_frames
+        old = self._windows.get(key, {})
+        new: dict[int, tuple[float, ...]] = {}
+        scored: list[tuple[float, Cell]] = []
+        for c in cells:
+            if not eligible(trig, c) or (c.track is not None and c.track in done):
+                continue
+            if c.track is None:
+                window: tuple[float, ...] = (phase_score(trig, c),)
+            else:
+                window = new[c.track] = (*old.get(c.track, ()), phase_score(trig, c))[-n:]
+            mean = sum(window) / len(window)
+            if len(window) >= n and c.phase in trig.phase and mean >= trig.min_confidence:
+                scored.append((mean, c))
+        self._windows[key] = new
+        return [c for _, c in sorted(scored, key=lambda mc: -mc[0])]
+
     def update(
         self, position: int, time_s: float, cells: Sequence[Cell]
     ) -> tuple[Trigger, list[Cell]] | None:
@@ -106,7 +146,7 @@ class TriggerTracker:
         fired: tuple[Trigger, list[Cell]] | None = None
         for trig in self._triggers:
             key = (trig.name, position)
-            counting = self._counting(trig, position, matching_cells(trig, cells))
+            counting = self._counting(trig, position, cells)
             if (
                 fired is None
                 and len(counting) >= trig.min_cells
@@ -116,9 +156,11 @@ class TriggerTracker:
                 fired = (trig, counting)
                 self._counts[key] = 0
                 streaks = self._streaks.get(key, {})
+                windows = self._windows.get(key, {})
                 for c in counting:
                     if c.track is not None:
                         streaks.pop(c.track, None)
+                        windows.pop(c.track, None)
                 self._last_fired_s[key] = time_s
                 self._fired[trig.name] = self.fired(trig.name) + 1
         return fired

@@ -153,6 +153,12 @@ class Trigger(Frozen):
         "cell", description="cell: consecutive_frames counts per tracked cell; field: per "
         "position, whichever cells match (the count of a crowd, not of one cell)"
     )
+    evidence: Literal["each", "mean"] = Field(
+        "each", description="each: the cell matched min_confidence in each of the "
+        "consecutive_frames; mean: the mean of its probability of the phase over those frames "
+        "reaches min_confidence and it is called the phase in the last (one uncertain frame "
+        "does not start the count again); mean needs persistence: cell"
+    )
     once_per_cell: bool = Field(
         True, description="a cell (track) already followed by this trigger is not followed again"
     )
@@ -179,6 +185,15 @@ class Trigger(Frozen):
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(
                 f"min_area_um2 ({lo}) is larger than max_area_um2 ({hi}); make min <= max"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _mean_needs_tracks(self) -> Trigger:
+        if self.evidence == "mean" and self.persistence == "field":
+            raise ValueError(
+                "evidence: mean averages one cell's probability over its track and needs "
+                "persistence: cell; remove evidence or set persistence: cell"
             )
         return self
 

@@ -175,8 +175,10 @@ def _protocol(rec: RunRecords) -> str:
         phases = "/".join(phase) if isinstance(phase, list) else str(phase)
         acts = " &rarr; ".join(_e(_action(a)) for a in t.get("actions", []))
         rows.append((f"trigger {_e(t.get('name'))}",
-                     _e(f"{phases} at confidence >= {t.get('min_confidence')}, "
-                        f"{t.get('consecutive_frames', 1)} frame(s) in a row: ") + acts))
+                     _e(f"{phases} at confidence >= {t.get('min_confidence')}"
+                        + (" (mean over the cell's frames)" if t.get("evidence") == "mean"
+                           else "")
+                        + f", {t.get('consecutive_frames', 1)} frame(s) in a row: ") + acts))
     return "<h2>Protocol and model</h2>" + _facts(rows)
 
 

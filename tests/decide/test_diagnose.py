@@ -96,6 +96,19 @@ def test_persistence_counts_on_one_track_and_before_the_episode():
         == "not_consecutive"
 
 
+def test_mean_evidence_is_diagnosed_as_the_trigger_counts_it():
+    def called(p):
+        return Cell(0.0, 0.0, "metaphase", p, 100.0, {"metaphase": p, "anaphase": 1 - p},
+                    x_um=1.0, y_um=0.0, track=1, edge_um=100.0)
+
+    mean = trig(evidence="mean")  # min_confidence 0.8, 2 frames
+    dips = views(*[called(p) for p in (0.9, 0.6, 0.9, 0.6, 0.9, 0.6)])
+    assert stage(dips) == "not_consecutive"  # never two frames >= 0.8 in a row
+    assert stage(dips, trigger=trig(evidence="mean", min_confidence=0.75)) == "blocked"
+    assert stage(dips, trigger=mean) == "not_consecutive"  # mean 0.75 < 0.8
+    assert stage(views(*[called(0.7)] * 6), trigger=mean) == "below_threshold"
+
+
 def test_only_this_triggers_followups_on_this_cell_count():
     six = views(*[nucleus()] * 6)
     other_cell = [rec(20.0, "not_confirmed", cell="B")]

@@ -105,3 +105,50 @@ def test_edge_and_area_filters():
     fine = Cell(500, 500, "metaphase", 0.99, 100.0, track=4, edge_um=300.0)
     assert matching_cells(t, [near_edge, small, big, fine]) == [fine]
     assert matching_cells(trig(edge_margin_um=0), [near_edge]) == [near_edge]
+
+
+def probs(meta: float) -> dict[str, float]:
+    return {"metaphase": meta, "anaphase": 1.0 - meta}
+
+
+def cell(track: int, meta: float, **kw) -> Cell:
+    """A nucleus with class probabilities: called metaphase when p(metaphase) > 0.5."""
+    phase = "metaphase" if meta > 0.5 else "anaphase"
+    return Cell(10.0 * track, 10.0, phase, max(meta, 1 - meta), probabilities=probs(meta),
+                track=track, **kw)
+
+
+def test_mean_evidence_averages_one_track_over_its_frames():
+    """Track 1 dips below min_confidence once; each frame must match for `each`, the mean over
+    three frames is enough for `mean`; another track's frames never add to it."""
+    dip = [cell(1, 0.9), cell(1, 0.6), cell(1, 0.9)]  # mean 0.8
+    each = TriggerTracker([trig(min_confidence=0.75, consecutive_frames=3)])
+    assert all(each.update(0, float(t), [c]) is None for t, c in enumerate(dip))
+    mean = TriggerTracker([trig(min_confidence=0.75, consecutive_frames=3, evidence="mean")])
+    assert [mean.update(0, float(t), [c]) is not None for t, c in enumerate(dip)] == [
+        False, False, True]
+    # too low a mean, or not called the phase in the last frame: no
+    low = TriggerTracker([trig(min_confidence=0.75, consecutive_frames=3, evidence="mean")])
+    assert all(low.update(0, float(t), [cell(1, m)]) is None
+               for t, m in enumerate((0.9, 0.4, 0.8)))
+    last = TriggerTracker([trig(min_confidence=0.6, consecutive_frames=3, evidence="mean")])
+    assert all(last.update(0, float(t), [cell(1, m)]) is None
+               for t, m in enumerate((0.95, 0.95, 0.45)))
+    # two cells alternating: no track is seen three frames in a row
+    alt = TriggerTracker([trig(min_confidence=0.75, consecutive_frames=3, evidence="mean")])
+    frames = [[cell(1, 0.9)], [cell(2, 0.9)], [cell(1, 0.9)], [cell(2, 0.9)]]
+    assert all(alt.update(0, float(t), f) is None for t, f in enumerate(frames))
+
+
+def test_mean_evidence_window_restarts_when_a_cell_is_missed_or_not_eligible():
+    t = trig(min_confidence=0.75, consecutive_frames=2, evidence="mean", edge_margin_um=10)
+    tr = TriggerTracker([t])
+    assert tr.update(0, 0.0, [cell(1, 0.9, edge_um=50.0)]) is None
+    assert tr.update(0, 1.0, [cell(1, 0.9, edge_um=2.0)]) is None  # at the border
+    assert tr.update(0, 2.0, [cell(1, 0.9, edge_um=50.0)]) is None
+    assert tr.update(0, 3.0, []) is None  # missed
+    assert tr.update(0, 4.0, [cell(1, 0.9, edge_um=50.0)]) is None
+    fired = tr.update(0, 5.0, [cell(1, 0.8, edge_um=50.0), cell(2, 0.99, edge_um=50.0)])
+    assert fired is not None and [c.track for c in fired[1]] == [1]
+    tr.mark_followed("t", [1])
+    assert tr.update(0, 6.0, [cell(1, 0.9, edge_um=50.0)]) is None  # followed already

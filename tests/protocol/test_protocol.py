@@ -125,6 +125,10 @@ def test_phase_accepts_one_or_many(base):
          ["microscope.stall_timeout_s", "-1"]),
         (lambda d: d["model"].update(num_threads=0), ["model.num_threads", "got 0", "auto"]),
         (lambda d: d["model"].update(num_threads="all"), ["model.num_threads", "'all'"]),
+        (lambda d: d["triggers"][0].update(evidence="mean", persistence="field"),
+         ["triggers[0]", "evidence: mean", "persistence: cell"]),
+        (lambda d: d["triggers"][0].update(evidence="median"), ["triggers[0].evidence",
+                                                                "'median'"]),
     ],
 )
 def test_bad_input_one_line_errors(base, mutate, expected):
