@@ -28,13 +28,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Move the stage by known steps, measure the image shift by phase correlation, and
         report pixel size, flips and rotation next to Micro-Manager's calibration."""
-        import yaml
+        import shutil
 
         from smartscope.acquire.calibrate import measure
         from smartscope.acquire.connect import connect
+        from smartscope.errors import ProtocolError
         from smartscope.outputs import atomic_file, check_file_target, same_path
         from smartscope.protocol import load_protocol, parse_protocol
         from smartscope.protocol.edit import set_entry
+        from smartscope.yamlsafe import load_yaml
 
         proto = load_protocol(protocol)
         m = proto.microscope
@@ -44,6 +46,14 @@ def register(app: typer.Typer) -> None:
                 write, option="--write",
                 inputs=[p for p in (getattr(m, "config_file", None), proto.model.bundle) if p],
                 replaceable=lambda p: same_path(p, protocol) or p.suffix in (".yaml", ".yml"))
+            with protocol.open(encoding="utf-8", newline="") as f:  # CRLF files stay CRLF
+                text = f.read()
+            try:  # editable, checked before the stage moves
+                set_entry(text, ("microscope", "camera"), {"flip_x": False, "flip_y": False,
+                          "rotation_deg": 0}, source=str(protocol))
+            except ProtocolError as e:  # its advice names a placeholder value: not measured yet
+                raise ProtocolError(str(e).split("; write '")[0] + "; change that, or calibrate "
+                                    "without --write and set microscope.camera by hand") from None
         with connect(proto) as scope:
             from smartscope.acquire import corecalls
 
@@ -61,10 +71,14 @@ def register(app: typer.Typer) -> None:
                        "uneven); prefer Micro-Manager's affine calibration (Pixel Calibrator)",
                        err=True)
         if write is not None:
-            text = set_entry(protocol.read_text(), ("microscope", "camera"),
+            text = set_entry(text, ("microscope", "camera"),
                              result.orientation.model_dump(), source=str(protocol))
-            parse_protocol(yaml.safe_load(text), str(write),
+            parse_protocol(load_yaml(text), str(write),
                            base_dir=protocol.resolve().parent)  # still valid
             with atomic_file(write) as tmp:
-                tmp.write_text(text)
+                tmp.parent.mkdir(parents=True, exist_ok=True)
+                with tmp.open("w", encoding="utf-8", newline="") as f:
+                    f.write(text)
+                if write.exists():  # a replaced file keeps its permissions
+                    shutil.copymode(write, tmp)
             typer.echo(f"wrote microscope.camera {result.orientation.model_dump()} to {write}")

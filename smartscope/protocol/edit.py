@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from smartscope.errors import ProtocolError
+from smartscope.yamlsafe import YamlInputError, load_yaml
 
 
 def _flow(value: Any) -> str:
@@ -39,7 +40,21 @@ def _end(node: yaml.Node) -> int:
         return _end(node.value[-1][1])
     if isinstance(node, yaml.SequenceNode) and not node.flow_style and node.value:
         return _end(node.value[-1])
+    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        # a block scalar's end mark lies past its line breaks (and the next key's indentation)
+        text = node.end_mark.buffer
+        end = int(node.end_mark.index)
+        while end > node.start_mark.index and text is not None and text[end - 1] in " \t\r\n":
+            end -= 1
+        return end
     return int(node.end_mark.index)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where and what, as load_protocol says it."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + (getattr(exc, "problem", None) or str(exc).splitlines()[0])
 
 
 def _mapping_child(node: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | None:
@@ -68,13 +83,17 @@ def set_entry(text: str, keys: tuple[str, str], value: Mapping[str, Any], *,
     Raises
     ------
     ProtocolError
-        If the text is not YAML or the section is missing or not a mapping.
+        If the text is not YAML, the section is missing or not a mapping, or the edited text
+        would not load to the old data with only ``keys`` changed (anchors or aliases on the
+        entry, explicit ``?`` keys): the message says what to write by hand.
     """
     section, entry = keys
     try:
+        old = load_yaml(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        raise ProtocolError(f"{source}: not valid YAML ({exc}); fix the file first") from None
+    except (yaml.YAMLError, YamlInputError) as exc:
+        problem = _yaml_problem(exc) if isinstance(exc, yaml.YAMLError) else str(exc)
+        raise ProtocolError(f"{source}: not valid YAML ({problem}); fix the file first") from None
     if not isinstance(root, yaml.MappingNode):
         raise ProtocolError(f"{source}: the protocol is not a mapping of sections")
     found = _mapping_child(root, section)
@@ -82,18 +101,45 @@ def set_entry(text: str, keys: tuple[str, str], value: Mapping[str, Any], *,
         raise ProtocolError(f"{source}: no '{section}:' section to write {section}.{entry} into")
     sec_key, sec = found
     flow = _flow(value)
+    out = _edited(text, sec_key, sec, entry, flow, source=source)
+    try:
+        new = load_yaml(out)
+        same = new[section].get(entry) == dict(value) and _without(new, keys) == _without(old, keys)
+    except (yaml.YAMLError, YamlInputError, AttributeError, KeyError, TypeError):
+        same = False
+    if not same:
+        raise ProtocolError(
+            f"{source}: cannot change {section}.{entry} in place without changing other values "
+            f"(an anchor '&', alias '*' or '?' key there); write "
+            f"'{entry}: {flow}' under '{section}:' by hand")
+    return out
+
+
+def _without(data: dict[Any, Any], keys: tuple[str, str]) -> dict[Any, Any]:
+    """``data`` less ``keys[0]: {keys[1]: ...}``, as new dictionaries at both levels (so a value
+    shared through an alias elsewhere keeps the entry there and shows a change)."""
+    section, entry = keys
+    out = dict(data)
+    out[section] = {k: v for k, v in data[section].items() if k != entry}
+    return out
+
+
+def _edited(text: str, sec_key: yaml.Node, sec: yaml.MappingNode, entry: str, flow: str, *,
+            source: str) -> str:
     child = _mapping_child(sec, entry)
     if child is not None:  # from just after the key to the end of its value
         start, end = child[0].end_mark.index, _end(child[1])
         return text[:start] + ": " + flow + text[end:]
     if sec.flow_style or not sec.value:
-        raise ProtocolError(f"{source}: '{section}:' is written in flow style; add "
+        raise ProtocolError(f"{source}: '{sec_key.value}:' is written in flow style; add "
                             f"'{entry}:' to it by hand or write the section as a block")
     first_key = sec.value[0][0]
     indent = " " * first_key.start_mark.column
     # insert as the section's first entry: on the line of its first key
     line_start = text.rfind("\n", 0, first_key.start_mark.index) + 1
     if text[line_start:first_key.start_mark.index].strip():  # key not first on its line
-        raise ProtocolError(f"{source}: cannot place '{entry}:' in '{sec_key.value}:'; add it "
-                            "by hand")
-    return text[:line_start] + f"{indent}{entry}: {flow}\n" + text[line_start:]
+        raise ProtocolError(f"{source}: cannot place '{entry}:' in '{sec_key.value}:'; add "
+                            f"'{entry}: {flow}' by hand")
+    eol = text.find("\n", line_start)
+    newline = "\r\n" if eol > 0 and text[eol - 1] == "\r" else "\n"  # the file's own
+    return text[:line_start] + f"{indent}{entry}: {flow}{newline}" + text[line_start:]

@@ -64,3 +64,73 @@ def test_what_cannot_be_edited_is_refused_with_the_file_name(text, says):
     with pytest.raises(ProtocolError, match=says) as e:
         set_entry(text, ("microscope", "camera"), CAM, source="p.yaml")
     assert "p.yaml" in str(e.value)
+
+
+@pytest.mark.parametrize("text", [
+    "microscope:\n  camera: &cam {flip_x: true}\n  seed: 1\nscreening: {camera: *cam}\n",
+    "microscope:\n  ? camera\n  : {flip_x: true}\n  seed: 1\n",
+    "rig: &r\n  seed: 1\nmicroscope: *r\n",  # the section shared through an alias
+])
+def test_an_edit_that_would_change_other_values_is_refused_with_the_line_to_write(text):
+    with pytest.raises(ProtocolError, match="cannot change microscope.camera in place") as e:
+        set_entry(text, ("microscope", "camera"), CAM, source="p.yaml")
+    assert "'camera: {flip_x: false, flip_y: true, rotation_deg: 90}'" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("text", [
+    "microscope:\n  camera:\n  seed: 1\n",  # empty value
+    "microscope:\n  seed: 1\n  camera:",  # empty value, no newline at the end
+    "microscope:\n  camera: |\n    notes\n  seed: 1\n",  # a block scalar's end mark
+    "---\n# rig\nmicroscope:\n  seed: 1  # s\n...\n",
+    "\ufeffmicroscope:\n  name: \"Zeiss \u00fc \U0001f52c\"  # \u76f8\u673a\n  camera: {}\n",
+])
+def test_unusual_but_valid_texts_load_to_the_old_data_with_the_new_camera(text):
+    out = set_entry(text, ("microscope", "camera"), CAM, source="p.yaml")
+    old = yaml.safe_load(text)
+    old["microscope"]["camera"] = CAM
+    assert yaml.safe_load(out) == old
+    assert [ln for ln in text.splitlines() if "#" in ln] == [
+        ln for ln in out.splitlines() if "#" in ln]
+
+
+def test_crlf_line_endings_stay_crlf():
+    for text, lines in (("microscope:\r\n  seed: 1\r\n", 3),  # inserted
+                        ("microscope:\r\n  camera:\r\n    a: 1\r\n", 2)):  # replaced
+        out = set_entry(text, ("microscope", "camera"), CAM, source="p.yaml")
+        assert out.count("\n") == out.count("\r\n") == lines
+        assert yaml.safe_load(out)["microscope"]["camera"] == CAM
+
+
+def test_a_repeated_key_or_a_yaml_error_is_one_line_naming_the_file():
+    for text, says in (("microscope:\n  camera: {}\n  camera: {}\n", "repeated"),
+                       ("microscope:\n  type: [unclosed\n", "line 3")):
+        with pytest.raises(ProtocolError, match=says) as e:
+            set_entry(text, ("microscope", "camera"), CAM, source="p.yaml")
+        assert str(e.value).startswith("p.yaml: ") and "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_calibrate_write_on_the_simulator_keeps_crlf_and_permissions_and_refuses_early(
+        tmp_path, capsys):
+    """``smartscope calibrate --write``: the simulator's stage (4 s on 2 cores)."""
+    from smartscope.cli import main
+
+    text = (REPO / "acquisitions" / "mitosis_zoom.yaml").read_text().replace(
+        "../models/", str(REPO / "models") + "/")
+    proto = tmp_path / "p.yaml"
+    proto.write_bytes(text.replace("\n", "\r\n").encode())
+    proto.chmod(0o640)
+    assert main(["calibrate", str(proto), "--write", str(proto)]) == 0
+    out = proto.read_bytes().decode()
+    assert out.count("\n") == out.count("\r\n") == text.count("\n") + 1
+    assert "  camera: {flip_x: false, flip_y: false, rotation_deg: 0}\r\n" in out
+    assert proto.stat().st_mode & 0o777 == 0o640
+    # an uneditable camera entry is refused before the stage moves, naming the file
+    bad = tmp_path / "q.yaml"
+    bad.write_text(text.replace("  seed: 3\n", "  seed: 3\n  ? camera\n  : {flip_x: true}\n"))
+    capsys.readouterr()
+    assert main(["calibrate", str(bad), "--write", str(tmp_path / "sub" / "o.yaml")]) != 0
+    err = capsys.readouterr()
+    assert f"error: {bad}: cannot change microscope.camera" in err.err and "moved" not in err.out
+    assert not (tmp_path / "sub").exists()
