@@ -182,6 +182,10 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         lr_decay: Annotated[bool, Opt(
             "--lr-decay", help="Cosine decay of the learning rate to 5 % over --max-epochs.")
         ] = False,
+        ema_half_life_epochs: Annotated[float, Opt(
+            "--ema-half-life-epochs", help="Validate, keep and export an exponential moving "
+            "average of the weights whose memory halves every this many epochs (0: off).")
+        ] = 0.0,
         no_calibrate: Annotated[bool, Opt(
             "--no-calibrate", help="Do not fit a softmax temperature on the validation crops."
         )] = False,
@@ -220,7 +224,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
                             translation=translation, zoom=zoom, flips=flips,
                             max_downsample=max_downsample, noise_sd=noise_sd,
                             label_smoothing=label_smoothing, dropout=dropout,
-                            lr_decay=lr_decay),
+                            lr_decay=lr_decay, ema_half_life_epochs=ema_half_life_epochs),
         )
         _summary(out, train_run(req, on_epoch=_progress(quiet), **FLAGS))
 

@@ -375,6 +375,8 @@ def _train_into(req: TrainRequest, out: Path, on_epoch: Callable[[dict], None] |
             "augmentation": req.loop.augment, "max_gamma": req.loop.max_gamma,
             "augmentation_settings": req.loop.augmentation() if req.loop.augment else None,
             "label_smoothing": req.loop.label_smoothing, "dropout": req.loop.dropout,
+            "weight_ema_half_life_epochs": req.loop.ema_half_life_epochs,
+            "weight_ema_decay_per_step": round(req.loop.ema_decay(result.steps_per_epoch), 6),
             "patience": req.loop.patience, "stop_reason": result.stop_reason,
             "init": None if req.init is None else str(req.init),
         },

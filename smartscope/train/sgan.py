@@ -74,6 +74,10 @@ class LoopConfig:
         ``max_epochs`` x ``steps_per_epoch`` steps (the last epochs move the weights less, so
         the validation score, and the kept checkpoint, depend less on the last few batches)
     dropout : dropout rate after each convolution block of a new discriminator
+    ema_half_life_epochs : > 0 keeps an exponential moving average of the discriminator's
+        weights, updated after every step, whose weight on past steps halves every this many
+        epochs; the averaged weights are what is validated each epoch, kept as the best
+        checkpoint and exported (the raw weights keep training). 0: off
     monitor : validation score for early stopping and the best checkpoint, ``"accuracy"`` or
         ``"balanced_accuracy"`` (the mean per-class recall; use it with a class-weighted loss,
         which trades plain accuracy for the rare classes)
@@ -99,6 +103,13 @@ class LoopConfig:
     label_smoothing: float = 0.0
     dropout: float = 0.25
     lr_decay: bool = False
+    ema_half_life_epochs: float = 0.0
+
+    def ema_decay(self, steps_per_epoch: int) -> float:
+        """Per-step decay of the weight average (0: no average)."""
+        if self.ema_half_life_epochs <= 0:
+            return 0.0
+        return float(0.5 ** (1.0 / (self.ema_half_life_epochs * max(1, steps_per_epoch))))
 
     def augmentation(self) -> dict:
         """The augmentation settings, as the card records them."""
@@ -268,6 +279,16 @@ def run_loop(
         opt_g.apply_gradients(zip(tape.gradient(loss_g, gv), gv, strict=True))
         return loss_c, hits, loss_d, loss_g
 
+    decay = cfg.ema_decay(steps)
+    averaged = ([v for v in d_model.weights if v.dtype in ("float32", "float16", "float64")]
+                if decay else [])
+    shadows = [tf.Variable(v.numpy(), trainable=False) for v in averaged]
+
+    @tf.function
+    def ema_step():
+        for s, v in zip(shadows, averaged, strict=True):
+            s.assign(decay * s + (1.0 - decay) * tf.cast(v, s.dtype))
+
     result = LoopResult(d_model, g_model, batch_size=batch, steps_per_epoch=steps)
     best_weights = d_model.get_weights()
     best_g = g_model.get_weights() if g_model is not None else None
@@ -296,8 +317,13 @@ def run_loop(
                     "was written"
                 )
             sums += values
+            if shadows:
+                ema_step()
         epoch_s = time.perf_counter() - t0
         step_times.append(epoch_s / steps)
+        raw = [v.numpy() for v in averaged] if shadows else []
+        for v, s in zip(averaged, shadows, strict=True):  # validate (and keep) the average
+            v.assign(s)
         val_acc, val_bal, val_loss = _val_scores(c_model, x_val, y_val)
         score = val_bal if cfg.monitor == "balanced_accuracy" else val_acc
         improved = score > best_acc or (score == best_acc and val_loss < best_loss)
@@ -307,6 +333,8 @@ def run_loop(
             best_g = g_model.get_weights() if g_model is not None else None
         else:
             waited += 1
+        for v, r in zip(averaged, raw, strict=True):  # the raw weights keep training
+            v.assign(r)
         mean = sums / steps
         record = {
             "epoch": epoch, "steps": steps, "loss_c": mean[0], "train_accuracy": mean[1],

@@ -202,12 +202,14 @@ def test_train_command_passes_the_augmentation_options(monkeypatch, tmp_path):
         main(["train", "--labelled", str(tmp_path), "--out", str(tmp_path / "run"),
               "--supervised-only", "--rotation-deg", "180", "--translation", "0.15", "--zoom",
               "0.2", "--no-flips", "--max-downsample", "2", "--noise-sd", "0.04",
-              "--label-smoothing", "0.1", "--dropout", "0.4", "--lr-decay"])
+              "--label-smoothing", "0.1", "--dropout", "0.4", "--lr-decay",
+              "--ema-half-life-epochs", "2"])
     loop = seen["req"].loop
     assert (loop.rotation_deg, loop.translation, loop.zoom, loop.flips) == (180, 0.15, 0.2, False)
     assert (loop.max_downsample, loop.noise_sd, loop.label_smoothing, loop.dropout) == (
         2.0, 0.04, 0.1, 0.4)
     assert loop.lr_decay and not LoopConfig().lr_decay
+    assert loop.ema_half_life_epochs == 2.0 and LoopConfig().ema_half_life_epochs == 0.0
 
 
 def test_lr_decay_is_a_cosine_to_the_floor():
@@ -219,3 +221,39 @@ def test_lr_decay_is_a_cosine_to_the_floor():
     assert float(schedule(0)) == pytest.approx(6e-4)
     assert float(schedule(50)) == pytest.approx(6e-4 * (LR_FLOOR + (1 - LR_FLOOR) / 2), rel=1e-4)
     assert float(schedule(100)) == pytest.approx(6e-4 * LR_FLOOR, rel=1e-4)
+
+
+def test_weight_average_is_validated_kept_and_saved(tmp_path):
+    """One step, half-life one epoch: the kept weights are 0.5 x start + 0.5 x after the step."""
+    import keras
+
+    from smartscope.train import runs
+    from smartscope.train.sgan import SUPERVISED_ONLY, LoopConfig, _val_scores, run_loop
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (12, 64, 64, 1)).astype(np.float32)
+    y = np.arange(12) % 3
+    start = models.build_discriminator(3, models.SIZES["tiny"]).get_weights()
+    kept = {}
+    for half_life in (0.0, 1.0):
+        keras.utils.set_random_seed(1)  # the same dropout seeds in both models
+        d = models.build_discriminator(3, models.SIZES["tiny"])
+        d.set_weights(start)
+        cfg = LoopConfig(max_epochs=1, steps_per_epoch=1, ema_half_life_epochs=half_life)
+        res = run_loop(x[:8], y[:8], x[8:], y[8:], 3, method=SUPERVISED_ONLY, size="tiny",
+                       discriminator=d, cfg=cfg, seed=0)
+        kept[half_life] = [w.copy() for w in res.discriminator.get_weights()]
+    assert LoopConfig(ema_half_life_epochs=1.0).ema_decay(1) == pytest.approx(0.5)
+    assert LoopConfig().ema_decay(40) == 0.0
+    raw, averaged = kept[0.0], kept[1.0]
+    assert any(not np.allclose(a, r) for a, r in zip(averaged, raw, strict=True))
+    for a, s, r in zip(averaged, start, raw, strict=True):
+        np.testing.assert_allclose(a, 0.5 * s + 0.5 * r, rtol=1e-4, atol=1e-6)
+    # the validation score of the epoch is that of the averaged weights
+    _, _, val_loss = _val_scores(models.classifier_head(res.discriminator), x[8:], y[8:])
+    assert res.history[0]["val_loss"] == pytest.approx(val_loss, rel=1e-5)
+    # and the averaged weights are what the checkpoint holds
+    runs.save_checkpoint(tmp_path, res.discriminator, None)
+    saved = runs.load_checkpoint(tmp_path)
+    for a, b in zip(averaged, saved.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
