@@ -309,10 +309,13 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         typer.echo(f"n={s['n']}  accuracy {s['accuracy']}  balanced accuracy "
                    f"{s['balanced_accuracy']}  macro F1 {s['macro_f1']}")
         typer.echo(f"{'class':<16}{'precision':>10}{'recall':>10}{'f1':>8}{'support':>9}")
-        for c, v in s["per_class"].items():
+        called = [sum(col) for col in zip(*s["confusion_matrix"], strict=True)]
+        for (c, v), n_called in zip(s["per_class"].items(), called, strict=True):
             recall = "-" if v["recall"] is None else f"{v['recall']:.3f}"
-            typer.echo(f"{c:<16}{v['precision']:>10.3f}{recall:>10}{v['f1']:>8.3f}"
-                       f"{v['support']:>9}")
+            # a class neither in the test folder nor predicted: no precision or F1 to give
+            precision, f1 = (("-", "-") if v["recall"] is None and not n_called
+                             else (f"{v['precision']:.3f}", f"{v['f1']:.3f}"))
+            typer.echo(f"{c:<16}{precision:>10}{recall:>10}{f1:>8}{v['support']:>9}")
         m = s.get("mitotic_vs_not")
         if m:
             typer.echo(f"mitotic vs not: precision {m['precision']}  recall {m['recall']} "

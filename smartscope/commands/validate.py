@@ -39,36 +39,56 @@ def threshold_warnings(proto: Any, card: Any, min_precision: float = MIN_PRECISI
 def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate(
-        protocol: Annotated[Path, typer.Argument(help="Protocol file (YAML).")],
+        protocols: Annotated[list[Path], typer.Argument(
+            help="Protocol file(s) (YAML); each is checked, an error in one does not stop the "
+            "others.", metavar="PROTOCOL...")],
     ) -> None:
         """Check a protocol: schema, values, the model bundle (loaded as `run` loads it), and
         trigger phases against the model's classes."""
-        from smartscope.classify import Classifier
-        from smartscope.errors import ModelBundleError, ProtocolError
-        from smartscope.protocol import check_phases, load_protocol
+        from smartscope.errors import SmartscopeError
 
-        proto = load_protocol(protocol)
-        try:
-            card = Classifier(proto.model.bundle, num_threads=1).card
-        except ModelBundleError as e:
-            raise ProtocolError(f"{protocol}: field 'model.bundle': {e}") from e
-        check_phases(proto, card.classes, str(protocol))
-        for line in threshold_warnings(proto, card):
-            typer.echo(f"warning: {protocol}: {line}", err=True)
-        replay = ""
-        if proto.microscope.type == "replay":  # the movie and labels are inputs too
-            from smartscope.acquire.replay import check_replay
+        if len(protocols) == 1:
+            _validate_one(protocols[0])  # its error goes to the CLI's one-line handler
+            return
+        failed = 0
+        for protocol in protocols:
+            try:
+                _validate_one(protocol)
+            except SmartscopeError as e:
+                typer.echo(f"error: {e}", err=True)
+                failed += 1
+        if failed:
+            typer.echo(f"{failed} of {len(protocols)} protocols have errors", err=True)
+            raise typer.Exit(code=2)
 
-            replay = f" ({check_replay(proto, str(protocol))})"
-        sc = proto.screening
-        positions = sc.position_list()
-        n_pos = len(positions) if positions else 1
-        end = f"{sc.n_timepoints} time points" if sc.n_timepoints else f"{sc.duration_s} s"
-        typer.echo(
-            f"ok: {protocol}: {proto.microscope.type} microscope{replay}, screening {n_pos} "
-            f"position(s) at {sc.objective}/{sc.channel} every {sc.interval_s} s for {end}; model "
-            f"'{card.name}' ({', '.join(card.classes)}); triggers: "
-            + (", ".join(f"{t.name} ({'/'.join(t.phase)} -> "
-                         f"{', '.join(a.type for a in t.program())})" for t in proto.triggers)
-               or "none")
-        )
+
+def _validate_one(protocol: Path) -> None:
+    from smartscope.classify import Classifier
+    from smartscope.errors import ModelBundleError, ProtocolError
+    from smartscope.protocol import check_phases, load_protocol
+
+    proto = load_protocol(protocol)
+    try:
+        card = Classifier(proto.model.bundle, num_threads=1).card
+    except ModelBundleError as e:
+        raise ProtocolError(f"{protocol}: field 'model.bundle': {e}") from e
+    check_phases(proto, card.classes, str(protocol))
+    for line in threshold_warnings(proto, card):
+        typer.echo(f"warning: {protocol}: {line}", err=True)
+    replay = ""
+    if proto.microscope.type == "replay":  # the movie and labels are inputs too
+        from smartscope.acquire.replay import check_replay
+
+        replay = f" ({check_replay(proto, str(protocol))})"
+    sc = proto.screening
+    positions = sc.position_list()
+    n_pos = len(positions) if positions else 1
+    end = f"{sc.n_timepoints} time points" if sc.n_timepoints else f"{sc.duration_s} s"
+    typer.echo(
+        f"ok: {protocol}: {proto.microscope.type} microscope{replay}, screening {n_pos} "
+        f"position(s) at {sc.objective}/{sc.channel} every {sc.interval_s} s for {end}; model "
+        f"'{card.name}' ({', '.join(card.classes)}); triggers: "
+        + (", ".join(f"{t.name} ({'/'.join(t.phase)} -> "
+                     f"{', '.join(a.type for a in t.program())})" for t in proto.triggers)
+           or "none")
+    )

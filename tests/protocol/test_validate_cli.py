@@ -56,3 +56,16 @@ def test_validate_typo(tmp_path, capsys):
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "'on_eror'" in err and "did you mean 'on_error'" in err and "Traceback" not in err
+
+
+def test_validate_several_protocols_checks_each_and_fails_if_any_fails(tmp_path, capsys):
+    good = sorted(str(p) for p in (REPO / "acquisitions").glob("*.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nscreening: {objektive: 10x}\n")
+    assert main(["validate", *good]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ok: ") == len(good) >= 2
+    assert main(["validate", good[0], str(bad), good[1]]) == 2
+    res = capsys.readouterr()
+    assert res.out.count("ok: ") == 2 and f"error: {bad}" in res.err
+    assert "1 of 3 protocols have errors" in res.err
