@@ -3,6 +3,7 @@ cells already followed, a cap on follow-ups per run, cooldown."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 from smartscope.classify.cells import Cell
@@ -23,10 +24,18 @@ def eligible(trigger: Trigger, cell: Cell) -> bool:
 
 def phase_score(trigger: Trigger, cell: Cell) -> float:
     """The cell's probability of the trigger's phase (the largest over its phases); without
-    per-class probabilities, its confidence when it is called one of them, else 0."""
+    per-class probabilities, its confidence when it is called one of them, else 0. A value
+    that is not a number counts as 0 (one such frame lowers a mean, it does not void it for
+    ``consecutive_frames`` frames)."""
     if cell.probabilities:
-        return max(float(cell.probabilities.get(p, 0.0)) for p in trigger.phase)
-    return cell.confidence if cell.phase in trigger.phase else 0.0
+        score = max(_finite(cell.probabilities.get(p, 0.0)) for p in trigger.phase)
+    else:
+        score = _finite(cell.confidence) if cell.phase in trigger.phase else 0.0
+    return score
+
+
+def _finite(p: float) -> float:
+    return float(p) if math.isfinite(p) else 0.0
 
 
 def matching_cells(trigger: Trigger, cells: Sequence[Cell]) -> list[Cell]:

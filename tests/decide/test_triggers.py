@@ -152,3 +152,15 @@ def test_mean_evidence_window_restarts_when_a_cell_is_missed_or_not_eligible():
     assert fired is not None and [c.track for c in fired[1]] == [1]
     tr.mark_followed("t", [1])
     assert tr.update(0, 6.0, [cell(1, 0.9, edge_um=50.0)]) is None  # followed already
+
+
+def test_mean_evidence_counts_a_nan_probability_as_zero_not_as_a_void_window():
+    """A frame whose probabilities are not numbers lowers the mean like an uncertain frame; it
+    must not keep the window's mean NaN (never reaching min_confidence) for three frames."""
+    t = trig(min_confidence=0.6, consecutive_frames=3, evidence="mean")
+    tr = TriggerTracker([t])
+    nan = Cell(10.0, 10.0, "metaphase", float("nan"), track=1,
+               probabilities={"metaphase": float("nan"), "anaphase": float("nan")})
+    frames = [cell(1, 0.95), nan, cell(1, 0.95)]  # mean (0.95 + 0 + 0.95) / 3 = 0.63
+    assert [tr.update(0, float(i), [c]) is not None for i, c in enumerate(frames)] == [
+        False, False, True]
