@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
             check_file_target(
                 write, option="--write",
                 inputs=[p for p in (getattr(m, "config_file", None), proto.model.bundle) if p],
-                replaceable=lambda p: same_path(p, protocol) or p.suffix in (".yaml", ".yml"))
+                replaceable=lambda p: same_path(p, protocol) or _is_protocol_file(p))
             with protocol.open(encoding="utf-8", newline="") as f:  # CRLF files stay CRLF
                 text = f.read()
             try:  # editable, checked before the stage moves
@@ -82,3 +82,14 @@ def register(app: typer.Typer) -> None:
                 if write.exists():  # a replaced file keeps its permissions
                     shutil.copymode(write, tmp)
             typer.echo(f"wrote microscope.camera {result.orientation.model_dump()} to {write}")
+
+
+def _is_protocol_file(path: Path) -> bool:
+    """An existing file ``--write`` may replace: a smartscope protocol (an earlier output)."""
+    from smartscope.protocol.edit import is_protocol_text
+
+    try:
+        return path.suffix in (".yaml", ".yml") and is_protocol_text(
+            path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return False

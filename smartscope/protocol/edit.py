@@ -143,3 +143,14 @@ def _edited(text: str, sec_key: yaml.Node, sec: yaml.MappingNode, entry: str, fl
     eol = text.find("\n", line_start)
     newline = "\r\n" if eol > 0 and text[eol - 1] == "\r" else "\n"  # the file's own
     return text[:line_start] + f"{indent}{entry}: {flow}{newline}" + text[line_start:]
+
+
+def is_protocol_text(text: str) -> bool:
+    """Whether ``text`` reads as a smartscope protocol (a YAML mapping with ``version``,
+    ``microscope`` and ``screening``): what ``calibrate --write`` may replace besides the
+    protocol itself (never another tool's YAML file)."""
+    try:
+        data = load_yaml(text)
+    except (yaml.YAMLError, YamlInputError, ValueError):
+        return False
+    return isinstance(data, dict) and {"version", "microscope", "screening"} <= set(data)

@@ -7,7 +7,7 @@ import yaml
 
 from smartscope.errors import ProtocolError
 from smartscope.protocol import parse_protocol
-from smartscope.protocol.edit import set_entry
+from smartscope.protocol.edit import is_protocol_text, set_entry
 
 REPO = Path(__file__).resolve().parents[2]
 CAM = {"flip_x": False, "flip_y": True, "rotation_deg": 90}
@@ -134,3 +134,15 @@ def test_calibrate_write_on_the_simulator_keeps_crlf_and_permissions_and_refuses
     err = capsys.readouterr()
     assert f"error: {bad}: cannot change microscope.camera" in err.err and "moved" not in err.out
     assert not (tmp_path / "sub").exists()
+    # another tool's YAML file is not replaced (any existing .yaml was)
+    other = tmp_path / "mkdocs.yml"
+    other.write_text("site_name: x\n")
+    assert main(["calibrate", str(proto), "--write", str(other)]) == 2
+    assert other.read_text() == "site_name: x\n"
+    assert "was not written by this command" in capsys.readouterr().err
+
+
+def test_only_protocol_texts_count_as_protocols():
+    assert is_protocol_text((REPO / "acquisitions" / "mitosis_zoom.yaml").read_text())
+    for text in ("site_name: x\n", "", "[1, 2]\n", "a: [unclosed\n", "microscope: {}\n"):
+        assert not is_protocol_text(text)
