@@ -75,12 +75,13 @@ def register(app: typer.Typer) -> None:
                              result.orientation.model_dump(), source=str(protocol))
             parse_protocol(load_yaml(text), str(write),
                            base_dir=protocol.resolve().parent)  # still valid
-            with atomic_file(write) as tmp:
+            target = write.resolve() if write.is_symlink() else write  # keep the link
+            with atomic_file(target) as tmp:
                 tmp.parent.mkdir(parents=True, exist_ok=True)
                 with tmp.open("w", encoding="utf-8", newline="") as f:
                     f.write(text)
-                if write.exists():  # a replaced file keeps its permissions
-                    shutil.copymode(write, tmp)
+                if target.exists():  # a replaced file keeps its permissions
+                    shutil.copymode(target, tmp)
             typer.echo(f"wrote microscope.camera {result.orientation.model_dump()} to {write}")
 
 

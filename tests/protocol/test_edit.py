@@ -134,6 +134,12 @@ def test_calibrate_write_on_the_simulator_keeps_crlf_and_permissions_and_refuses
     err = capsys.readouterr()
     assert f"error: {bad}: cannot change microscope.camera" in err.err and "moved" not in err.out
     assert not (tmp_path / "sub").exists()
+    # through a link: the linked protocol is written, the link stays
+    link = tmp_path / "link.yaml"
+    link.symlink_to(proto.name)
+    proto.write_text(text)
+    assert main(["calibrate", str(link), "--write", str(link)]) == 0
+    assert link.is_symlink() and "  camera: {flip_x: false" in proto.read_text()
     # another tool's YAML file is not replaced (any existing .yaml was)
     other = tmp_path / "mkdocs.yml"
     other.write_text("site_name: x\n")
