@@ -189,12 +189,12 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         no_calibrate: Annotated[bool, Opt(
             "--no-calibrate", help="Do not fit a softmax temperature on the validation crops."
         )] = False,
-        max_epochs: Annotated[int, Opt("--max-epochs")] = 100,
-        patience: Annotated[int, Opt("--patience", help="Epochs without a better validation "
-                                     "accuracy before stopping.")] = 10,
-        min_epochs: Annotated[int, Opt("--min-epochs")] = 5,
+        max_epochs: Annotated[int, Opt("--max-epochs", min=1)] = 100,
+        patience: Annotated[int, Opt("--patience", min=0, help="Epochs without a better "
+                                     "validation accuracy before stopping.")] = 10,
+        min_epochs: Annotated[int, Opt("--min-epochs", min=0)] = 5,
         steps_per_epoch: Annotated[int | None, Opt(
-            "--steps-per-epoch", help="Default: one pass over the unlabelled pool.")] = None,
+            "--steps-per-epoch", min=1, help="Default: one pass over the unlabelled pool.")] = None,
         max_minutes: Annotated[float | None, Opt(
             "--max-minutes", help="Stop after the epoch that exceeds this time.")] = None,
         learning_rate: Annotated[float, Opt("--learning-rate")] = 6e-4,
@@ -252,8 +252,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
                         ] = "matched",
         folds: Annotated[int, Opt("--folds", help="Stratified k-fold report (0: none).")] = 5,
         seed: Annotated[int, Opt("--seed")] = 0,
-        max_epochs: Annotated[int, Opt("--max-epochs", help="Per stage.")] = 30,
-        patience: Annotated[int, Opt("--patience")] = 6,
+        max_epochs: Annotated[int, Opt("--max-epochs", min=1, help="Per stage.")] = 30,
+        patience: Annotated[int, Opt("--patience", min=0)] = 6,
         threads: Annotated[int | None, Opt("--threads")] = None,
         name: Annotated[str | None, Opt("--name")] = None,
         overwrite: Annotated[bool, Opt("--overwrite")] = False,

@@ -429,3 +429,19 @@ def test_debug_shows_the_traceback(tmp_path, tiny_bundle):
         main(["--debug", *argv])
     proc = _subprocess("--debug", *argv)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--labelled", "crops", "--out", "run", "--max-epochs", "0"],
+    ["train", "--labelled", "crops", "--out", "run", "--steps-per-epoch", "0"],
+    ["transfer", "--base", "models/hela_h2b_5class", "--labelled", "crops", "--out", "run",
+     "--max-epochs", "0"],
+    ["transfer", "--base", "models/hela_h2b_5class", "--labelled", "crops", "--out", "run",
+     "--patience", "-1"],
+])
+def test_a_training_budget_of_nothing_is_refused_before_anything_runs(argv, tmp_path, capsys):
+    """``--max-epochs 0`` made a bundle from an untrained head (transfer) with no warning."""
+    from smartscope.cli import main
+
+    assert main(argv) == 2
+    assert "Invalid value for '--" in capsys.readouterr().err
