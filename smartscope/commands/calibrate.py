@@ -46,8 +46,12 @@ def register(app: typer.Typer) -> None:
                 write, option="--write",
                 inputs=[p for p in (getattr(m, "config_file", None), proto.model.bundle) if p],
                 replaceable=lambda p: same_path(p, protocol) or _is_protocol_file(p))
-            with protocol.open(encoding="utf-8", newline="") as f:  # CRLF files stay CRLF
-                text = f.read()
+            try:
+                with protocol.open(encoding="utf-8", newline="") as f:  # CRLF stays CRLF
+                    text = f.read()
+            except UnicodeDecodeError as e:
+                raise ProtocolError(f"{protocol}: not UTF-8 text ({e.reason} at byte {e.start}); "
+                                    "save it as UTF-8 to use --write") from None
             try:  # editable, checked before the stage moves
                 set_entry(text, ("microscope", "camera"), {"flip_x": False, "flip_y": False,
                           "rotation_deg": 0}, source=str(protocol))

@@ -152,3 +152,22 @@ def test_only_protocol_texts_count_as_protocols():
     assert is_protocol_text((REPO / "acquisitions" / "mitosis_zoom.yaml").read_text())
     for text in ("site_name: x\n", "", "[1, 2]\n", "a: [unclosed\n", "microscope: {}\n"):
         assert not is_protocol_text(text)
+
+
+def test_calibrate_write_refuses_a_protocol_that_is_not_utf8(tmp_path, capsys, monkeypatch):
+    """A cp1252 file ('5 \xb5m' in a comment) loads where the system encoding is cp1252
+    (Windows), but --write keeps the text as UTF-8: one line, before the stage moves."""
+    import pathlib
+
+    from smartscope.cli import main
+
+    text = (REPO / "acquisitions" / "mitosis_zoom.yaml").read_text().replace(
+        "../models/", str(REPO / "models") + "/")
+    proto = tmp_path / "p.yaml"
+    proto.write_bytes(b"# 5 \xb5m steps\n" + text.encode())
+    read_text = pathlib.Path.read_text
+    monkeypatch.setattr(pathlib.Path, "read_text",
+                        lambda self, encoding=None, errors=None: read_text(self, "cp1252"))
+    assert main(["calibrate", str(proto), "--write", str(proto)]) == 2
+    err = capsys.readouterr()
+    assert f"error: {proto}: not UTF-8 text" in err.err and err.out == ""
