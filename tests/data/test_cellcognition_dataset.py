@@ -64,3 +64,16 @@ def test_the_split_rule_reproduces_the_index(index, build):
     names = sorted({r["cell"] for r in rows})
     groups = [names.index(r["cell"]) for r in rows]
     assert build.assign_split(rows, groups) == [r["split"] for r in index]
+
+
+def test_no_nucleus_is_on_both_sides_by_position_time_and_centre(index, build):
+    """Independent of the cell ids: no test crop has a training crop of the same position whose
+    centre is within the linking distance a few frames apart (the same nucleus under two ids
+    would be a leak). The nearest such pair today is two neighbours 42 px apart."""
+    crops = [(r["split"], int(r["position"]), int(r["time"]), int(r["x"]), int(r["y"]))
+             for r in index if r["split"] in ("train", "test")]
+    train = [c for c in crops if c[0] == "train"]
+    for _, pos, t, x, y in (c for c in crops if c[0] == "test"):
+        for _, pos2, t2, x2, y2 in train:
+            if pos2 == pos and abs(t2 - t) <= build.LINK_FRAMES:
+                assert (x2 - x) ** 2 + (y2 - y) ** 2 > build.LINK_PX ** 2, (pos, t, x, y)
