@@ -196,7 +196,9 @@ def plot(rows: list[dict[str, Any]], pooled: dict[str, Any], path: Path, title: 
     from smartscope.decide.diagnose import STAGES
 
     protocols = sorted({r["protocol"] for r in rows})
-    fig, axes = plt.subplots(2, len(protocols), figsize=(4.8 * len(protocols), 7.6),
+    most = max(sum(1 for r in rows if r["protocol"] == name) for name in protocols)
+    fig, axes = plt.subplots(2, len(protocols), figsize=(max(4.8, 1.1 * most) * len(protocols),
+                                                         7.6),
                              squeeze=False, sharey="row")
     colours = dict(zip(STAGES, LOSS_COLOURS, strict=True))
     for col, name in enumerate(protocols):
@@ -208,7 +210,7 @@ def plot(rows: list[dict[str, Any]], pooled: dict[str, Any], path: Path, title: 
                                           ("recall", "recall"))):
             vals = [r[key] if isinstance(r[key], float) else 0.0 for r in mine]
             ax.bar([x + (k - 1) * 0.27 for x in xs], vals, width=0.27, label=label)
-        labels = [r["variant"].replace(" ", "\n") for r in mine]
+        labels = [r["variant"].replace("+", "+\n").replace(" ", "\n") for r in mine]
         ax.set_xticks(list(xs), labels, fontsize=7)
         ax.set_title(name, fontsize=10)
         ax.set_ylim(0, 1)
