@@ -140,8 +140,7 @@ def _edited(text: str, sec_key: yaml.Node, sec: yaml.MappingNode, entry: str, fl
     if text[line_start:first_key.start_mark.index].strip():  # key not first on its line
         raise ProtocolError(f"{source}: cannot place '{entry}:' in '{sec_key.value}:'; add "
                             f"'{entry}: {flow}' by hand")
-    eol = text.find("\n", line_start)
-    newline = "\r\n" if eol > 0 and text[eol - 1] == "\r" else "\n"  # the file's own
+    newline = "\r\n" if "\r\n" in text else "\n"  # the file's own
     return text[:line_start] + f"{indent}{entry}: {flow}{newline}" + text[line_start:]
 
 

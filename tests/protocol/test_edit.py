@@ -96,6 +96,7 @@ def test_unusual_but_valid_texts_load_to_the_old_data_with_the_new_camera(text):
 
 def test_crlf_line_endings_stay_crlf():
     for text, lines in (("microscope:\r\n  seed: 1\r\n", 3),  # inserted
+                        ("microscope:\r\n  seed: 1", 2),  # inserted, no line break at the end
                         ("microscope:\r\n  camera:\r\n    a: 1\r\n", 2)):  # replaced
         out = set_entry(text, ("microscope", "camera"), CAM, source="p.yaml")
         assert out.count("\n") == out.count("\r\n") == lines
