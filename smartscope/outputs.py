@@ -103,6 +103,9 @@ def check_file_target(
         if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
             raise OutputError(f"{option} {path}: exists and cannot be replaced (permission "
                               "denied); choose a writable place")
+        if not path.stat().st_mode & 0o222:  # marked read-only: refused for root too
+            raise OutputError(f"{option} {path}: exists and is read-only; make it writable "
+                              "(chmod u+w) or choose another name")
     return path
 
 

@@ -171,3 +171,17 @@ def test_check_file_target_refuses_the_same_file_by_another_name(tmp_path):
 
     with pytest.raises(OutputError, match="input"):
         check_file_target(tmp_path / "." / "in.tif", option="-o", inputs=[src])
+
+
+def test_check_file_target_refuses_a_read_only_file_even_for_root(tmp_path):
+    """A file marked read-only (no write bit) is someone's protection: os.access lets root
+    replace it, the mode does not."""
+    from smartscope.errors import OutputError
+
+    out = tmp_path / "p.yaml"
+    out.write_text("x: 1\n")
+    out.chmod(0o444)
+    with pytest.raises(OutputError, match="read-only"):
+        check_file_target(out, option="--write")
+    out.chmod(0o644)
+    assert check_file_target(out, option="--write") == out
