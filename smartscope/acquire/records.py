@@ -154,7 +154,12 @@ def headline(rec: Mapping[str, Any]) -> str:
     cells = rec.get("cells") or []
     if event == "trigger" and cells:
         c = cells[0]
-        words.append(f"({c.get('phase')} {float(c.get('confidence', 0)):.2f})")
+        ev = rec.get("evidence") or {}
+        if "mean" in ev:  # evidence: mean: the mean over the frames made it count
+            words.append(f"({c.get('phase')} mean {float(ev['mean']):.2f} over "
+                         f"{ev.get('frames')} frames)")
+        else:
+            words.append(f"({c.get('phase')} {float(c.get('confidence', 0)):.2f})")
         if rec.get("refused"):
             words.append("refused")
     why = rec.get("reason") or rec.get("error")

@@ -220,6 +220,12 @@ class Planner(FollowUpActions):
             "cells": f.matched,
             "actions": tuple(a.model_dump(mode="json") for a in trig.program()),
         }
+        means = self._tracker.evidence
+        if means is not None and len(means) == len(matched):
+            step.trigger["evidence"] = {
+                "rule": "mean", "frames": trig.consecutive_frames,
+                "mean": round(means[matched.index(cell)], 4),
+                "means": [round(m, 4) for m in means]}
         self._advance(frame, step)
 
     def _next_screen(self, step: Draft) -> None:

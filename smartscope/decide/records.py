@@ -83,6 +83,10 @@ class Decision:
         Frames taken by the ``change_interval`` that ended.
     reason : str, optional
         Why (refusal, end of an interval, abandoned follow-up, stop, not confirmed).
+    evidence : dict, optional
+        With ``evidence: mean`` (trigger): ``rule``, ``frames``, the followed cell's ``mean``
+        probability of the phase over those frames and every matched cell's (``means``, in the
+        order of ``cells``): what made them count (their ``confidence`` is the last frame's).
     seen : dict, optional
         The nucleus a confirmation frame showed at the centre (``cell_record`` plus offset).
     where, error, on_error : str, optional
@@ -107,6 +111,7 @@ class Decision:
     action: str | None = None
     frames: int | None = None
     reason: str | None = None
+    evidence: Mapping[str, Any] | None = None
     seen: Mapping[str, Any] | None = None
     where: str | None = None
     error: str | None = None
@@ -127,6 +132,8 @@ class Decision:
         if self.event == "trigger":
             rec["cells"] = [cell_record(c) for c in self.cells]
             rec["actions"] = [dict(a) for a in self.actions]
+            if self.evidence is not None:
+                rec["evidence"] = dict(self.evidence)
         if self.target is not None:
             rec["target"] = self.target.to_record()
             rec["refused"] = self.target.refused

@@ -76,6 +76,11 @@ class TriggerTracker:
         self._counts: dict[tuple[str, int], int] = {}
         self._streaks: dict[tuple[str, int], dict[int, int]] = {}
         self._windows: dict[tuple[str, int], dict[int, tuple[float, ...]]] = {}
+        self._means: dict[tuple[str, int], tuple[float, ...]] = {}
+        self.evidence: tuple[float, ...] | None = None
+        """After ``update`` fired a trigger with ``evidence: mean``: each counting cell's mean
+        probability of the phase over its window, in the order of the cells returned (what
+        made it count; the cell's own ``confidence`` is the last frame's); else None."""
         self._last_fired_s: dict[tuple[str, int], float] = {}
         self._followed: dict[str, set[int]] = {t.name: set() for t in self._triggers}
         self._fired: dict[str, int] = {t.name: 0 for t in self._triggers}
@@ -146,13 +151,16 @@ class TriggerTracker:
             if len(window) >= n and c.phase in trig.phase and mean >= trig.min_confidence:
                 scored.append((mean, c))
         self._windows[key] = new
-        return [c for _, c in sorted(scored, key=lambda mc: -mc[0])]
+        scored.sort(key=lambda mc: -mc[0])
+        self._means[key] = tuple(m for m, _ in scored)
+        return [c for _, c in scored]
 
     def update(
         self, position: int, time_s: float, cells: Sequence[Cell]
     ) -> tuple[Trigger, list[Cell]] | None:
         """Feed one screening frame; returns (trigger, cells that count) when one fires."""
         fired: tuple[Trigger, list[Cell]] | None = None
+        self.evidence = None
         for trig in self._triggers:
             key = (trig.name, position)
             counting = self._counting(trig, position, cells)
@@ -163,6 +171,8 @@ class TriggerTracker:
                 and not self.capped(trig)
             ):
                 fired = (trig, counting)
+                if trig.evidence == "mean":
+                    self.evidence = self._means.get(key, ())
                 self._counts[key] = 0
                 streaks = self._streaks.get(key, {})
                 windows = self._windows.get(key, {})

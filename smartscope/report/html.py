@@ -222,6 +222,9 @@ def _trigger_card(v: TriggerView, rec: RunRecords) -> str:
         ("track", _e(v.track if v.track not in (None, "") else "not recorded")),
         ("phase", _e(f"{c.get('phase', '')} ({len(d.get('cells') or [])} matched cell(s))")),
         ("confidence", _e(f"{float(c['confidence']):.3f}" if "confidence" in c else "")),
+        *([("evidence", _e(f"mean {float(d['evidence']['mean']):.3f} over "
+                           f"{d['evidence'].get('frames')} frames"))]
+          if isinstance(d.get("evidence"), dict) and "mean" in d["evidence"] else []),
         ("actions", " &rarr; ".join(_e(_action(a)) for a in d.get("actions", []))),
         ("hook latency", _e(f"{d['latency_ms']:.0f} ms" if "latency_ms" in d else "")),
     ]

@@ -259,3 +259,23 @@ def test_to_event():
     step = p.on_frame(Frame(step.requests[0], 1, 0.3, SHAPE, 0.1075))
     ev = to_event(step.requests[0], objective_group="Objective", preset_properties=lambda g, p: [])
     assert "properties" not in ev and ev["min_start_time"] == pytest.approx(2.0)
+
+
+def test_a_mean_evidence_trigger_records_the_mean_that_made_it_fire():
+    """The cell's confidence in the record is its last frame's; with `evidence: mean` the
+    decision also says what made it count (the mean over its frames), and the progress line
+    shows that rather than a confidence below min_confidence."""
+    from smartscope.acquire.records import headline
+
+    confs = {0: 0.95, 1: 0.71}  # mean 0.83 >= 0.8, the last frame 0.71 < 0.8
+    d = Driver(Planner(settings([{"type": "stop"}], consecutive_frames=2, evidence="mean")),
+               lambda r, i: [Cell(200.0, 700.0, "metaphase", confs[r.time_index], 80.0,
+                                  track=7)] if r.time_index in confs else []).run()
+    trig = next(rec for rec in d.decisions if rec["event"] == "trigger")
+    assert trig["cells"][0]["confidence"] == pytest.approx(0.71)
+    assert trig["evidence"] == {"rule": "mean", "frames": 2, "mean": pytest.approx(0.83),
+                                "means": [pytest.approx(0.83)]}
+    assert "(metaphase mean 0.83 over 2 frames)" in headline(trig)
+    plain = Driver(Planner(settings([{"type": "stop"}], consecutive_frames=1)),
+                   lambda r, i: [META] if r.time_index == 0 else []).run()
+    assert "evidence" not in next(r for r in plain.decisions if r["event"] == "trigger")

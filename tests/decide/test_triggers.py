@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from smartscope.decide import Cell, TriggerTracker, matching_cells
 from smartscope.protocol import Trigger
 
@@ -127,6 +129,9 @@ def test_mean_evidence_averages_one_track_over_its_frames():
     mean = TriggerTracker([trig(min_confidence=0.75, consecutive_frames=3, evidence="mean")])
     assert [mean.update(0, float(t), [c]) is not None for t, c in enumerate(dip)] == [
         False, False, True]
+    assert mean.evidence == pytest.approx((0.8,))  # what made it count, not the last 0.9
+    assert mean.update(0, 3.0, [cell(2, 0.1)]) is None and mean.evidence is None
+    assert each.evidence is None  # `each`: the cells' own confidences are the evidence
     # too low a mean, or not called the phase in the last frame: no
     low = TriggerTracker([trig(min_confidence=0.75, consecutive_frames=3, evidence="mean")])
     assert all(low.update(0, float(t), [cell(1, m)]) is None
