@@ -61,13 +61,16 @@ def register(app: typer.Typer) -> None:
         def stop(signum: int, frame: object) -> None:
             raise KeyboardInterrupt  # SIGTERM ends the session like Ctrl-C
 
-        previous = signal.signal(signal.SIGTERM, stop)
+        # SIGINT too: a shell that starts the command in the background without job control
+        # (scripts, CI) hands it SIGINT ignored, and Python then never raises KeyboardInterrupt
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             server.server_close()
         counts = session.store.counts()
         typer.echo("labels: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {out}")

@@ -274,6 +274,9 @@ def test_cli_serves_labels_and_stops_cleanly(pool, tmp_path, sig):
          "--out", str(out), "--no-open"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
+        # started as a script's background job is (SIGINT ignored, inherited): Ctrl-C or
+        # kill -INT must still end the session
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         assert proc.stdout is not None
