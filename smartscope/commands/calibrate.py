@@ -33,8 +33,8 @@ def register(app: typer.Typer) -> None:
         from smartscope.acquire.calibrate import measure
         from smartscope.acquire.connect import connect
         from smartscope.errors import ProtocolError
-        from smartscope.outputs import atomic_file, check_file_target, same_path
-        from smartscope.protocol import load_protocol, parse_protocol
+        from smartscope.outputs import atomic_file, check_file_target, made_dirs, same_path
+        from smartscope.protocol import CameraOrientation, load_protocol, parse_protocol
         from smartscope.protocol.edit import set_entry
         from smartscope.yamlsafe import load_yaml
 
@@ -52,12 +52,10 @@ def register(app: typer.Typer) -> None:
             except UnicodeDecodeError as e:
                 raise ProtocolError(f"{protocol}: not UTF-8 text ({e.reason} at byte {e.start}); "
                                     "save it as UTF-8 to use --write") from None
-            try:  # editable, checked before the stage moves
-                set_entry(text, ("microscope", "camera"), {"flip_x": False, "flip_y": False,
-                          "rotation_deg": 0}, source=str(protocol))
-            except ProtocolError as e:  # its advice names a placeholder value: not measured yet
-                raise ProtocolError(str(e).split("; write '")[0] + "; change that, or calibrate "
-                                    "without --write and set microscope.camera by hand") from None
+            # editable? checked before the stage moves, with a placeholder orientation
+            set_entry(text, ("microscope", "camera"), CameraOrientation().model_dump(),
+                      source=str(protocol), advice="change that, or calibrate without --write "
+                      "and set microscope.camera by hand")
         with connect(proto) as scope:
             from smartscope.acquire import corecalls
 
@@ -80,8 +78,7 @@ def register(app: typer.Typer) -> None:
             parse_protocol(load_yaml(text), str(write),
                            base_dir=protocol.resolve().parent)  # still valid
             target = write.resolve() if write.is_symlink() else write  # keep the link
-            with atomic_file(target) as tmp:
-                tmp.parent.mkdir(parents=True, exist_ok=True)
+            with made_dirs(target.parent), atomic_file(target) as tmp:
                 with tmp.open("w", encoding="utf-8", newline="") as f:
                     f.write(text)
                 if target.exists():  # a replaced file keeps its permissions

@@ -221,7 +221,7 @@ class Planner(FollowUpActions):
             "actions": tuple(a.model_dump(mode="json") for a in trig.program()),
         }
         means = self._tracker.evidence
-        if means is not None and len(means) == len(matched):
+        if means is not None:  # evidence: mean, in the order of matched
             step.trigger["evidence"] = {
                 "rule": "mean", "frames": trig.consecutive_frames,
                 "mean": round(means[matched.index(cell)], 4),

@@ -65,7 +65,7 @@ def _mapping_child(node: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | N
 
 
 def set_entry(text: str, keys: tuple[str, str], value: Mapping[str, Any], *,
-              source: str) -> str:
+              source: str, advice: str | None = None) -> str:
     """Return ``text`` with ``keys[0]: {keys[1]: value}`` set, comments and layout kept.
 
     Parameters
@@ -79,6 +79,9 @@ def set_entry(text: str, keys: tuple[str, str], value: Mapping[str, Any], *,
         The new value, written in flow style (``{flip_x: false, ...}``).
     source : str
         The file name for error messages.
+    advice : str, optional
+        What a refusal tells the user to do instead; default: the line to write by hand (with
+        ``value``: give your own advice when ``value`` is a placeholder, as in a dry run).
 
     Raises
     ------
@@ -101,7 +104,8 @@ def set_entry(text: str, keys: tuple[str, str], value: Mapping[str, Any], *,
         raise ProtocolError(f"{source}: no '{section}:' section to write {section}.{entry} into")
     sec_key, sec = found
     flow = _flow(value)
-    out = _edited(text, sec_key, sec, entry, flow, source=source)
+    out = _edited(text, sec_key, sec, entry, flow, source=source,
+                  advice=advice or f"add '{entry}: {flow}' by hand")
     try:
         new = load_yaml(out)
         same = new[section].get(entry) == dict(value) and _without(new, keys) == _without(old, keys)
@@ -110,8 +114,8 @@ def set_entry(text: str, keys: tuple[str, str], value: Mapping[str, Any], *,
     if not same:
         raise ProtocolError(
             f"{source}: cannot change {section}.{entry} in place without changing other values "
-            f"(an anchor '&', alias '*' or '?' key there); write "
-            f"'{entry}: {flow}' under '{section}:' by hand")
+            f"(an anchor '&', alias '*' or '?' key there); "
+            + (advice or f"write '{entry}: {flow}' under '{section}:' by hand"))
     return out
 
 
@@ -125,7 +129,7 @@ def _without(data: dict[Any, Any], keys: tuple[str, str]) -> dict[Any, Any]:
 
 
 def _edited(text: str, sec_key: yaml.Node, sec: yaml.MappingNode, entry: str, flow: str, *,
-            source: str) -> str:
+            source: str, advice: str) -> str:
     child = _mapping_child(sec, entry)
     if child is not None:  # from just after the key to the end of its value
         start, end = child[0].end_mark.index, _end(child[1])
@@ -138,8 +142,7 @@ def _edited(text: str, sec_key: yaml.Node, sec: yaml.MappingNode, entry: str, fl
     # insert as the section's first entry: on the line of its first key
     line_start = text.rfind("\n", 0, first_key.start_mark.index) + 1
     if text[line_start:first_key.start_mark.index].strip():  # key not first on its line
-        raise ProtocolError(f"{source}: cannot place '{entry}:' in '{sec_key.value}:'; add "
-                            f"'{entry}: {flow}' by hand")
+        raise ProtocolError(f"{source}: cannot place '{entry}:' in '{sec_key.value}:'; {advice}")
     newline = "\r\n" if "\r\n" in text else "\n"  # the file's own
     return text[:line_start] + f"{indent}{entry}: {flow}{newline}" + text[line_start:]
 
