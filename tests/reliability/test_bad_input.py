@@ -9,9 +9,6 @@ training folders (``train`` / ``evaluate``).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +17,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from smartscope.errors import ProtocolError
-
 from .conftest import (
     base_protocol,
     copy_bundle,
     write_protocol,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -400,48 +393,3 @@ def test_bad_input_gives_one_line(case, cli, tmp_path, tiny_bundle):
     for text in case.expect:
         assert text in line, f"{text!r} not in: {line}"
     assert ";" in line or ":" in line.removeprefix("error: ")  # what is wrong, then what to do
-
-
-# --- the same through a real process: stderr holds exactly one line, --debug shows a traceback -
-
-
-def _subprocess(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "smartscope", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-@pytest.mark.parametrize("case_id", ["typo-field", "image-colour-3d"])
-def test_one_line_in_a_real_process(case_id, tmp_path, tiny_bundle):
-    case = next(c for c in CATALOGUE if c.id == case_id)
-    proc = _subprocess(*case.make(tmp_path, tiny_bundle))
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
-    assert all(text in lines[0] for text in case.expect)
-
-
-def test_debug_shows_the_traceback(tmp_path, tiny_bundle):
-    case = next(c for c in CATALOGUE if c.id == "negative-interval")
-    argv = [str(a) for a in case.make(tmp_path, tiny_bundle)]
-    from smartscope.cli import main
-
-    with pytest.raises(ProtocolError, match="screening.interval_s"):
-        main(["--debug", *argv])
-    proc = _subprocess("--debug", *argv)
-    assert proc.returncode != 0 and "Traceback" in proc.stderr
-
-
-@pytest.mark.parametrize("argv", [
-    ["train", "--labelled", "crops", "--out", "run", "--max-epochs", "0"],
-    ["train", "--labelled", "crops", "--out", "run", "--steps-per-epoch", "0"],
-    ["transfer", "--base", "models/hela_h2b_5class", "--labelled", "crops", "--out", "run",
-     "--max-epochs", "0"],
-    ["transfer", "--base", "models/hela_h2b_5class", "--labelled", "crops", "--out", "run",
-     "--patience", "-1"],
-])
-def test_a_training_budget_of_nothing_is_refused_before_anything_runs(argv, tmp_path, capsys):
-    """``--max-epochs 0`` made a bundle from an untrained head (transfer) with no warning."""
-    from smartscope.cli import main
-
-    assert main(argv) == 2
-    assert "Invalid value for '--" in capsys.readouterr().err
