@@ -349,7 +349,7 @@ def run_loop(
         log.info("epoch %d: %s", epoch, format_record(record))
         if on_epoch is not None:
             on_epoch(record)
-        if epoch >= cfg.min_epochs and waited >= cfg.patience:
+        if cfg.min_epochs <= epoch < cfg.max_epochs and waited >= cfg.patience:
             result.stop_reason = (f"early stop: no better validation {cfg.monitor} "
                                   f"for {waited} epochs")
             break

@@ -257,3 +257,20 @@ def test_weight_average_is_validated_kept_and_saved(tmp_path):
     saved = runs.load_checkpoint(tmp_path)
     for a, b in zip(averaged, saved.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_stop_reason_says_max_epochs_when_every_epoch_ran():
+    """With ``min_epochs == max_epochs`` the last epoch used to read "early stop"."""
+    from smartscope.train.sgan import SUPERVISED_ONLY, LoopConfig, run_loop
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (12, 64, 64, 1)).astype(np.float32)
+    y = np.arange(12) % 3
+    reasons = {}
+    for min_epochs in (1, 3):
+        cfg = LoopConfig(max_epochs=3, min_epochs=min_epochs, patience=0, steps_per_epoch=1)
+        res = run_loop(x[:8], y[:8], x[8:], y[8:], 3, method=SUPERVISED_ONLY, size="tiny",
+                       cfg=cfg, seed=0)
+        reasons[min_epochs] = (len(res.history), res.stop_reason)
+    assert reasons[1][0] == 1 and reasons[1][1].startswith("early stop")
+    assert reasons[3] == (3, "reached max_epochs 3")
