@@ -66,8 +66,9 @@ def read_dataset_info(folder: Path) -> DatasetInfo | None:
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
         raise TrainingDataError(
-            f"{path}: field '{loc}': {err['msg']}; give e.g. {{\"pixel_size_um\": 0.645}}"
+            f"{path}: field '{loc}': {msg}; give e.g. {{\"pixel_size_um\": 0.645}}"
         ) from e
 
 
