@@ -23,6 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from smartscope.classify.card import CARD_FILE, MODEL_FILE
 from smartscope.errors import ModelBundleError, OutputError
 from smartscope.outputs import check_dir_target, staged_dir
 from smartscope.train.augment import RandomIntensityScale  # noqa: F401  (registers the layer)
@@ -43,6 +44,29 @@ SAMPLES_PNG = "samples.png"
 RUN_FILES = frozenset({BUNDLE_DIR, CHECKPOINT, GENERATOR, INFO_JSON, EXPORT_DATA, METRICS_JSON,
                        CONFUSION_PNG, CURVES_PNG, SAMPLES_PNG})
 """Everything a run folder may hold: ``--overwrite`` replaces a folder holding nothing else."""
+BUNDLE_FILES = frozenset({MODEL_FILE, CARD_FILE})
+"""Everything a run's ``bundle/`` may hold: ``export`` and ``--overwrite`` replace it whole."""
+
+
+def check_bundle_replaceable(run_dir: Path, option: str) -> None:
+    """Refuse to replace ``RUN_DIR/bundle/`` when it holds files a run did not write there (a
+    user's notes or evaluation): ``export`` and ``--overwrite`` replace the folder as a whole.
+
+    Raises
+    ------
+    OutputError
+        If ``bundle/`` holds anything but ``model.tflite`` and ``model_card.json``.
+    """
+    bundle = Path(run_dir) / BUNDLE_DIR
+    if not bundle.is_dir():
+        return
+    foreign = sorted(p.name for p in bundle.iterdir() if p.name not in BUNDLE_FILES)
+    if foreign:
+        raise OutputError(
+            f"{option} {bundle}: holds files that are not the run's bundle "
+            f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), which replacing "
+            "the bundle would delete; move them out of the folder first"
+        )
 
 
 def prepare_out(out: Path, overwrite: bool, inputs: Iterable[Path | None] = (),
@@ -76,6 +100,7 @@ def prepare_out(out: Path, overwrite: bool, inputs: Iterable[Path | None] = (),
             f"{option} {out}: already holds a training run; choose another {option} or pass "
             f"{overwrite_option}"
         )
+    check_bundle_replaceable(out, option)
     return out
 
 
