@@ -1,0 +1,92 @@
+"""Second outside-style review of the command line (after the fault review): inputs a new user
+gets wrong that were accepted or lost data. Each case is refused in one line naming the file
+and the field or value, and nothing the user had is changed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from .conftest import CLASSES, CliResult, base_protocol, copy_bundle, write_protocol
+
+
+def _one_line(res: CliResult, *words: str) -> None:
+    assert res.code == 2, res.stdout + res.stderr
+    assert len(res.error_lines) == 1, res.stderr
+    for w in words:
+        assert w in res.stderr, res.stderr
+
+
+# -- a yes/no where a number belongs (YAML reads true/yes/on as a boolean; pydantic took it as 1)
+
+@pytest.mark.parametrize("section, field, value", [
+    ("screening", "exposure_ms", True),       # a 1 ms exposure
+    ("screening", "n_timepoints", "yes"),     # one time point
+    ("microscope", "seed", "on"),
+    ("triggers.0", "min_confidence", True),   # a trigger that needs 100 %
+])
+def test_a_yes_no_for_a_protocol_number_is_refused(cli, tiny_bundle, tmp_path, section, field,
+                                                   value):
+    data = base_protocol()
+    node = data
+    for p in section.split("."):
+        node = node[int(p)] if p.isdigit() else node[p]
+    node[field] = "PLACEHOLDER"
+    text = write_protocol(tmp_path, data).read_text().replace("PLACEHOLDER",
+                                                              str(value).lower())
+    copy_bundle(tiny_bundle, tmp_path / "bundle")
+    res = cli("validate", write_protocol(tmp_path, text))
+    _one_line(res, "protocol.yaml", field, "yes/no, not a number")
+
+
+def test_yes_no_fields_still_take_yes_no(cli, tiny_bundle, tmp_path):
+    data = base_protocol()
+    data["triggers"][0]["once_per_cell"] = True
+    data["microscope"]["camera"] = {"flip_x": True}
+    copy_bundle(tiny_bundle, tmp_path / "bundle")
+    res = cli("validate", write_protocol(tmp_path, data))
+    assert res.code == 0, res.stderr
+
+
+def test_a_yes_no_in_a_model_card_is_refused(cli, tiny_bundle, tmp_path):
+    bundle = copy_bundle(tiny_bundle, tmp_path / "b", {"input": {"crop_um": True}})
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((64, 64), np.uint16))
+    res = cli("classify", tmp_path / "f.tif", "--model", bundle, "-o", tmp_path / "c.csv")
+    _one_line(res, "model_card.json", "crop_um", "yes/no")
+
+
+def test_a_yes_no_pixel_size_in_dataset_json_is_refused(cli, tiny_bundle, tmp_path):
+    rng = np.random.default_rng(0)
+    for c in CLASSES:
+        (tmp_path / "t" / c).mkdir(parents=True)
+        tifffile.imwrite(tmp_path / "t" / c / "a.tif", rng.integers(0, 999, (64, 64), np.uint16))
+    (tmp_path / "t" / "dataset.json").write_text(json.dumps({"pixel_size_um": True}))
+    res = cli("evaluate", tiny_bundle, "--test", tmp_path / "t")
+    _one_line(res, "dataset.json", "pixel_size_um", "yes/no")
+    assert "Value error" not in res.stderr
+
+
+# -- export / train --overwrite replaced bundle/ whole, deleting a user's files in it
+
+@pytest.mark.slow
+def test_export_and_overwrite_keep_a_users_files_in_the_bundle(cli, tmp_path):
+    from .test_outputs_train import TINY, _synth, _tree
+
+    labelled = _synth().write_labelled(tmp_path / "labelled", 12, seed=0)
+    out = tmp_path / "run"
+    train = ("train", "--labelled", labelled, "--supervised-only", "--folds", "0", "--out", out,
+             *TINY)
+    assert cli(*train).code == 0
+    notes = out / "bundle" / "notes.txt"
+    notes.write_text("evaluated on plate 3: fine")
+    before = _tree(out)
+    _one_line(cli("export", out), "bundle", "notes.txt", "move them out")
+    _one_line(cli(*train, "--overwrite"), "bundle", "notes.txt", "move them out")
+    assert _tree(out) == before
+    notes.unlink()
+    assert cli("export", out).code == 0
+    assert sorted(p.name for p in (out / "bundle").iterdir()) == ["model.tflite",
+                                                                   "model_card.json"]
