@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 CROP_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
 """File name endings read as crops (case-insensitive); other files in a folder are ignored."""
+MIN_COVERAGE = 0.25
+"""A crop covering less of the model's field than this is refused (a warning below 0.98)."""
+MIN_FIELD_PX = 4.0
+"""The model's field must span at least this many pixels of a stored crop."""
 
 
 def is_crop_file(path: Path) -> bool:
@@ -52,7 +56,27 @@ class Geometry:
     def prepare(self, arr: np.ndarray) -> np.ndarray:
         if self.pixel_size_um is None or self.crop_um is None:
             return prepare_crop_file_array(arr)
+        if arr.ndim == 2:
+            self._check_field(arr.shape)
         return normalise(refield_crop(arr, self.pixel_size_um, self.crop_um))
+
+    def _check_field(self, shape: tuple[int, ...]) -> None:
+        """Refuse a crop that cannot show the model's field: one covering under a quarter of it
+        (a nucleus would not fit; the rest would be made up from the background), or a pixel size
+        that puts the whole field in under ``MIN_FIELD_PX`` pixels. Either is a wrong pixel size
+        (``dataset.json`` or ``--pixel-size-um``) or a stray file of another size."""
+        assert self.pixel_size_um is not None and self.crop_um is not None
+        h, w = int(shape[0]), int(shape[1])
+        ps, field = self.pixel_size_um, self.crop_um
+        where = f"a {h} x {w} px crop at {ps:g} um/px (dataset.json or --pixel-size-um)"
+        if field / ps < MIN_FIELD_PX:
+            raise ImageError(f"{where} puts the model's {field:g} um field in "
+                             f"{field / ps:.2g} px; check the pixel size")
+        cover = field_coverage((h, w), ps, field)
+        if cover < MIN_COVERAGE:
+            raise ImageError(f"{where} covers {100 * cover:.2g} % of the model's {field:g} um "
+                             f"field (at least {100 * MIN_COVERAGE:.0f} % needed); check the "
+                             "pixel size, or the crop's size")
 
 
 def folder_geometry(folder: Path, crop_um: float | None, pixel_size_um: float | None) -> Geometry:

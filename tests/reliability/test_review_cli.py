@@ -90,3 +90,30 @@ def test_export_and_overwrite_keep_a_users_files_in_the_bundle(cli, tmp_path):
     assert cli("export", out).code == 0
     assert sorted(p.name for p in (out / "bundle").iterdir()) == ["model.tflite",
                                                                    "model_card.json"]
+
+
+# -- crops that cannot show the model's field (a stray small file, an absurd pixel size) were
+# -- padded with background and scored or trained on; the coverage warning named only the first
+
+def _test_folder(root, pixel_size_um, odd=None):
+    rng = np.random.default_rng(1)
+    for c in CLASSES:
+        (root / c).mkdir(parents=True)
+        for i in range(2):
+            tifffile.imwrite(root / c / f"{i}.tif", rng.integers(100, 900, (64, 64), np.uint16))
+    if odd is not None:
+        tifffile.imwrite(root / CLASSES[1] / "z_odd.tif", odd)
+    (root / "dataset.json").write_text(json.dumps({"pixel_size_um": pixel_size_um}))
+    return root
+
+
+def test_a_crop_far_smaller_than_the_field_is_refused(cli, tiny_bundle, tmp_path):
+    small = np.full((8, 8), 500, np.uint16)  # 5 um of a 20.64 um field, after 64 px crops
+    res = cli("evaluate", tiny_bundle, "--test", _test_folder(tmp_path / "t", 0.645, small))
+    _one_line(res, "z_odd.tif", "8 x 8 px", "0.645 um/px", "% of the model's")
+
+
+@pytest.mark.parametrize("px, words", [(1e-9, "% of the model's"), (50, "field in 0.")])
+def test_an_absurd_declared_pixel_size_is_refused(cli, tiny_bundle, tmp_path, px, words):
+    res = cli("evaluate", tiny_bundle, "--test", _test_folder(tmp_path / "t", px))
+    _one_line(res, "64 x 64 px", "dataset.json or --pixel-size-um", words)
