@@ -131,10 +131,10 @@ def triplet(frames: np.ndarray, t: int, y: float, x: float, size: int = WINDOW_P
     return np.clip((out - lo) / max(hi - lo, 1e-6), 0, 1)
 
 
-def render_sheet(items: Sequence[tuple[str, np.ndarray]], path: Path, cols: int = 2) -> Path:
-    """One review sheet: per item its anonymous id and its t-1 / t / t+1 windows, nothing else.
-
-    Takes no label argument on purpose: a sheet cannot show what it is not given.
+def sheet_figure(items: Sequence[tuple[str, np.ndarray]], cols: int = 2):  # noqa: ANN201
+    """One review sheet (a matplotlib Figure): per item its anonymous id and its t-1 / t / t+1
+    windows, nothing else. Takes no label argument on purpose: a sheet cannot show what it is
+    not given.
     """
     import matplotlib
 
@@ -158,6 +158,14 @@ def render_sheet(items: Sequence[tuple[str, np.ndarray]], path: Path, cols: int 
             ax.set_title(f"{rid}  {when}" if k == 1 else when, fontsize=10,
                          fontweight="bold" if k == 1 else "normal")
     fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.01, wspace=0.04, hspace=0.15)
+    return fig
+
+
+def render_sheet(items: Sequence[tuple[str, np.ndarray]], path: Path) -> Path:
+    """Write :func:`sheet_figure` as a PNG (no text chunks but matplotlib's own)."""
+    import matplotlib.pyplot as plt
+
+    fig = sheet_figure(items)
     fig.savefig(path, dpi=80, metadata={"Software": None})
     plt.close(fig)
     return path
@@ -171,7 +179,7 @@ def make_sheets(args: argparse.Namespace) -> int:
                   "Challenge Fluo-N2DL-HeLa 02, see data/hela_phases/README.md)", args.frames)
         return 2
     frames = read_frames(args.frames).astype(np.float64)
-    chosen = select(read_csv(DATA / "index.csv"), args.interphase, args.seed)
+    chosen = select(read_csv(args.index), args.interphase, args.seed)
     out: Path = args.out
     (out / "key").mkdir(parents=True, exist_ok=True)
     ids = [f"r{n + 1:03d}" for n in range(len(chosen))]
@@ -204,7 +212,11 @@ def record(args: argparse.Namespace) -> int:
             log.error("%s: review_id %s: second_label %r is not one of %s; fix it",
                       args.sheets / BY_ID, r["review_id"], label, ", ".join(ANSWERS))
             return 2
-        k = key[r["review_id"]]
+        k = key.get(r["review_id"])
+        if k is None:
+            log.error("%s: review_id %r is not in the key; keep the ids the sheets show",
+                      args.sheets / BY_ID, r["review_id"])
+            return 2
         rows.append([k["frame"], k["label_y"], k["label_x"], r["review_id"], label,
                      r.get("note", "").strip()])
     if len(rows) != len(key):
@@ -212,11 +224,11 @@ def record(args: argparse.Namespace) -> int:
                   len(key))
         return 2
     rows.sort(key=lambda r: (int(r[0]), float(r[1]), float(r[2])))
-    with open(SECOND_PASS, "w", newline="") as fh:
+    with open(args.to, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["frame", "label_y", "label_x", "review_id", "second_label", "note"])
         w.writerows(rows)
-    log.info("wrote %s (%d crops)", SECOND_PASS, len(rows))
+    log.info("wrote %s (%d crops)", args.to, len(rows))
     return 0
 
 
@@ -227,10 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--frames", type=Path,
                    default=REPO.parent / "shared" / "data" / "hela" / "Fluo_Hela_02_img.tif")
     s.add_argument("--out", type=Path, required=True, help="scratch folder (not committed)")
+    s.add_argument("--index", type=Path, default=DATA / "index.csv", help="crops and labels")
     s.add_argument("--interphase", type=int, default=40, help="interphase crops to sample")
     s.add_argument("--seed", type=int, default=0)
     r = sub.add_parser("record", help="join the labels by id to the crops (second_pass.csv)")
     r.add_argument("--sheets", type=Path, required=True, help="the folder 'sheets' wrote")
+    r.add_argument("--to", type=Path, default=SECOND_PASS, help="second-pass file to write")
     c = sub.add_parser("score", help="agreement and the shipped model's int8 scores")
     c.add_argument("--bundle", type=Path, default=BUNDLE)
     c.add_argument("--out", type=Path, default=REPO / "docs")
