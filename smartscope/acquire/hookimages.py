@@ -98,11 +98,17 @@ class ImageHandling:
             return self._pixel_size
         if objective in self._pixel_sizes:
             return self._pixel_sizes[objective]
-        value = metadata.get("PixelSize_um") or metadata.get("PixelSizeUm")
-        if value:
-            return float(value)
+        for key in ("PixelSize_um", "PixelSizeUm"):
+            try:
+                value = float(metadata.get(key) or 0.0)
+            except (TypeError, ValueError):  # not a number: the next source decides
+                continue
+            if value > 0:
+                return value
         if self._fallback_pixel_size is not None:
-            return self._fallback_pixel_size()
+            value = self._fallback_pixel_size()
+            if value and value > 0:  # MMCore reports 0 for an uncalibrated objective
+                return float(value)
         raise ValueError(
             f"no pixel size for objective {objective!r}: calibrate it in Micro-Manager or set "
             f"microscope.objectives.{objective}.pixel_size_um"

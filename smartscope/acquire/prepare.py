@@ -150,6 +150,28 @@ def check_trigger_field(protocol: Protocol, core: Any, screening_pixel_size_um: 
                 "(about 50-500 um^2 for HeLa)")
 
 
+def check_pixel_sizes(protocol: Protocol, cals: Mapping[str, ObjectiveCalibration],
+                      source: str) -> None:
+    """Refuse an objective the protocol images with that has no pixel size: none in the
+    protocol and no Micro-Manager pixel-size calibration matching its preset (the core then
+    reports 0 um/px, and every image at it would fail to be classified, or be centred on
+    nothing, during the run).
+
+    Raises
+    ------
+    MicroscopeError
+        Naming the objective and the two ways to give it a pixel size.
+    """
+    given = protocol.pixel_sizes_um()
+    for objective, cal in cals.items():
+        if objective not in given and cal.pixel_size_um is None:
+            raise MicroscopeError(
+                f"{source}: objective '{objective}' has no pixel size: no pixel-size "
+                "calibration of Micro-Manager matches its preset and the protocol gives none; "
+                "calibrate it in Micro-Manager (Devices > Pixel Size Calibration) or set "
+                f"microscope.objectives.{objective}.pixel_size_um")
+
+
 @dataclass(frozen=True)
 class HookParts:
     """What ``SmartHook.from_protocol`` builds from a protocol on a connected core."""
@@ -179,6 +201,7 @@ def prepare_hook(protocol: Protocol, core: Any, *, classifier: Any, classify: Fr
     check_one_camera(core)
     m = protocol.microscope
     cals = calibrations(core, m.objective_group, objectives_used(protocol))
+    check_pixel_sizes(protocol, cals, source)
     affines = {o: c.affine for o, c in cals.items() if c.affine is not None}
     screen = protocol.screening.objective
     check_trigger_field(protocol, core, protocol.pixel_sizes_um().get(screen) or getattr(
