@@ -170,13 +170,21 @@ def test_planner_failure_abandons_follow_up(tmp_path, monkeypatch):
     assert hook.finished
 
 
-def test_foreign_images_pass_through(tmp_path):
+def test_foreign_images_pass_through(tmp_path, caplog):
     hook = make_hook(tmp_path, lambda img, ps: [])
     q: queue.Queue = queue.Queue()
     hook.first_event()
     md = {"Axes": {"time": 99}, "ElapsedTime-ms": 0}
-    assert hook(IMG, md, q) == (IMG, md)
-    assert q.empty() and hook.progress().frames == 0
+    with caplog.at_level(logging.WARNING, logger="smartscope.acquire.hook"):
+        assert hook(IMG, md, q) == (IMG, md)
+        # e.g. a script's own multi_d_acquisition_events: said once, not per image
+        assert hook(IMG, {"Axes": {"position": 1, "z": 2, "channel": "DAPI"}}, q)[0] is IMG
+        assert q.empty() and hook.progress().frames == 0
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 1 and "axes {'time': 99} reached the hook but was not requested" \
+            in said[0] and "hook.first_event()" in said[0] and "classify_frame" in said[0]
+        hook.close(report=False)
+    assert "2 image(s) reached the hook without being requested" in caplog.records[-1].getMessage()
 
 
 def test_request_stop(tmp_path):
