@@ -144,6 +144,13 @@ def _snap_and_time(protocol: Protocol, core: Any, classifier: Any, own: dict[str
         cells = result.cells if hasattr(result, "cells") else result
         rows.append(CheckRow("detection + classification", OK,
                              f"{len(cells)} nuclei in {hook_s * 1000:.0f} ms"))
+        if len(cells) >= 3:  # a frame without nuclei tells nothing about their size
+            from smartscope.vision.scale import scale_mismatch
+
+            doubt = scale_mismatch(image, ps, protocol.detection.diameter_um)
+            rows.append(CheckRow("nucleus size", OK if doubt is None else WARN, doubt or (
+                f"the test snap's nuclei fit {protocol.detection.diameter_um:g} um at "
+                f"{ps:g} um/px")))
     positions = sc.position_list()
     n = len(positions) if positions else 1
     need = n * (snap_s + hook_s)

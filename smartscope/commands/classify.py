@@ -51,6 +51,7 @@ def run_classify(
     from smartscope.vision import DEFAULT_DIAMETER_UM
     from smartscope.vision.io import check_scale, read_frames, tiff_pixel_size_um
     from smartscope.vision.preprocess import REFERENCE_PIXEL_SIZE_UM
+    from smartscope.vision.scale import scale_mismatch
 
     images = [Path(p) for p in images]
     inputs = [*images, Path(model), *(Path(model).glob("*") if Path(model).is_dir() else ())]
@@ -95,6 +96,10 @@ def run_classify(
                     row["touches_edge"] = int(row["touches_edge"])
                     writer.writerow(row)
                 n_cells += len(result)
+                if t == 0 and len(result) >= 3:  # a frame without nuclei tells nothing
+                    doubt = scale_mismatch(frame, px, diameter_um or DEFAULT_DIAMETER_UM)
+                    if doubt is not None:
+                        log.warning("%s: %s (--pixel-size-um, --diameter-um)", path, doubt)
                 log.info("%s frame %d: %d nuclei (%.0f ms)", path.name, t, len(result),
                          result.timings_ms["total"])
                 if overlay is not None:
