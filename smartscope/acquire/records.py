@@ -14,6 +14,7 @@ from smartscope.acquire.datasets import Placement
 from smartscope.acquire.sinks import CellsCsv, DecisionsJsonl, FramesCsv
 from smartscope.classify.cells import Cell
 from smartscope.decide import Decision, FrameRequest
+from smartscope.errors import OutputError
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,9 @@ def write_report_quietly(folder: str | Path) -> Path | None:
 
     try:
         return write_report(folder)
+    except OutputError as e:  # a full disk, a read-only folder: the message says it all
+        log.error("could not write the run report: %s", e)
+        return None
     except Exception:
         log.exception("could not write the run report in %s", folder)
         return None

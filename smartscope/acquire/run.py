@@ -11,6 +11,7 @@ last).
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -173,6 +174,7 @@ class Run:
 
     def _run_and_record(self, t0: float) -> RunSummary:
         self._write_run_json(t0, started=True)
+        ended_by: BaseException | None = None
         try:
             if self.scope is not None:
                 self._acquire(self.scope)
@@ -182,6 +184,7 @@ class Run:
                     self._acquire(scope)
                     self._score(scope)
         except BaseException as e:
+            ended_by = e
             self.summary.error = f"{type(e).__name__}: {e}"
             if self.summary.status == "running":  # ended before _acquire could summarise
                 status: RunStatus = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
@@ -198,7 +201,17 @@ class Run:
             self.summary.duration_s = round(self.clock() - t0, 3)
             if self.summary.status == "running":
                 self.summary.status = "failed"
-            self._write_run_json(t0, started=False)
+            try:
+                self._write_run_json(t0, started=False)
+            except OSError as e:  # a full disk: the error that ended the run goes first
+                if ended_by is None:
+                    raise OutputError(
+                        f"{self.out_dir / 'run.json'}: cannot be written ({e.strerror or e}); "
+                        f"the run's images and tables are in {self.out_dir}; free space, then "
+                        f"run 'smartscope repair {self.out_dir}' to record its end"
+                    ) from e
+                log.error("%s: the run's end could not be recorded (%s)",
+                          self.out_dir / "run.json", e.strerror or e)
             if self.write_report:
                 self.report = write_report_quietly(self.out_dir)
         return self.summary
@@ -255,11 +268,23 @@ class Run:
             fill_summary(self.summary, hook, "failed")
             ds = _dataset_dir(self.out_dir)
             self.summary.dataset = str(ds) if ds is not None else None
+            disk = _storage_error(e)
+            try:  # best effort: on a full disk the decisions log cannot take it either
+                hook.note({"event": "error", "where": "storage" if disk else "microscope",
+                           "error": str(e), "on_error": "stop"})
+            except OutputError as note_error:
+                log.error("%s", note_error)
+            if disk is not None:
+                raise OutputError(
+                    f"{self.out_dir}: the images could not be saved ({disk.strerror or disk}); "
+                    f"the acquisition stopped at image {self.summary.frames}; the images saved "
+                    "before are kept there; "
+                    f"free space, run 'smartscope repair {self.out_dir}' (the data set could not "
+                    "be closed), then run again into a new folder"
+                ) from e.__cause__
             msg = (f"the microscope failed during the acquisition ({e}); the "
                    f"{self.summary.frames} image(s) acquired before are saved in "
                    f"{self.out_dir}; check the device, then run again")
-            hook.note({"event": "error", "where": "microscope", "error": str(e),
-                       "on_error": "stop"})
             raise MicroscopeError(msg) from e.__cause__
         except KeyboardInterrupt:
             interrupted = True
@@ -347,6 +372,22 @@ def restore_screening(protocol: Protocol, core: Any, hook: SmartHook) -> dict[st
         return {"error": str(e)}
     log.info("microscope back to %s / %s, z %s um", sc.objective, sc.channel, z)
     return {"objective": sc.objective, "channel": sc.channel, "z_um": z}
+
+
+def _storage_error(e: BaseException) -> OSError | None:
+    """The disk error (full, over quota, read-only, failing) behind a failed acquisition, if
+    that is what ended it: pycromanager's saving thread raised it and the engine aborted."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _STORAGE_ERRNOS:
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
 
 def _dataset_dir(out_dir: Path) -> Path | None:

@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from smartscope.errors import OutputError
+
+log = logging.getLogger(__name__)
 
 CELL_COLUMNS = (
     "frame", "time_s", "position", "mode", "followup", "objective", "channel", "pixel_size_um",
@@ -29,7 +35,35 @@ _PACKAGES = ("smartscope", "pycromanager", "pymmcore-plus", "pymmcore", "mmpycor
              "ai-edge-litert", "numpy", "scikit-image", "pydantic")
 
 
-class CellsCsv:
+class _Sink:
+    """A file written row by row and flushed after each write. A write that fails (a full disk,
+    a folder gone) is an ``OutputError`` naming the file; closing never raises, so the error that
+    ended a run is the one reported and the rows written before are kept."""
+
+    path: Path
+    _f: IO[str]
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+            self._f.flush()
+        except OSError as e:
+            raise OutputError(
+                f"{self.path}: cannot be written ({e.strerror or e}); the rows before are kept; "
+                "free space on its disk (or check the folder), then run again"
+            ) from e
+
+    def close(self) -> None:
+        if not self._f.closed:
+            try:
+                self._f.close()
+            except OSError as e:  # what was flushed before is on disk
+                log.error("%s: the last rows could not be written (%s)", self.path,
+                          e.strerror or e)
+
+
+class CellsCsv(_Sink):
     """``cells.csv``: one row per classified nucleus, class probabilities as ``p_<class>``;
     ``dataset`` and ``axes`` (JSON) say where its image lies, as in ``frames.csv``."""
 
@@ -38,29 +72,25 @@ class CellsCsv:
         self.classes = tuple(classes)
         self._f = self.path.open("w", newline="")
         self._w = csv.writer(self._f)
-        self._w.writerow([*CELL_COLUMNS, *(f"p_{c}" for c in self.classes)])
-        self._f.flush()
+        with self._writing():
+            self._w.writerow([*CELL_COLUMNS, *(f"p_{c}" for c in self.classes)])
         self.rows = 0
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        for row in rows:
-            probs = row.get("probabilities")
-            if probs is None:
-                probs = [""] * len(self.classes)
-            elif isinstance(probs, Mapping):  # {class: probability}
-                probs = [probs.get(c, "") for c in self.classes]
-            probs = [float(p) if p != "" else p for p in probs]
-            values = [_fmt(_cell(row.get(c, ""))) for c in CELL_COLUMNS]
-            self._w.writerow(values + [_fmt(p) for p in probs])
+        with self._writing():
+            for row in rows:
+                probs = row.get("probabilities")
+                if probs is None:
+                    probs = [""] * len(self.classes)
+                elif isinstance(probs, Mapping):  # {class: probability}
+                    probs = [probs.get(c, "") for c in self.classes]
+                probs = [float(p) if p != "" else p for p in probs]
+                values = [_fmt(_cell(row.get(c, ""))) for c in CELL_COLUMNS]
+                self._w.writerow(values + [_fmt(p) for p in probs])
         self.rows += len(rows)
-        self._f.flush()
-
-    def close(self) -> None:
-        if not self._f.closed:
-            self._f.close()
 
 
-class FramesCsv:
+class FramesCsv(_Sink):
     """``frames.csv``: one row per image the hook decided on: where the image lies (data set
     folder relative to the run folder, and its axes as JSON), its pixel size, how many nuclei
     were classified and the hook's latency."""
@@ -69,23 +99,19 @@ class FramesCsv:
         self.path = Path(path)
         self._f = self.path.open("w", newline="")
         self._w = csv.writer(self._f)
-        self._w.writerow(FRAME_COLUMNS)
-        self._f.flush()
+        with self._writing():
+            self._w.writerow(FRAME_COLUMNS)
         self.rows = 0
 
     def write(self, row: Mapping[str, Any]) -> None:
         values = [row.get(c, "") for c in FRAME_COLUMNS]
         values[-1] = json.dumps(values[-1], sort_keys=True) if values[-1] != "" else ""
-        self._w.writerow([_fmt(v) for v in values])
+        with self._writing():
+            self._w.writerow([_fmt(v) for v in values])
         self.rows += 1
-        self._f.flush()
-
-    def close(self) -> None:
-        if not self._f.closed:
-            self._f.close()
 
 
-class DecisionsJsonl:
+class DecisionsJsonl(_Sink):
     """``decisions.jsonl``: one JSON object per decision, flushed as written."""
 
     def __init__(self, path: Path) -> None:
@@ -94,13 +120,10 @@ class DecisionsJsonl:
         self.count = 0
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self._f.write(json.dumps(record, default=_json_default) + "\n")
-        self._f.flush()
+        line = json.dumps(record, default=_json_default) + "\n"
+        with self._writing():
+            self._f.write(line)
         self.count += 1
-
-    def close(self) -> None:
-        if not self._f.closed:
-            self._f.close()
 
 
 def _cell(v: Any) -> Any:
