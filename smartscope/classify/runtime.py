@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from smartscope.classify.card import MODEL_FILE, ModelCard
+from smartscope.classify.card import CARD_FILE, MODEL_FILE, ModelCard
 from smartscope.errors import DependencyError, ModelBundleError
 from smartscope.vision.preprocess import NORMALISATION
 
@@ -113,7 +113,12 @@ class Classifier:
 
     def __init__(self, bundle_path: str | Path, num_threads: int | str | None = "auto") -> None:
         path = Path(bundle_path)
-        folder = path.parent if path.suffix == ".tflite" else path
+        folder = path.parent if path.suffix == ".tflite" or path.name == CARD_FILE else path
+        if path.is_file() and folder == path:
+            raise ModelBundleError(
+                f"{path}: is a file, not a model bundle; give the folder holding {MODEL_FILE} "
+                "and model_card.json"
+            )
         if not folder.is_dir():
             raise ModelBundleError(
                 f"{folder}: model bundle folder not found; give a folder holding {MODEL_FILE} "

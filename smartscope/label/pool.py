@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -97,8 +98,12 @@ def load_pool(folder: Path, link_um: float = LINK_UM) -> dict[str, PoolItem]:
     ------
     TrainingDataError
         If the folder or its ``index.csv`` is missing, a column is missing, a value is not a
-        number, a crop id is not a plain name or repeats, or a file lies outside the folder.
+        number, a crop id is not a plain name or repeats, or a file lies outside the folder;
+        or ``link_um`` is not a positive distance.
     """
+    if not (math.isfinite(link_um) and link_um > 0):
+        raise TrainingDataError(f"link_um (--link-um) is {link_um}: give the largest move of a "
+                                f"nucleus between frames in um, > 0 (default {LINK_UM:g})")
     root = Path(folder).resolve()
     index = root / INDEX_FILE
     if not index.is_file():

@@ -117,3 +117,30 @@ def test_a_crop_far_smaller_than_the_field_is_refused(cli, tiny_bundle, tmp_path
 def test_an_absurd_declared_pixel_size_is_refused(cli, tiny_bundle, tmp_path, px, words):
     res = cli("evaluate", tiny_bundle, "--test", _test_folder(tmp_path / "t", px))
     _one_line(res, "64 x 64 px", "dataset.json or --pixel-size-um", words)
+
+
+# -- a file given where a bundle folder belongs; an impossible --link-um (was a traceback)
+
+def test_a_file_given_as_the_model_bundle(cli, tiny_bundle, tmp_path):
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((64, 64), np.uint16))
+    res = cli("classify", tmp_path / "f.tif", "--model", tmp_path / "f.tif", "-o",
+              tmp_path / "c.csv")
+    _one_line(res, "f.tif: is a file, not a model bundle", "give the folder")
+    # the card's path names its bundle as well as the model's does
+    from smartscope.classify import Classifier
+
+    assert Classifier(tiny_bundle / "model_card.json").classes == CLASSES
+
+
+@pytest.mark.parametrize("link", ["-1", "nan", "0"])
+def test_label_refuses_an_impossible_link_distance(cli, tmp_path, link):
+    rng = np.random.default_rng(2)
+    frame = rng.integers(90, 110, (128, 128)).astype(np.uint16)
+    frame[40:60, 40:60] += 800
+    tifffile.imwrite(tmp_path / "f.tif", frame)
+    assert cli("crops", tmp_path / "f.tif", "--pixel-size-um", "0.645", "--out",
+               tmp_path / "pool").code == 0
+    res = cli("label", tmp_path / "pool", "--classes", "a,b", "--out", tmp_path / "lab",
+              "--no-open", "--link-um", link)
+    _one_line(res, "--link-um", "give the largest move")
+    assert not (tmp_path / "lab").exists()
