@@ -203,8 +203,11 @@ def repair_run(run_dir: Path) -> RepairReport:
                           "that `smartscope run` wrote")
     try:
         info = json.loads(info_path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RepairError(f"{info_path}: not valid JSON ({e}); it cannot be repaired") from e
+    if not isinstance(info, dict) or not isinstance(info.get("summary", {}), dict):
+        raise RepairError(f"{info_path}: not the record of a smartscope run (the file, or its "
+                          "field 'summary', is not an object); restore it from a copy")
     datasets = find_datasets(run_dir)
     images = before = terminated = 0
     rebuilt = False

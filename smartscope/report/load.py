@@ -122,7 +122,7 @@ def load_run(folder: str | Path) -> RunRecords:
     rec = RunRecords(folder=path)
     if (path / "run.json").is_file():
         try:
-            rec.run = json.loads((path / "run.json").read_text())
+            rec.run = _run_json(path / "run.json")
         except (OSError, ValueError) as e:
             log.warning("%s: unreadable run.json (%s); reporting without it", path, e)
             rec.skipped_lines += 1
@@ -237,3 +237,23 @@ def _opt_float(v: Any) -> float | None:
 def _opt_int(v: Any) -> int | None:
     f = _opt_float(v)
     return int(f) if f is not None else None
+
+
+def _run_json(path: Path) -> dict[str, Any]:
+    """``run.json`` as a mapping; a section of the wrong kind (edited by hand, another tool's
+    file) is left out with a warning rather than failing the whole report.
+
+    Raises
+    ------
+    ValueError
+        If the file is not JSON or not an object.
+    """
+    run = json.loads(path.read_text())
+    if not isinstance(run, dict):
+        raise ValueError(f"holds a {type(run).__name__}, not an object")
+    for key in ("summary", "model", "protocol", "scope_info", "packages"):
+        if key in run and not isinstance(run[key], dict):
+            log.warning("%s: field '%s' is a %s, not an object; left out of the report", path,
+                        key, type(run[key]).__name__)
+            del run[key]
+    return run

@@ -1,0 +1,43 @@
+"""Run folders damaged after the fact (second review): ``report`` and ``repair`` on a run.json
+that is not an object (hand-edited, another tool's file) gave an AttributeError traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import CliResult
+
+
+def _one_line(res: CliResult, *words: str) -> None:
+    assert res.code == 2, res.stdout + res.stderr
+    assert len(res.error_lines) == 1, res.stderr
+    for w in words:
+        assert w in res.stderr, res.stderr
+
+
+def _run(tmp_path, run_json: object):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps(run_json))
+    (run / "decisions.jsonl").write_text(json.dumps({"event": "screening_done", "frame": 0})
+                                         + "\n")
+    return run
+
+
+@pytest.mark.parametrize("run_json", [[1, 2], "text", {"summary": [1], "model": "x",
+                                                       "protocol": 3}])
+def test_report_reads_past_a_run_json_of_the_wrong_shape(cli, tmp_path, run_json):
+    run = _run(tmp_path, run_json)
+    res = cli("report", run)
+    assert res.code == 0, res.stderr
+    assert (run / "report.html").is_file()
+
+
+@pytest.mark.parametrize("run_json", [[1, 2], {"summary": "running"}])
+def test_repair_refuses_a_run_json_of_the_wrong_shape(cli, tmp_path, run_json):
+    run = _run(tmp_path, run_json)
+    before = (run / "run.json").read_bytes()
+    _one_line(cli("repair", run), "run.json", "not an object")
+    assert (run / "run.json").read_bytes() == before
