@@ -257,7 +257,9 @@ class SmartHook(ImageHandling):
         return events[0]
 
     def __call__(self, image: np.ndarray, metadata: dict[str, Any], event_queue: Any) -> Any:
-        """pycromanager ``image_process_fn``: returns (image, metadata) so the image is saved."""
+        """pycromanager ``image_process_fn``: returns (image, metadata) for pycromanager to save,
+        or None for a follow-up image the hook wrote into its own data set (with ``out_dir``);
+        a function of yours that calls the hook must pass that None on."""
         t_in = self._clock()
         key = axes_key(metadata.get("Axes", {}))
         with self._lock:
