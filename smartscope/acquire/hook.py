@@ -123,6 +123,10 @@ class SmartHook(ImageHandling):
     layout : ImageLayout, optional
         Where images are stored (default: follow-ups in data sets of their own in the
         recorder's folder, when it has one; see ``smartscope.acquire.datasets``).
+    nucleus_diameter_um : float, optional
+        The detection's nucleus diameter: the first screening image of each objective with
+        nuclei is checked against it for a wrong pixel size (a warning; see
+        ``smartscope.vision.scale``). None: no check.
     """
 
     def __init__(
@@ -142,8 +146,11 @@ class SmartHook(ImageHandling):
         observers: Sequence[Callable[[Frame], None]] = (),
         latency_budget_ms: float | None = None,
         layout: ImageLayout | None = None,
+        nucleus_diameter_um: float | None = None,
     ) -> None:
         self.planner = planner
+        self.nucleus_diameter_um = nucleus_diameter_um
+        self._scale_checked: set[str] = set()
         self.latency_budget_ms = latency_budget_ms
         self._over_budget = 0
         self._classify = classify
@@ -216,6 +223,7 @@ class SmartHook(ImageHandling):
             on_error=protocol.on_error,
             recorder=parts.recorder,
             latency_budget_ms=protocol.latency_budget_ms,
+            nucleus_diameter_um=protocol.detection.diameter_um,
             **kwargs,
         )
         hook.calibration = parts.calibration

@@ -35,6 +35,8 @@ class ImageHandling:
     _pixel_size: float | None
     _fallback_pixel_size: PixelSizeReader | None
     _stop_requested: bool
+    nucleus_diameter_um: float | None
+    _scale_checked: set[str]
 
     if TYPE_CHECKING:
         def _error_record(self, e: BaseException, time_s: float, where: str) -> Decision: ...
@@ -114,6 +116,13 @@ class ImageHandling:
             f"microscope.objectives.{objective}.pixel_size_um"
         )
 
+    def _check_scale(self, image: np.ndarray, pixel_size_um: float, objective: str) -> None:
+        """Once per objective: warn when its nuclei do not look their expected size."""
+        if self.nucleus_diameter_um is None or objective in self._scale_checked:
+            return
+        self._scale_checked.add(objective)
+        _scale_warning(image, pixel_size_um, self.nucleus_diameter_um, objective)
+
     def _observe(
         self, image: np.ndarray, metadata: Mapping[str, Any], req: FrameRequest, index: int,
         time_s: float,
@@ -137,9 +146,25 @@ class ImageHandling:
                     self._stop_requested = True
             else:
                 rows = [self.recorder.cell_row(c, index, time_s, req, ps) for c in cells]
+                if req.mode == SCREEN and len(cells) >= 3:
+                    self._check_scale(img, ps, req.objective)
         frame = Frame(request=req, index=index, time_s=time_s, shape=shape, pixel_size_um=ps,
                       cells=cells)
         return frame, rows, errors
+
+
+def _scale_warning(image: np.ndarray, pixel_size_um: float, diameter_um: float,
+                   objective: str) -> None:
+    from smartscope.vision.scale import scale_mismatch
+
+    try:
+        doubt = scale_mismatch(image, pixel_size_um, diameter_um)
+    except Exception:  # a check, never a reason to lose the frame
+        log.exception("could not check the nucleus size of a %s image", objective)
+        return
+    if doubt is not None:
+        log.warning("%s screening image: %s (microscope.objectives.%s.pixel_size_um, "
+                    "detection.diameter_um)", objective, doubt, objective)
 
 
 def _checked_cells(found: Sequence[Cell]) -> Sequence[Cell]:

@@ -237,3 +237,24 @@ def test_latency_budget_is_checked_logged_and_recorded_per_image(tmp_path, caplo
     assert roomy.progress().over_budget == 0
     rows = list(csv.DictReader((tmp_path / "roomy" / "frames.csv").open()))
     assert [r["over_budget"] for r in rows] == ["0", "0", "0"]
+
+
+@pytest.mark.parametrize(("pixel_size_um", "warned"), [(0.645, False), (6.45, True)])
+def test_a_pixel_size_10x_off_is_warned_about_once(tmp_path, caplog, pixel_size_um, warned):
+    from tests.vision.conftest import grid_centres, render_frame
+
+    frame = render_frame((300, 400), grid_centres(4, 5, 35.0, 20.0), 0.645)  # 18 um at 0.645
+    hook = make_hook(tmp_path, lambda img, ps: [_cell("interphase", y=50.0 + i) for i in range(3)],
+                     pixel_size_um=pixel_size_um, nucleus_diameter_um=18.0)
+    q: queue.Queue = queue.Queue()
+    ev = hook.first_event()
+    with caplog.at_level(logging.WARNING, logger="smartscope.acquire.hookimages"):
+        for t in range(2):
+            hook(frame, {"Axes": ev["axes"], "ElapsedTime-ms": 1000.0 * t}, q)
+            ev = q.get_nowait()
+    said = [r.getMessage() for r in caplog.records if "check the pixel size" in r.getMessage()]
+    assert len(said) == (1 if warned else 0)
+    if warned:
+        assert said[0].startswith("10x screening image: the nuclei of this frame look ")
+        assert "microscope.objectives.10x.pixel_size_um" in said[0]
+    assert hook.progress().frames == 2
