@@ -84,6 +84,7 @@ def iter_crops(
 ) -> Iterator[tuple[CropRecord, np.ndarray]]:
     """Every nucleus of every frame of ``frames``: (record, crop in storage dtype)."""
     from smartscope.vision import DEFAULT_DIAMETER_UM
+    from smartscope.vision.scale import scale_mismatch
 
     for si, path in enumerate(frames):
         stack = read_frames(path)
@@ -93,6 +94,10 @@ def iter_crops(
                 nuclei, raw = cut_frame(image, pixel_size_um, diameter_um)
             except ImageError as e:
                 raise ImageError(f"{path}, frame {t}: {e}") from e
+            if t == 0 and len(nuclei) >= 3:  # a frame without nuclei tells nothing
+                doubt = scale_mismatch(image, pixel_size_um, diameter_um or DEFAULT_DIAMETER_UM)
+                if doubt is not None:
+                    log.warning("%s: %s (--pixel-size-um, --diameter-um)", path, doubt)
             crops = to_storage(raw, stack.dtype)
             for k in range(len(nuclei)):
                 edge = bool(nuclei.touches_edge[k])

@@ -72,3 +72,14 @@ def test_classify_warns_about_a_pixel_size_10x_off(hela_frames, tmp_path, caplog
                      num_threads=1)
     said = [r.getMessage() for r in caplog.records if "check the pixel size" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith(f"{frame}: the nuclei of this frame look ")
+
+
+def test_crops_warn_about_a_pixel_size_10x_off(hela_frames, tmp_path, caplog):
+    from smartscope.vision.cut import iter_crops
+
+    frame = tmp_path / "hela.tif"
+    tifffile.imwrite(frame, _hela(hela_frames))
+    with caplog.at_level(logging.WARNING, logger="smartscope.vision.cut"):
+        assert len(list(iter_crops([frame], 0.0645))) >= 3
+    said = [r.getMessage() for r in caplog.records if "check the pixel size" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"{frame}: the nuclei of this frame look ")
