@@ -75,12 +75,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DETECTION = Detection()
 
-_UNREQUESTED_HOW = (
-    "the hook classifies only the images of the events it queues itself: start the "
-    "acquisition with acq.acquire(hook.first_event()), not with your own events such as "
-    "multi_d_acquisition_events; to classify images of your own, call "
-    "smartscope.classify.classify_frame(image, pixel_size_um, classifier)")
-
 
 class SmartHook(ImageHandling):
     """``image_process_fn`` that classifies every image and rewrites the acquisition.
@@ -382,22 +376,11 @@ class SmartHook(ImageHandling):
         is logged, never raised)."""
         self.layout.close()
         self.recorder.close()
-        if self.unrequested_images:
-            log.warning("%d image(s) reached the hook without being requested by it: saved, "
-                        "not classified (%s)", self.unrequested_images, _UNREQUESTED_HOW)
-            self.unrequested_images = 0  # said once
+        self._say_what_was_not_done()
         if report and self.recorder.folder is not None:
             write_report_quietly(self.recorder.folder)
 
     # --- internals ------------------------------------------------------------------------------
-
-    def _unrequested(self, metadata: Mapping[str, Any]) -> None:
-        """Count an image the hook did not queue; warn at the first one."""
-        self.unrequested_images += 1
-        if self.unrequested_images == 1:
-            log.warning("an image with axes %s reached the hook but was not requested by it: "
-                        "it is saved as it came, not classified and not decided on (%s)",
-                        dict(metadata.get("Axes") or {}), _UNREQUESTED_HOW)
 
     def _check_budget(self, index: int, req: FrameRequest, latency_ms: float) -> bool | None:
         """Whether the image went over the latency budget (None without one); logged if so."""

@@ -23,6 +23,13 @@ from smartscope.decide import SCREEN, Decision, Frame, FrameRequest, Planner, pl
 log = logging.getLogger(__name__)
 
 
+_UNREQUESTED_HOW = (
+    "the hook classifies only the images of the events it queues itself: start the "
+    "acquisition with acq.acquire(hook.first_event()), not with your own events such as "
+    "multi_d_acquisition_events; to classify images of your own, call "
+    "smartscope.classify.classify_frame(image, pixel_size_um, classifier)")
+
+
 class ImageHandling:
     """Per-image methods of ``SmartHook`` (pixel size, cells, metadata, follow-up writing)."""
 
@@ -36,10 +43,35 @@ class ImageHandling:
     _fallback_pixel_size: PixelSizeReader | None
     _stop_requested: bool
     nucleus_diameter_um: float | None
+    unrequested_images: int
+    finished: bool
+    _pending: dict[tuple[Any, ...], tuple[FrameRequest, Placement]]
     _scale_checked: set[str]
 
     if TYPE_CHECKING:
         def _error_record(self, e: BaseException, time_s: float, where: str) -> Decision: ...
+
+    def _unrequested(self, metadata: Mapping[str, Any]) -> None:
+        """Count an image the hook did not queue; warn at the first one."""
+        self.unrequested_images += 1
+        if self.unrequested_images == 1:
+            log.warning("an image with axes %s reached the hook but was not requested by it: "
+                        "it is saved as it came, not classified and not decided on (%s)",
+                        dict(metadata.get("Axes") or {}), _UNREQUESTED_HOW)
+
+    def _say_what_was_not_done(self) -> None:
+        """At close, once: images queued but never taken, images not requested."""
+        if not self.finished and self._pending and not self._stop_requested:
+            log.warning("the acquisition ended with %d image(s) the hook had queued not taken: "
+                        "it was ended from outside the hook (leaving a `with Acquisition(...)` "
+                        "block or acq.mark_finished() ends it after the images already queued; "
+                        "call acq.acquire(hook.first_event()) then acq.await_completion(), "
+                        "without `with`), or it was aborted", len(self._pending))
+            self._pending.clear()
+        if self.unrequested_images:
+            log.warning("%d image(s) reached the hook without being requested by it: saved, "
+                        "not classified (%s)", self.unrequested_images, _UNREQUESTED_HOW)
+            self.unrequested_images = 0
 
     def _store(self, image: np.ndarray, metadata: dict[str, Any], req: FrameRequest,
                placement: Placement, index: int | None, pixel_size_um: float | None,

@@ -175,7 +175,7 @@ def test_foreign_images_pass_through(tmp_path, caplog):
     q: queue.Queue = queue.Queue()
     hook.first_event()
     md = {"Axes": {"time": 99}, "ElapsedTime-ms": 0}
-    with caplog.at_level(logging.WARNING, logger="smartscope.acquire.hook"):
+    with caplog.at_level(logging.WARNING, logger="smartscope.acquire"):
         assert hook(IMG, md, q) == (IMG, md)
         # e.g. a script's own multi_d_acquisition_events: said once, not per image
         assert hook(IMG, {"Axes": {"position": 1, "z": 2, "channel": "DAPI"}}, q)[0] is IMG
@@ -258,3 +258,26 @@ def test_a_pixel_size_10x_off_is_warned_about_once(tmp_path, caplog, pixel_size_
         assert said[0].startswith("10x screening image: the nuclei of this frame look ")
         assert "microscope.objectives.10x.pixel_size_um" in said[0]
     assert hook.progress().frames == 2
+
+
+def test_an_acquisition_ended_from_outside_is_said_at_close(tmp_path, caplog):
+    """A `with Acquisition(...)` block marks the acquisition finished after the first image: the
+    hook's next events are dropped and the run stops after one frame; close() says why."""
+    hook = make_hook(tmp_path, lambda img, ps: [])
+    q: queue.Queue = queue.Queue()
+    ev = hook.first_event()
+    hook(IMG, {"Axes": ev["axes"], "ElapsedTime-ms": 0.0}, q)  # queues time point 1: never taken
+    with caplog.at_level(logging.WARNING, logger="smartscope.acquire"):
+        hook.close(report=False)
+        hook.close(report=False)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith(
+        "the acquisition ended with 1 image(s) the hook had queued not taken")
+    assert "without `with`" in said[0]
+
+
+def test_a_run_the_hook_ended_says_nothing_at_close(tmp_path, caplog):
+    hook = make_hook(tmp_path, lambda img, ps: [])
+    with caplog.at_level(logging.WARNING, logger="smartscope.acquire"):
+        drive(hook)
+    assert hook.finished and not caplog.records
