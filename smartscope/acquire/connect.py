@@ -217,8 +217,9 @@ def _headless(m: HeadlessMicroscope) -> Iterator[ScopeHandle]:
         core = pycromanager.Core()
     except Exception as e:
         raise MicroscopeError(
-            f"Micro-Manager in {m.mm_dir} failed to start with {m.config_file} ({e}); check that "
-            "the configuration loads in the Micro-Manager app"
+            f"Micro-Manager in {m.mm_dir} failed to start with {m.config_file} "
+            f"({' '.join(str(e).split())}); check that the configuration loads in the "
+            "Micro-Manager app"
         ) from e
     try:
         yield ScopeHandle(core=core, kind="headless",

@@ -66,6 +66,12 @@ def _magnification(name: str) -> float:
 def _sample_config(core: UniMMCore, objective_group: str, channel_group: str,
                    parfocal_um: Mapping[str, float], seed: int, n_cells: int,
                    time_scale: float, sensor_px: int) -> SimConfig:
+    groups = list(core.getAvailableConfigGroups())
+    for field, group in (("objective_group", objective_group), ("channel_group", channel_group)):
+        if group not in groups:
+            raise MicroscopeError(
+                f"microscope.{field}: '{group}' is not a config group of the configuration "
+                f"(groups: {', '.join(groups)}); set microscope.{field} to one of them")
     objectives: dict[str, SimObjective] = {}
     now = core.getCurrentConfig(objective_group)
     for preset in core.getAvailableConfigs(objective_group):
@@ -127,7 +133,8 @@ def start_on_config(
             core.loadSystemConfiguration(str(config_file))
         except Exception as e:
             raise MicroscopeError(
-                f"Micro-Manager in {mm_dir} failed to load {config_file} ({e}); check that the "
+                f"Micro-Manager in {mm_dir} failed to load {config_file} "
+                f"({' '.join(str(e).split())}); check that the "
                 "configuration loads in the Micro-Manager app"
             ) from e
         if not core.getXYStageDevice() or not core.getFocusDevice():

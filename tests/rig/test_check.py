@@ -46,3 +46,19 @@ def test_check_names_the_blockers_and_exits_non_zero(mm_demo, tmp_path):
     assert "BLOCKER" in proc.stdout and "'60X' is not a preset" in proc.stdout
     assert "x=0 outside microscope.stage_limits" in proc.stdout.replace("x=-0", "x=0")
     assert "2 blocker(s)" in proc.stderr or "blocker(s)" in proc.stderr
+
+
+def test_a_configuration_that_does_not_load_is_one_line(mm_demo, tmp_path):
+    """pycromanager's start_headless error spans several lines; the command prints one."""
+    cfg = tmp_path / "broken.cfg"
+    lines = (mm_demo / "MMConfig_demo.cfg").read_text().splitlines()
+    cfg.write_text("\n".join([*lines[:20], "Property,Camera,NoSuchProp,5"]) + "\n")
+    data = yaml.safe_load(_protocol_for(mm_demo, tmp_path, virtual_sample=None).read_text())
+    data["microscope"]["config_file"] = str(cfg)
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(data))
+    proc = _check(path)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.strip()][-1:]
+    assert errors[0].startswith("error: Micro-Manager in ") and "NoSuchProp" in errors[0]
+    assert errors[0].endswith("check that the configuration loads in the Micro-Manager app")
