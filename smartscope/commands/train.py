@@ -76,6 +76,12 @@ def _summary(out: Path, metrics: dict) -> None:
                      f"{agree['int8_accuracy']} vs float {agree['float_accuracy']} "
                      f"({agree['set']}, n={agree['n']})")
     typer.echo("\n".join(lines))
+    stages = [timing, *(v for v in timing.values() if isinstance(v, dict))]
+    stopped = [t["stop_reason"] for t in stages if str(t.get("stop_reason", "")).startswith(
+        "interrupted")]
+    if stopped:  # a complete run of what was trained; exit code 130 as a shell interrupt
+        typer.echo(f"the training was {stopped[0]}; the run is complete in {out}", err=True)
+        raise typer.Exit(130)
 
 
 def _protocol_marks(path: Path) -> dict[str, float]:

@@ -28,6 +28,7 @@ from smartscope.train.models import (
 )
 from smartscope.train.reports import classification_scores, mean_sd, plot_curves, plot_grid
 from smartscope.train.sgan import (
+    INTERRUPTED,
     LR_FLOOR,
     SGAN,
     SUPERVISED_ONLY,
@@ -382,11 +383,13 @@ def _train_into(req: TrainRequest, out: Path, on_epoch: Callable[[dict], None] |
         },
         "history": result.history, "notes": notes,
     }
-    if req.baseline and req.method == SGAN:
+    if result.stop_reason.startswith(INTERRUPTED) and (req.folds or req.baseline):
+        notes.append(f"{result.stop_reason}: the baseline and k-fold report were not trained")
+    elif req.baseline and req.method == SGAN:
         log.info("training the supervised-only baseline on the same split")
         metrics["baseline_supervised_only"] = baseline_report(req, train, val, inp.test,
                                                               inp.unlabelled, on_epoch)
-    if req.folds:
+    if req.folds and not result.stop_reason.startswith(INTERRUPTED):
         def fit(tr_set: d.CropSet, va_set: d.CropSet, s: int) -> keras.Model:
             return _fit(req, tr_set, va_set, inp.unlabelled, s).discriminator
 

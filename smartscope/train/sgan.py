@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from smartscope.errors import TrainingDataError
 from smartscope.train.augment import build_augmenter
+from smartscope.train.interrupt import EpochStop
 from smartscope.train.models import (
     DEFAULT_SIZE,
     LATENT_DIM,
@@ -46,6 +47,8 @@ Method = Literal["sgan", "supervised-only"]
 """How the discriminator is trained: semi-supervised GAN, or its supervised step alone."""
 SGAN: Method = "sgan"
 SUPERVISED_ONLY: Method = "supervised-only"
+INTERRUPTED = "interrupted"
+"""How ``LoopResult.stop_reason`` begins when Ctrl-C or SIGTERM ended the loop (``EpochStop``)."""
 
 
 @dataclass(frozen=True)
@@ -295,69 +298,73 @@ def run_loop(
     best_acc, best_loss, best_epoch, waited = -1.0, math.inf, 0, 0
     start = time.perf_counter()
     step_times: list[float] = []
-    for epoch in range(1, cfg.max_epochs + 1):
-        t0 = time.perf_counter()
-        sums = np.zeros(4)
-        for _ in range(steps):
-            pick = (rng.choice(len(x_train), batch, replace=False) if sample_p is None
-                    else rng.choice(len(x_train), batch, replace=True, p=sample_p))
-            idx = tf.constant(pick, tf.int32)
-            if g_model is not None:
-                uidx = tf.constant(rng.choice(n_unl, half, replace=n_unl < half), tf.int32)
-                out = sgan_step(idx, uidx)
+    with EpochStop() as stop:
+        for epoch in range(1, cfg.max_epochs + 1):
+            t0 = time.perf_counter()
+            sums = np.zeros(4)
+            for _ in range(steps):
+                pick = (rng.choice(len(x_train), batch, replace=False) if sample_p is None
+                        else rng.choice(len(x_train), batch, replace=True, p=sample_p))
+                idx = tf.constant(pick, tf.int32)
+                if g_model is not None:
+                    uidx = tf.constant(rng.choice(n_unl, half, replace=n_unl < half), tf.int32)
+                    out = sgan_step(idx, uidx)
+                else:
+                    out = (*supervised_step(idx), 0.0, 0.0)
+                values = np.array([float(v) for v in out])
+                if not np.all(np.isfinite(values)):
+                    raise TrainingDataError(
+                        f"training diverged at epoch {epoch}: a loss became NaN or infinite "
+                        f"(loss_c {values[0]:.3g}, loss_d {values[2]:.3g}, "
+                        f"loss_g {values[3]:.3g}); check the crops for extreme values or lower "
+                        "learning_rate (--learning-rate); no model was written"
+                    )
+                sums += values
+                if shadows:
+                    ema_step()
+            epoch_s = time.perf_counter() - t0
+            step_times.append(epoch_s / steps)
+            raw = [v.numpy() for v in averaged] if shadows else []
+            for v, s in zip(averaged, shadows, strict=True):  # validate (and keep) the average
+                v.assign(s)
+            val_acc, val_bal, val_loss = _val_scores(c_model, x_val, y_val)
+            score = val_bal if cfg.monitor == "balanced_accuracy" else val_acc
+            improved = score > best_acc or (score == best_acc and val_loss < best_loss)
+            if improved:
+                best_acc, best_loss, best_epoch, waited = score, val_loss, epoch, 0
+                best_weights = d_model.get_weights()
+                best_g = g_model.get_weights() if g_model is not None else None
             else:
-                out = (*supervised_step(idx), 0.0, 0.0)
-            values = np.array([float(v) for v in out])
-            if not np.all(np.isfinite(values)):
-                raise TrainingDataError(
-                    f"training diverged at epoch {epoch}: a loss became NaN or infinite "
-                    f"(loss_c {values[0]:.3g}, loss_d {values[2]:.3g}, loss_g {values[3]:.3g}); "
-                    "check the crops for extreme values or lower learning_rate (--learning-rate); "
-                    "no model "
-                    "was written"
-                )
-            sums += values
-            if shadows:
-                ema_step()
-        epoch_s = time.perf_counter() - t0
-        step_times.append(epoch_s / steps)
-        raw = [v.numpy() for v in averaged] if shadows else []
-        for v, s in zip(averaged, shadows, strict=True):  # validate (and keep) the average
-            v.assign(s)
-        val_acc, val_bal, val_loss = _val_scores(c_model, x_val, y_val)
-        score = val_bal if cfg.monitor == "balanced_accuracy" else val_acc
-        improved = score > best_acc or (score == best_acc and val_loss < best_loss)
-        if improved:
-            best_acc, best_loss, best_epoch, waited = score, val_loss, epoch, 0
-            best_weights = d_model.get_weights()
-            best_g = g_model.get_weights() if g_model is not None else None
+                waited += 1
+            for v, r in zip(averaged, raw, strict=True):  # the raw weights keep training
+                v.assign(r)
+            mean = sums / steps
+            record = {
+                "epoch": epoch, "steps": steps, "loss_c": mean[0], "train_accuracy": mean[1],
+                "loss_d": mean[2] if g_model is not None else None,
+                "loss_g": mean[3] if g_model is not None else None,
+                "val_loss": val_loss, "val_accuracy": val_acc, "val_balanced_accuracy": val_bal,
+                "monitor": cfg.monitor, "best_epoch": best_epoch, "best_val_score": best_acc,
+                "epoch_s": epoch_s,
+                "elapsed_s": time.perf_counter() - start,
+            }
+            result.history.append(record)
+            log.info("epoch %d: %s", epoch, format_record(record))
+            if on_epoch is not None:
+                on_epoch(record)
+            if cfg.min_epochs <= epoch < cfg.max_epochs and waited >= cfg.patience:
+                result.stop_reason = (f"early stop: no better validation {cfg.monitor} "
+                                      f"for {waited} epochs")
+                break
+            if cfg.max_minutes is not None and record["elapsed_s"] > cfg.max_minutes * 60:
+                result.stop_reason = f"time budget of {cfg.max_minutes} min reached"
+                break
+            if stop.requested is not None:
+                result.stop_reason = (f"{INTERRUPTED} ({stop.requested}) after epoch {epoch}; "
+                                      "the best epoch so far is kept")
+                break
         else:
-            waited += 1
-        for v, r in zip(averaged, raw, strict=True):  # the raw weights keep training
-            v.assign(r)
-        mean = sums / steps
-        record = {
-            "epoch": epoch, "steps": steps, "loss_c": mean[0], "train_accuracy": mean[1],
-            "loss_d": mean[2] if g_model is not None else None,
-            "loss_g": mean[3] if g_model is not None else None,
-            "val_loss": val_loss, "val_accuracy": val_acc, "val_balanced_accuracy": val_bal,
-            "monitor": cfg.monitor, "best_epoch": best_epoch, "best_val_score": best_acc,
-            "epoch_s": epoch_s,
-            "elapsed_s": time.perf_counter() - start,
-        }
-        result.history.append(record)
-        log.info("epoch %d: %s", epoch, format_record(record))
-        if on_epoch is not None:
-            on_epoch(record)
-        if cfg.min_epochs <= epoch < cfg.max_epochs and waited >= cfg.patience:
-            result.stop_reason = (f"early stop: no better validation {cfg.monitor} "
-                                  f"for {waited} epochs")
-            break
-        if cfg.max_minutes is not None and record["elapsed_s"] > cfg.max_minutes * 60:
-            result.stop_reason = f"time budget of {cfg.max_minutes} min reached"
-            break
-    else:
-        result.stop_reason = f"reached max_epochs {cfg.max_epochs}"
+            result.stop_reason = f"reached max_epochs {cfg.max_epochs}"
     d_model.set_weights(best_weights)
     if g_model is not None and best_g is not None:
         g_model.set_weights(best_g)

@@ -43,7 +43,14 @@ from smartscope.train.models import (
 )
 from smartscope.train.pipeline import class_weights, kfold_report
 from smartscope.train.reports import classification_scores, plot_curves
-from smartscope.train.sgan import SUPERVISED_ONLY, LoopConfig, LoopResult, predict_probs, run_loop
+from smartscope.train.sgan import (
+    INTERRUPTED,
+    SUPERVISED_ONLY,
+    LoopConfig,
+    LoopResult,
+    predict_probs,
+    run_loop,
+)
 from smartscope.vision.preprocess import CROP_UM
 
 log = logging.getLogger(__name__)
@@ -159,6 +166,8 @@ def fit_transfer(req: TransferRequest, base: keras.Model, train: d.CropSet, val:
                                 f"{len(convs)}")
     r1 = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage1, on_epoch=tagged(1),
                   trainable=_variables(model, ["logits"]), **common)
+    if r1.stop_reason.startswith(INTERRUPTED):  # Ctrl-C: keep stage 1's best, no stage 2
+        return r1.discriminator, [r1]
     r2 = run_loop(train.x, train.y, val.x, val.y, k, cfg=req.stage2, on_epoch=tagged(2),
                   trainable=_variables(model, [*convs[-req.unfreeze:], "logits"]), **common)
     return r2.discriminator, [r1, r2]
