@@ -7,6 +7,50 @@ from typing import Annotated
 
 import typer
 
+SOFTWARE = "smartscope simulate"
+"""Written in the TIFF's and PNG's ``Software`` field: marks a file as this command's own, so a
+later ``simulate`` may replace it (and nothing else)."""
+TRUTH_HEADER = "id,parent_id,phase,x_um,y_um,col_px,row_px"
+
+
+def _head(path: Path, n: int = 4096) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return b""
+
+
+def _our_tiff(path: Path) -> bool:
+    """A TIFF this command wrote: its Software tag, or (written before the tag) the description
+    holding exactly the snap's metadata."""
+    import json
+
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages.first.tags
+            software = tags.get("Software")
+            if software is not None and software.value == SOFTWARE:
+                return True
+            desc = tags.get("ImageDescription")
+            meta = json.loads(desc.value) if desc is not None else None
+    except Exception:  # not a TIFF, or not one of ours: never replaced
+        return False
+    return isinstance(meta, dict) and set(meta) == {"shape", "objective", "channel", "x_um",
+                                                    "y_um", "time_s", "pixel_size_um"}
+
+
+def _our_png(path: Path) -> bool:
+    head = _head(path)
+    return head.startswith(b"\x89PNG") and SOFTWARE.encode() in head
+
+
+def _our_truth(path: Path) -> bool:
+    return _head(path, len(TRUTH_HEADER) + 2).decode(errors="replace").splitlines()[:1] == [
+        TRUTH_HEADER]
+
 
 def register(app: typer.Typer) -> None:
     @app.command("simulate")
@@ -58,11 +102,13 @@ def register(app: typer.Typer) -> None:
                                      ("--channel", channel, config.channels)):
             if value not in allowed:
                 raise MicroscopeError(f"{name} {value!r}: choose one of {', '.join(allowed)}")
-        targets = [(o, v) for o, v in (("--snap", snap), ("--png", png), ("--truth", truth))
+        targets = [(o, v, ours) for o, v, ours in (("--snap", snap, _our_tiff),
+                                                    ("--png", png, _our_png),
+                                                    ("--truth", truth, _our_truth))
                    if v is not None]
-        for i, (option, target) in enumerate(targets):
-            check_file_target(target, option=option)
-            for other, earlier in targets[:i]:
+        for i, (option, target, ours) in enumerate(targets):
+            check_file_target(target, option=option, replaceable=ours)
+            for other, earlier, _ in targets[:i]:
                 if same_path(target, earlier):
                     raise OutputError(f"{option} {target}: the same file as {other}; give "
                                       "each output its own name")
@@ -78,7 +124,7 @@ def register(app: typer.Typer) -> None:
             pixel_size = core.getPixelSizeUm()
         with made_dirs(snap.parent), atomic_file(snap) as tmp:
             tifffile.imwrite(tmp, img, resolution=(1e4 / pixel_size, 1e4 / pixel_size),
-                             resolutionunit="CENTIMETER",
+                             resolutionunit="CENTIMETER", software=SOFTWARE,
                              metadata={"objective": objective, "channel": channel, "x_um": x_um,
                                        "y_um": y_um, "time_s": time_s,
                                        "pixel_size_um": pixel_size})
@@ -90,10 +136,11 @@ def register(app: typer.Typer) -> None:
 
             lo, hi = np.percentile(img, [0.5, 99.8])
             with made_dirs(png.parent), atomic_file(png) as tmp:
-                plt.imsave(tmp, img, cmap="gray", vmin=lo, vmax=max(hi, lo + 1), format="png")
+                plt.imsave(tmp, img, cmap="gray", vmin=lo, vmax=max(hi, lo + 1), format="png",
+                           metadata={"Software": SOFTWARE})
             msg += f"; preview {png}"
         if truth is not None:
-            rows = ["id,parent_id,phase,x_um,y_um,col_px,row_px"]
+            rows = [TRUTH_HEADER]
             rows += [f"{c.id},{'' if c.parent_id is None else c.parent_id},{c.phase},"
                      f"{c.x_um:.2f},{c.y_um:.2f},{c.col_px:.1f},{c.row_px:.1f}" for c in cells]
             with made_dirs(truth.parent), atomic_file(truth) as tmp:

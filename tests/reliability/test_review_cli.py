@@ -144,3 +144,23 @@ def test_label_refuses_an_impossible_link_distance(cli, tmp_path, link):
               "--no-open", "--link-um", link)
     _one_line(res, "--link-um", "give the largest move")
     assert not (tmp_path / "lab").exists()
+
+
+# -- simulate --snap / --png / --truth replaced any existing file (a real camera TIFF, a figure)
+
+def test_simulate_replaces_only_its_own_files(cli, tmp_path):
+    mine = {"--snap": tmp_path / "camera.tif", "--png": tmp_path / "figure.png",
+            "--truth": tmp_path / "cells.csv"}
+    tifffile.imwrite(mine["--snap"], np.full((32, 32), 7, np.uint16))
+    mine["--png"].write_bytes(b"\x89PNG\r\n\x1a\n a figure of mine")
+    mine["--truth"].write_text("id,count\n1,2\n")
+    before = {k: p.read_bytes() for k, p in mine.items()}
+    new = {"--snap": tmp_path / "s.tif", "--png": tmp_path / "s.png", "--truth": tmp_path / "t.csv"}
+    for option, path in mine.items():
+        args = {**new, option: path}
+        res = cli("simulate", *[a for kv in args.items() for a in kv], "--sensor-px", "64")
+        _one_line(res, option, path.name, "not written by this command")
+        assert path.read_bytes() == before[option]
+    args = [a for kv in new.items() for a in kv]
+    assert cli("simulate", *args, "--sensor-px", "64").code == 0
+    assert cli("simulate", *args, "--sensor-px", "64", "--seed", "1").code == 0  # its own
