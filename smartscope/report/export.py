@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from smartscope.errors import RunFolderError
-from smartscope.outputs import atomic_file, check_file_target
+from smartscope.errors import OutputError, RunFolderError
+from smartscope.outputs import atomic_file, check_dir_target, check_file_target
 from smartscope.report.images import ImageRef, ImageStore
 from smartscope.report.load import load_run
 
@@ -75,7 +75,12 @@ def export_tiffs(folder: str | Path, *, screening: bool = True) -> list[Stack]:
         images = _images(store)
         if not images:
             raise RunFolderError(f"{rec.folder}: no readable image in an NDTiff data set here")
-        out_dir.mkdir(exist_ok=True)
+        check_dir_target(out_dir, option="RUN_DIR")  # a file named tiff, a read-only run
+        try:
+            out_dir.mkdir(exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"RUN_DIR {out_dir}: cannot create the folder ({e.strerror}); "
+                              "copy the run somewhere writable") from e
         stacks = []
         parts = _followup_sets(store)
         mixed = [im for im in images if im.ref.dataset not in parts]

@@ -1,13 +1,15 @@
 """Run folders damaged after the fact (second review): ``report`` and ``repair`` on a run.json
-that is not an object (hand-edited, another tool's file) gave an AttributeError traceback."""
+that is not an object (hand-edited, another tool's file) gave an AttributeError traceback;
+``report --tiff`` where ``tiff`` is a file, or in a read-only run folder, an OSError one."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
 
-from .conftest import CliResult
+from .conftest import TESTS, CliResult
 
 
 def _one_line(res: CliResult, *words: str) -> None:
@@ -41,3 +43,17 @@ def test_repair_refuses_a_run_json_of_the_wrong_shape(cli, tmp_path, run_json):
     before = (run / "run.json").read_bytes()
     _one_line(cli("repair", run), "run.json", "not an object")
     assert (run / "run.json").read_bytes() == before
+
+
+def test_report_tiff_where_tiff_is_a_file(cli, tmp_path):
+    pytest.importorskip("ndstorage", reason="writing an NDTiff data set needs smartscope[mm]")
+    spec = importlib.util.spec_from_file_location("_report_helpers",
+                                                  TESTS / "report" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    run = tmp_path / "run"
+    helpers.write_run(run, n_screen=2, trigger_at=())
+    (run / "tiff").write_text("my notes")
+    _one_line(cli("report", run, "--tiff"), "tiff", "not a folder")
+    assert (run / "tiff").read_text() == "my notes"
