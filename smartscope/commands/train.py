@@ -84,12 +84,18 @@ def _summary(out: Path, metrics: dict) -> None:
         raise typer.Exit(130)
 
 
-def _protocol_marks(path: Path) -> dict[str, float]:
-    """Phase -> the lowest min_confidence of the protocol's triggers on it."""
-    from smartscope.protocol import load_protocol
+def _protocol_marks(path: Path, bundle: Path) -> dict[str, float]:
+    """Phase -> the lowest min_confidence of the protocol's triggers on it. A trigger phase the
+    bundle lacks is refused as ``validate`` refuses it (it was left out without a word)."""
+    from smartscope.classify.card import CARD_FILE, ModelCard
+    from smartscope.protocol import check_phases, load_protocol
 
+    protocol = load_protocol(path)
+    folder = Path(bundle).parent if Path(bundle).suffix == ".tflite" else Path(bundle)
+    if (folder / CARD_FILE).is_file():  # else the bundle's own error comes when it is loaded
+        check_phases(protocol, ModelCard.load(folder).classes, str(path))
     marks: dict[str, float] = {}
-    for t in load_protocol(path).triggers:
+    for t in protocol.triggers:
         for phase in t.phase:
             marks[phase] = min(marks.get(phase, 1.0), t.min_confidence)
     return marks
@@ -309,7 +315,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         """Score a bundle on a labelled test folder with LiteRT (as on the microscope)."""
         from smartscope.train.evaluate import evaluate_bundle
 
-        marks = _protocol_marks(protocol) if protocol is not None else None
+        marks = _protocol_marks(protocol, bundle) if protocol is not None else None
         s = evaluate_bundle(bundle, test, out, num_threads=threads, pixel_size_um=pixel_size_um,
                             marks=marks, out_option="--out")
         typer.echo(f"n={s['n']}  accuracy {s['accuracy']}  balanced accuracy "

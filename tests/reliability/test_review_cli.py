@@ -164,3 +164,18 @@ def test_simulate_replaces_only_its_own_files(cli, tmp_path):
     args = [a for kv in new.items() for a in kv]
     assert cli("simulate", *args, "--sensor-px", "64").code == 0
     assert cli("simulate", *args, "--sensor-px", "64", "--seed", "1").code == 0  # its own
+
+
+# -- evaluate --protocol left a trigger on a phase the bundle lacks out without a word
+
+def test_evaluate_protocol_with_a_phase_the_bundle_lacks(cli, tiny_bundle, tmp_path):
+    data = base_protocol()
+    data["triggers"][0]["phase"] = "prophase"  # the tiny bundle: interphase, metaphase, anaphase
+    proto = write_protocol(tmp_path, data)
+    test = _test_folder(tmp_path / "t", 0.645)
+    _one_line(cli("evaluate", tiny_bundle, "--test", test, "--protocol", proto),
+              "protocol.yaml", "triggers[0].phase", "prophase", "not a class of the model")
+    data["triggers"][0]["phase"] = "metaphase"
+    res = cli("evaluate", tiny_bundle, "--test", test, "--protocol",
+              write_protocol(tmp_path, data))
+    assert res.code == 0 and "protocol threshold metaphase >= 0.7" in res.stdout, res.stderr
