@@ -213,6 +213,26 @@ def load_labelled(folder: Path, classes: Sequence[str] | None = None, *,
     return data
 
 
+def check_held_out(tests: Sequence[Path], labelled: Sequence[Path]) -> None:
+    """A test folder must be held out: not a labelled (training) folder, not inside one, not
+    holding one; its scores would otherwise be those of crops the model was trained on.
+
+    Raises
+    ------
+    TrainingDataError
+        Naming both folders.
+    """
+    for t in tests:
+        for lab in labelled:
+            a, b = Path(t).resolve(), Path(lab).resolve()
+            if a == b or b in a.parents or a in b.parents:
+                raise TrainingDataError(
+                    f"--test {t}: overlaps the labelled folder {lab} (the same folder, or one "
+                    "holds the other): its crops would be trained on and its scores would not "
+                    "be a test; give a held-out folder"
+                )
+
+
 def load_test(folder: Path, classes: Sequence[str], *, crop_um: float | None = None,
               pixel_size_um: float | None = None) -> CropSet:
     """Read a held-out test folder, labelled with the *training* classes' indices.

@@ -143,6 +143,7 @@ def load_inputs(req: TrainRequest) -> Inputs:
             "SGAN training needs unlabelled crops (--unlabelled: a flat folder of crops); or use "
             "method supervised-only (--supervised-only)"
         )
+    d.check_held_out(as_paths(req.test), as_paths(req.labelled))
     geo = {"crop_um": req.crop_um, "pixel_size_um": req.pixel_size_um}
     folders = as_paths(req.labelled)
     if not folders:

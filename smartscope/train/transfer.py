@@ -198,6 +198,8 @@ def _transfer_into(req: TransferRequest, base_dir: Path, out: Path,
                    on_epoch: Callable[[dict], None] | None) -> dict:
     base_info = runs.load_base_info(base_dir)
     crop_um = float(base_info.get("crop_um", CROP_UM))
+    if req.test is not None:
+        d.check_held_out([req.test], [req.labelled])
     geo = {"crop_um": crop_um, "pixel_size_um": req.pixel_size_um}
     labelled = d.load_labelled(req.labelled, req.classes, **geo)
     if req.labels_per_class is not None:

@@ -179,3 +179,15 @@ def test_evaluate_protocol_with_a_phase_the_bundle_lacks(cli, tiny_bundle, tmp_p
     res = cli("evaluate", tiny_bundle, "--test", test, "--protocol",
               write_protocol(tmp_path, data))
     assert res.code == 0 and "protocol threshold metaphase >= 0.7" in res.stdout, res.stderr
+
+
+# -- train / transfer --test the labelled folder itself: "test" scores of trained-on crops
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_a_test_folder_overlapping_the_labelled_one_is_refused(cli, tmp_path, inside):
+    labelled = _test_folder(tmp_path / "lab", 0.645)
+    test = labelled / CLASSES[0] if inside else labelled
+    res = cli("train", "--labelled", labelled, "--test", test, "--supervised-only", "--out",
+              tmp_path / "run")
+    _one_line(res, "--test", "overlaps the labelled folder", "held-out")
+    assert not (tmp_path / "run").exists()
