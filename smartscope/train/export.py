@@ -120,7 +120,7 @@ def export_run(run_dir: Path) -> Path:
     """
     run_dir = Path(run_dir)
     final = run_dir / runs.BUNDLE_DIR
-    runs.load_info(run_dir)  # a run folder, before anything is made in it
+    runs.load_info(run_dir, require=("classes", "method", "training"))  # before anything is made
     runs.check_bundle_replaceable(run_dir, "RUN_DIR")
     with staged_dir(final, replace=True) as bundle:  # moved into place when complete
         _export_into(run_dir, bundle)

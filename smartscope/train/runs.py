@@ -119,8 +119,10 @@ def save_info(run_dir: Path, info: dict) -> Path:
     return write_json(Path(run_dir) / INFO_JSON, info)
 
 
-def load_info(run_dir: Path) -> dict:
-    """Read ``run.json``. Raises ModelBundleError when the folder is not a run folder."""
+def load_info(run_dir: Path, require: Iterable[str] = ("classes",)) -> dict:
+    """Read ``run.json``; ``require``: fields the caller needs (``classes`` must be a list of
+    names). Raises ModelBundleError when the folder is not a run folder or the file is not a
+    run's description (edited by hand, truncated, another tool's)."""
     path = Path(run_dir) / INFO_JSON
     if not path.is_file():
         raise ModelBundleError(
@@ -128,9 +130,21 @@ def load_info(run_dir: Path) -> dict:
             "of `smartscope train` or `smartscope transfer`"
         )
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelBundleError(f"{path}: not valid JSON ({e}); rerun training") from e
+    if not isinstance(info, dict):
+        raise ModelBundleError(f"{path}: holds a {type(info).__name__}, not a training run's "
+                               "description; restore it or rerun training")
+    for name in require:
+        if name not in info:
+            raise ModelBundleError(f"{path}: field '{name}' missing; restore the file or rerun "
+                                   "training")
+    classes = info.get("classes", [])
+    if not (isinstance(classes, list) and all(isinstance(c, str) and c for c in classes)):
+        raise ModelBundleError(f"{path}: field 'classes': {classes!r} is not a list of class "
+                               "names; restore the file or rerun training")
+    return info
 
 
 def load_base_info(folder: Path) -> dict:
@@ -214,9 +228,13 @@ def load_export_data(run_dir: Path) -> dict[str, np.ndarray]:
     path = Path(run_dir) / EXPORT_DATA
     if not path.is_file():
         raise ModelBundleError(f"{path}: export data missing; rerun `smartscope train`")
-    with np.load(path) as npz:
-        return {k: (npz[k].astype(np.float32) if npz[k].dtype == np.float16 else npz[k])
-                for k in npz.files}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: (npz[k].astype(np.float32) if npz[k].dtype == np.float16 else npz[k])
+                    for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ModelBundleError(f"{path}: unreadable ({type(e).__name__}: truncated or corrupt); "
+                               "restore it or rerun `smartscope train`") from e
 
 
 def find_base_run(base: Path) -> Path:

@@ -90,6 +90,29 @@ def test_export_and_overwrite_keep_a_users_files_in_the_bundle(cli, tmp_path):
     assert cli("export", out).code == 0
     assert sorted(p.name for p in (out / "bundle").iterdir()) == ["model.tflite",
                                                                    "model_card.json"]
+    # a truncated export_data.npz: one line (was a BadZipFile traceback), the bundle kept
+    before = _tree(out)
+    data = out / "export_data.npz"
+    data.write_bytes(data.read_bytes()[:1000])
+    before["export_data.npz"] = data.read_bytes()
+    _one_line(cli("export", out), "export_data.npz", "truncated or corrupt")
+    assert _tree(out) == before
+
+
+@pytest.mark.parametrize("info, words", [
+    ([], "holds a list"), ({"method": "sgan", "training": {}}, "field 'classes' missing"),
+    ({"classes": "a,b", "method": "sgan", "training": {}}, "not a list of class names"),
+])
+def test_export_and_transfer_refuse_a_run_json_of_the_wrong_shape(cli, tmp_path, info, words):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps(info))
+    (run / "discriminator.keras").write_bytes(b"")  # read only after run.json
+    _one_line(cli("export", run), "run.json", words)
+    labelled = _test_folder(tmp_path / "lab", 0.645)
+    _one_line(cli("transfer", "--base", run, "--labelled", labelled, "--out", tmp_path / "t"),
+              "run.json", words)
+    assert not (tmp_path / "t").exists()
 
 
 # -- crops that cannot show the model's field (a stray small file, an absurd pixel size) were
