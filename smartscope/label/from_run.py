@@ -217,13 +217,14 @@ def crops_from_run(run_dir: Path, out: Path, skip_edge: bool = False) -> int:
                 })
     finally:
         images.close()
+    hint = _repair_hint(Path(run_dir))
     if unmatched:
-        log.warning("%s: %d classified nuclei on frames with no saved image were left out",
-                    run_dir, unmatched)
+        log.warning("%s: %d classified nuclei on frames with no saved image were left out%s",
+                    run_dir, unmatched, hint)
     if not pool_rows:
         raise TrainingDataError(
             f"{run_dir}: no classified nucleus could be matched to a saved image "
-            f"({len(rows)} rows in {CELLS_FILE})"
+            f"({len(rows)} rows in {CELLS_FILE}){hint}"
         )
     with atomic_file(Path(out) / "index.csv") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=[*POOL_COLUMNS, *(f"p_{c}" for c in classes)])
@@ -238,3 +239,17 @@ def _write_tif(path: Path, crop: np.ndarray) -> None:
 
     with atomic_file(path) as tmp:
         tifffile.imwrite(tmp, crop, compression="zlib", predictor=True)
+
+
+def _repair_hint(run_dir: Path) -> str:
+    """What to do when images are missing because the run was killed (its data set's index is
+    empty until ``smartscope repair`` rebuilds it): run.json still says ``running``."""
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+        status = info.get("summary", {}).get("status")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if status != "running":
+        return ""
+    return (f"; the run was never closed (killed?): run 'smartscope repair {run_dir}' to "
+            "recover its images, then this again")

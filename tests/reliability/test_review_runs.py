@@ -1,6 +1,7 @@
 """Run folders damaged after the fact (second review): ``report`` and ``repair`` on a run.json
 that is not an object (hand-edited, another tool's file) gave an AttributeError traceback;
-``report --tiff`` where ``tiff`` is a file, or in a read-only run folder, an OSError one."""
+``report --tiff`` where ``tiff`` is a file, or in a read-only run folder, an OSError one;
+``crops --from-run`` of a killed run did not say to repair it."""
 
 from __future__ import annotations
 
@@ -45,15 +46,36 @@ def test_repair_refuses_a_run_json_of_the_wrong_shape(cli, tmp_path, run_json):
     assert (run / "run.json").read_bytes() == before
 
 
-def test_report_tiff_where_tiff_is_a_file(cli, tmp_path):
+def _write_run(run, **kw):
     pytest.importorskip("ndstorage", reason="writing an NDTiff data set needs smartscope[mm]")
     spec = importlib.util.spec_from_file_location("_report_helpers",
                                                   TESTS / "report" / "conftest.py")
     assert spec is not None and spec.loader is not None
     helpers = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(helpers)
+    return helpers.write_run(run, **kw)
+
+
+def test_report_tiff_where_tiff_is_a_file(cli, tmp_path):
     run = tmp_path / "run"
-    helpers.write_run(run, n_screen=2, trigger_at=())
+    _write_run(run, n_screen=2, trigger_at=())
     (run / "tiff").write_text("my notes")
     _one_line(cli("report", run, "--tiff"), "tiff", "not a folder")
     assert (run / "tiff").read_text() == "my notes"
+
+
+def test_crops_from_a_killed_run_says_to_repair_it(cli, tmp_path):
+    """A SIGKILLed run: its data set's index is empty (the writer buffers it) and run.json says
+    running (tests/reliability/test_killed_run.py makes one for real)."""
+    run = tmp_path / "run"
+    _write_run(run, n_screen=3, trigger_at=(), status="running")
+    for index in run.glob("**/NDTiff.index"):
+        index.write_bytes(b"")
+    _one_line(cli("crops", "--from-run", run, "--out", tmp_path / "pool"),
+              "no classified nucleus could be matched", f"smartscope repair {run}")
+    info = json.loads((run / "run.json").read_text())
+    info["summary"]["status"] = "completed"  # closed, yet its index lost: no repair hint
+    (run / "run.json").write_text(json.dumps(info))
+    res = cli("crops", "--from-run", run, "--out", tmp_path / "pool")
+    _one_line(res, "no classified nucleus could be matched")
+    assert "repair" not in res.stderr
