@@ -36,6 +36,9 @@ def load_protocol(path: str | Path) -> Protocol:
         If the file is missing, is not YAML, or does not follow the schema.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ProtocolError(f"{path}: is a folder, not a protocol file; give the YAML file "
+                            "(e.g. acquisitions/mitosis_zoom.yaml)")
     if not path.is_file():
         raise ProtocolError(f"{path}: protocol file not found; check the path")
     try:

@@ -214,3 +214,7 @@ def test_a_test_folder_overlapping_the_labelled_one_is_refused(cli, tmp_path, in
               tmp_path / "run")
     _one_line(res, "--test", "overlaps the labelled folder", "held-out")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_given_as_the_protocol(cli, tmp_path):
+    _one_line(cli("validate", tmp_path), "is a folder, not a protocol file")
