@@ -82,11 +82,13 @@ def preflight(protocol: Protocol, core: Any, classifier: Any = None,
                 "the screening field")
         except SmartscopeError as e:
             add("trigger filters", BLOCKER, str(e))
-    for item, name in (("focus device", "getFocusDevice"), ("XY stage", "getXYStageDevice"),
-                       ("camera", "getCameraDevice")):
-        label = str(corecalls.call(core, name))
-        add(item, OK if label else BLOCKER, label or f"none set (Core-{item.split()[0]}); set "
-            "it in Micro-Manager's configuration")
+    devices: dict[str, str] = {}
+    for item, name, prop in (("focus device", "getFocusDevice", "Focus"),
+                             ("XY stage", "getXYStageDevice", "XYStage"),
+                             ("camera", "getCameraDevice", "Camera")):
+        label = devices[prop] = str(corecalls.call(core, name))
+        add(item, OK if label else BLOCKER, label or f"none set (Core-{prop}); set it in "
+            "Micro-Manager's configuration")
     n_cam = int(corecalls.call(core, "getNumberOfCameraChannels"))
     add("one camera", OK if n_cam == 1 else BLOCKER,
         "one image per frame" if n_cam == 1 else f"{n_cam} images per frame (Multi Camera): "
@@ -97,15 +99,19 @@ def preflight(protocol: Protocol, core: Any, classifier: Any = None,
     live = bool(corecalls.call(core, "isSequenceRunning"))
     add("Live mode off", BLOCKER if live else OK, "a sequence (Live mode or another "
         "acquisition) is running: stop it" if live else "no sequence running")
-    x, y = float(corecalls.call(core, "getXPosition")), float(corecalls.call(core, "getYPosition"))
-    z = float(corecalls.call(core, "getPosition"))
-    lim = m.stage_limits
-    outside = [f"{a}={v:g}" for a, v, r in (("x", x, lim.x_um), ("y", y, lim.y_um),
-                                            ("z", z, lim.z_um))
-               if r is not None and not r[0] <= v <= r[1]]
-    add("stage inside limits", BLOCKER if outside else OK,
-        f"{', '.join(outside)} outside microscope.stage_limits" if outside
-        else f"x {x:g}, y {y:g}, z {z:g} um")
+    if devices["XYStage"] and devices["Focus"]:  # else said above; nothing to read
+        x = float(corecalls.call(core, "getXPosition"))
+        y = float(corecalls.call(core, "getYPosition"))
+        z = float(corecalls.call(core, "getPosition"))
+        lim = m.stage_limits
+        outside = [f"{a}={v:g}" for a, v, r in (("x", x, lim.x_um), ("y", y, lim.y_um),
+                                                ("z", z, lim.z_um))
+                   if r is not None and not r[0] <= v <= r[1]]
+        add("stage inside limits", BLOCKER if outside else OK,
+            f"{', '.join(outside)} outside microscope.stage_limits" if outside
+            else f"x {x:g}, y {y:g}, z {z:g} um")
+    if not devices["Camera"]:
+        return rows  # no test snap without a camera
     rows += _snap_and_time(protocol, core, classifier, own, cals)
     return rows
 

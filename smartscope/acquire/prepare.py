@@ -69,6 +69,26 @@ def check_presets(protocol: Protocol, core: Any, source: str) -> None:
                                        f"{where}.extra_channels[{k}].preset", source)
 
 
+def check_stages(core: Any) -> None:
+    """Refuse a microscope without an XY stage or a focus device (screening positions,
+    centring and z-stacks move them; without them every event fails with 'No device with
+    label ""').
+
+    Raises
+    ------
+    MicroscopeError
+        Naming the Micro-Manager property to set.
+    """
+    for what, name, prop in (("an XY stage", "getXYStageDevice", "XYStage"),
+                             ("a focus device", "getFocusDevice", "Focus")):
+        if not str(corecalls.call(core, name)):
+            raise MicroscopeError(
+                f"the microscope has no {what[what.index(' ') + 1:]} set (Core-{prop} is "
+                f"empty): smartscope moves {what} to the screening positions and follow-ups; "
+                f"set Core-{prop} in Micro-Manager's configuration (e.g. its System > "
+                "Startup preset)")
+
+
 def resolve_positions(screening: Screening, core: Any) -> tuple[Position, ...]:
     """Screening positions with x, y and z filled in from the stage where not given."""
     positions = screening.position_list()
@@ -199,6 +219,7 @@ def prepare_hook(protocol: Protocol, core: Any, *, classifier: Any, classify: Fr
         check_phases(protocol, classes, source)
     check_presets(protocol, core, source)
     check_one_camera(core)
+    check_stages(core)
     m = protocol.microscope
     cals = calibrations(core, m.objective_group, objectives_used(protocol))
     check_pixel_sizes(protocol, cals, source)

@@ -32,3 +32,37 @@ def test_a_configuration_that_does_not_load_is_one_line(mm_demo, tmp_path):
     said = str(err.value)
     assert "\n" not in said and "NoSuchProp" in said and said.endswith(
         "check that the configuration loads in the Micro-Manager app")
+
+
+@pytest.fixture
+def own_demo_core(mm_demo):
+    import pymmcore
+
+    core = pymmcore.CMMCore()
+    core.setDeviceAdapterSearchPaths([str(mm_demo)])
+    core.loadSystemConfiguration(str(mm_demo / "MMConfig_demo.cfg"))
+    yield core
+    core.unloadAllDevices()
+
+
+@pytest.mark.parametrize(("prop", "item", "what"), [("XYStage", "XY stage", "XY stage"),
+                                                    ("Focus", "focus device", "focus device")])
+def test_a_microscope_without_a_stage_is_named_not_a_traceback(own_demo_core, prop, item, what):
+    """Core-XYStage or Core-Focus empty (a microscope without that motor, or a configuration
+    that does not set it): check and the hook raised RuntimeError 'No device with label ""'."""
+    import yaml
+
+    from smartscope.acquire.hook import SmartHook
+    from smartscope.acquire.preflight import BLOCKER, preflight
+    from smartscope.protocol import parse_protocol
+    from tests.rig.conftest import REPO
+
+    data = yaml.safe_load((REPO / "acquisitions" / "demo_headless.yaml").read_text())
+    proto = parse_protocol(data, "p.yaml", base_dir=REPO / "acquisitions")
+    own_demo_core.setProperty("Core", prop, "")
+    rows = {r.item: r for r in preflight(proto, own_demo_core, source="p.yaml")}
+    assert rows[item].status == BLOCKER and f"none set (Core-{prop})" in rows[item].detail
+    with pytest.raises(MicroscopeError, match=rf"^the microscope has no {what} set \(Core-{prop} "
+                       rf"is empty\): .* set Core-{prop} in Micro-Manager's configuration"):
+        SmartHook.from_protocol(proto, own_demo_core, classify=lambda image, ps: [],
+                                source="p.yaml")
