@@ -47,6 +47,7 @@ class ImageHandling:
     finished: bool
     _pending: dict[tuple[Any, ...], tuple[FrameRequest, Placement]]
     _scale_checked: set[str]
+    _empty_channels: set[str]
 
     if TYPE_CHECKING:
         def _error_record(self, e: BaseException, time_s: float, where: str) -> Decision: ...
@@ -155,6 +156,21 @@ class ImageHandling:
         self._scale_checked.add(objective)
         _scale_warning(image, pixel_size_um, self.nucleus_diameter_um, objective)
 
+    def _no_nuclei_in_channel(self, req: FrameRequest) -> None:
+        """Once per channel: a classified follow-up frame in another channel than the
+        screening one showed no nucleus (e.g. Brightfield after set_channel: change_interval
+        then ends on 'phase absent' after min_frames)."""
+        screening = self.planner.s.screening.channel
+        if req.channel == screening or req.channel in self._empty_channels:
+            return
+        self._empty_channels.add(req.channel)
+        log.warning("a classified %s frame in %s (the channel set_channel chose) shows no "
+                    "nucleus: follow-up frames are classified in the channel they are taken in, "
+                    "so a change_interval there ends on 'phase absent' after min_frames; image "
+                    "%s as extra_channels of change_interval (its main frame stays in %s) or set "
+                    "while_phase_persists: false", req.action or "follow-up", req.channel,
+                    req.channel, screening)
+
     def _observe(
         self, image: np.ndarray, metadata: Mapping[str, Any], req: FrameRequest, index: int,
         time_s: float,
@@ -180,6 +196,8 @@ class ImageHandling:
                 rows = [self.recorder.cell_row(c, index, time_s, req, ps) for c in cells]
                 if req.mode == SCREEN and len(cells) >= 3:
                     self._check_scale(img, ps, req.objective)
+                elif req.mode != SCREEN and not cells:
+                    self._no_nuclei_in_channel(req)
         frame = Frame(request=req, index=index, time_s=time_s, shape=shape, pixel_size_um=ps,
                       cells=cells)
         return frame, rows, errors

@@ -281,3 +281,30 @@ def test_a_run_the_hook_ended_says_nothing_at_close(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="smartscope.acquire"):
         drive(hook)
     assert hook.finished and not caplog.records
+
+
+def test_a_follow_up_classified_in_a_channel_without_nuclei_is_said(tmp_path, caplog):
+    """set_channel Brightfield then change_interval: its frames are classified in Brightfield,
+    show no nucleus, and the time-lapse ends on 'phase absent' after min_frames (on the
+    simulator: 2 of up to 6 frames) without a word; now a warning says why, once."""
+    calls = []
+
+    def classify(img, ps):
+        calls.append(ps)
+        if len(calls) == 2:
+            return [_cell("metaphase")]
+        return [] if 3 <= len(calls) <= 4 else [_cell("interphase")]  # Brightfield: none
+
+    hook = make_hook(tmp_path, classify, [
+        {"type": "set_channel", "preset": "Brightfield", "exposure_ms": 5},
+        {"type": "change_interval", "interval_s": 0.5, "min_frames": 2, "max_frames": 6}])
+    with caplog.at_level(logging.WARNING, logger="smartscope.acquire"):
+        seen = drive(hook)
+    follow = [e for e in seen if mode(e) == "follow"]
+    assert [e["axes"]["channel"] for e in follow] == ["Brightfield", "Brightfield"]
+    said = [r.getMessage() for r in caplog.records if "shows no nucleus" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(
+        "a classified change_interval frame in Brightfield (the channel set_channel chose)")
+    assert "extra_channels" in said[0] and "main frame stays in FITC" in said[0]
+    end = [r for r in records(tmp_path) if r["event"] == "interval_end"]
+    assert end and end[0]["reason"] == "phase_absent"
