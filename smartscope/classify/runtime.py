@@ -48,12 +48,19 @@ def default_threads() -> int:
     return max(1, min(MAX_AUTO_THREADS, n))
 
 
+MAX_THREADS = 64
+"""The most inference threads asked for (the protocol's ``model.num_threads`` has the same)."""
+
+
 def resolve_threads(num_threads: int | str | None) -> int:
     """A thread count from an int, ``"auto"`` or None (both: ``default_threads()``)."""
     if num_threads is None or num_threads == "auto":
         return default_threads()
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         raise ModelBundleError(f"num_threads={num_threads!r}: give 1 or more threads, or 'auto'")
+    if num_threads > MAX_THREADS:  # LiteRT allocates per thread: 100000 ran out of memory
+        raise ModelBundleError(f"num_threads={num_threads}: give at most {MAX_THREADS} (this "
+                               f"computer has {os.cpu_count()} cores), or 'auto'")
     return num_threads
 
 

@@ -136,9 +136,11 @@ def register(app: typer.Typer) -> None:
             raise ImageError(f"--diameter-um {diameter_um}: give a positive diameter")
         n_threads: int | str = threads
         if threads != "auto":
-            if not threads.isdigit() or int(threads) < 1:
-                raise SmartscopeError(f"--threads {threads}: give a number of threads (1 or "
-                                       "more) or auto")
+            from smartscope.classify.runtime import MAX_THREADS
+
+            if not threads.isdigit() or not 1 <= int(threads) <= MAX_THREADS:
+                raise SmartscopeError(f"--threads {threads}: give a number of threads (1 to "
+                                      f"{MAX_THREADS}) or auto")
             n_threads = int(threads)
         n_frames, n_cells = run_classify(images, model, out, pixel_size_um, diameter_um,
                                          overlay, n_threads)

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
             help="Image files: single frames or (T, H, W) TIFF stacks, one grey channel.")] = None,
         pixel_size_um: Annotated[float | None, typer.Option(
             "--pixel-size-um", help="Pixel size of the frames in the sample, um/px.")] = None,
-        out: Annotated[Path, typer.Option("--out", help="Output folder (created).")] = Path(),
+        out: Annotated[Path | None, typer.Option("--out", help="Output folder (created).")] = None,
         diameter_um: Annotated[float | None, typer.Option(
             "--diameter-um", help="Expected nucleus diameter, um (default: HeLa, 18).")] = None,
         skip_edge: Annotated[bool, typer.Option(
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
             "run`; every nucleus it classified, with its probabilities.")] = None,
     ) -> None:
         """Detect every nucleus, cut its crop, write crops + index.csv + contact sheets to label."""
-        if out == Path():
+        if out is None:
             raise ImageError("--out: give the output folder")
         if from_run is not None:
             if frames or pixel_size_um is not None:
@@ -47,7 +47,11 @@ def register(app: typer.Typer) -> None:
             return
         if not frames:
             raise ImageError("give image files to cut (or --from-run RUN_DIR)")
-        if pixel_size_um is None or pixel_size_um <= 0:
+        if pixel_size_um is None:
+            raise ImageError("--pixel-size-um: give the frames' pixel size in the sample, um/px "
+                             "(the camera's pixel divided by the magnification: 6.45 um / 10x "
+                             "= 0.645)")
+        if not pixel_size_um > 0:
             raise ImageError(f"--pixel-size-um {pixel_size_um}: give a positive pixel size")
         from smartscope.vision.cut import run_crops
 

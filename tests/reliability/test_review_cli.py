@@ -218,3 +218,29 @@ def test_a_test_folder_overlapping_the_labelled_one_is_refused(cli, tmp_path, in
 
 def test_a_folder_given_as_the_protocol(cli, tmp_path):
     _one_line(cli("validate", tmp_path), "is a folder, not a protocol file")
+
+
+# -- --threads 100000: LiteRT ran out of memory (traceback), TensorFlow spun for minutes
+
+def test_absurd_thread_counts_are_refused(cli, tiny_bundle, tmp_path):
+    from smartscope.classify.runtime import resolve_threads
+    from smartscope.errors import ModelBundleError
+
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((64, 64), np.uint16))
+    res = cli("classify", tmp_path / "f.tif", "--model", tiny_bundle, "-o", tmp_path / "c.csv",
+              "--threads", "100000")
+    _one_line(res, "--threads 100000", "1 to 64")
+    with pytest.raises(ModelBundleError, match="at most 64"):
+        resolve_threads(100000)
+    res = cli("train", "--labelled", _test_folder(tmp_path / "lab", 0.645), "--supervised-only",
+              "--threads", "100000", "--out", tmp_path / "run")
+    _one_line(res, "--threads", "100000", "1 to 64")
+    assert not (tmp_path / "run").exists()
+
+
+def test_crops_without_a_pixel_size_or_with_out_dot(cli, tmp_path):
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((64, 64), np.uint16))
+    _one_line(cli("crops", tmp_path / "f.tif", "--out", tmp_path / "o"),
+              "--pixel-size-um: give the frames' pixel size")
+    res = cli("crops", tmp_path / "f.tif", "--pixel-size-um", "0.645", "--out", ".")
+    _one_line(res, "--out .")
