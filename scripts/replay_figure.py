@@ -9,7 +9,7 @@ and the triggers, with the run's trigger precision and recall (from its ``run.js
 Usage::
 
     python scripts/replay_figure.py RUN_DIR --movie MOVIE.tif --labels labels.csv \
-        --out docs/replay_hela.png [--threshold 0.85]
+        --out docs/replay_hela.png [--threshold 0.7]
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--movie", type=Path, required=True, help="the replayed TIFF stack")
     p.add_argument("--labels", type=Path, required=True, help="labels CSV (frame, y, x, phase)")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
-    p.add_argument("--threshold", type=float, default=0.85, help="trigger min_confidence")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="trigger min_confidence (default: the run's first trigger's)")
     return p.parse_args(argv)
 
 
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run = json.loads((args.run / "run.json").read_text())
     replay = run["scope_info"]["replay"]
+    if args.threshold is None:
+        args.threshold = float(run["protocol"]["triggers"][0]["min_confidence"])
     ps, (h, w) = replay["pixel_size_um"], replay["frame_shape_px"]
     triggers = run["protocol"]["triggers"]
     target = set(triggers[0]["phase"]) if triggers else {"metaphase"}
