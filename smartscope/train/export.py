@@ -120,7 +120,7 @@ def export_run(run_dir: Path) -> Path:
     """
     run_dir = Path(run_dir)
     final = run_dir / runs.BUNDLE_DIR
-    runs.load_info(run_dir, require=("classes", "method", "training"))  # before anything is made
+    runs.load_info(run_dir, require=("classes", "method"))  # before anything is made in it
     runs.check_bundle_replaceable(run_dir, "RUN_DIR")
     with staged_dir(final, replace=True) as bundle:  # moved into place when complete
         _export_into(run_dir, bundle)
@@ -144,7 +144,8 @@ def _export_into(run_dir: Path, bundle: Path) -> None:
         input=InputSpec(size_px=INPUT_SIZE, channels=1,
                         crop_um=float(info.get("crop_um", CROP_UM)), normalisation=NORMALISATION),
         quantisation=_quantisation(tflite), created=datetime.now(UTC).isoformat(timespec="seconds"),
-        method=info["method"], seed=seed, training=info["training"], notes=info.get("notes", []),
+        method=info["method"], seed=seed, training=info.get("training") or {},
+        notes=info.get("notes", []),
         calibration=cal, thresholds=None,
     )
     card.save(bundle)
