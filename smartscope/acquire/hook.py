@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -43,6 +42,7 @@ from smartscope.acquire.calibration import ObjectiveCalibration
 from smartscope.acquire.corecalls import PixelSizeReader, PresetProperties
 from smartscope.acquire.datasets import ImageLayout, Placement
 from smartscope.acquire.events import AcquisitionEvent, EventBuilder
+from smartscope.acquire.hookfaults import FaultHandling
 from smartscope.acquire.hookimages import ImageHandling
 from smartscope.acquire.prepare import frame_classifier as frame_classifier  # re-exported
 from smartscope.acquire.prepare import prepare_hook, protocol_from_objects
@@ -76,7 +76,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DETECTION = Detection()
 
 
-class SmartHook(ImageHandling):
+class SmartHook(ImageHandling, FaultHandling):
     """``image_process_fn`` that classifies every image and rewrites the acquisition.
 
     Build it with ``from_protocol`` or ``from_objects``; pass the instance itself as pycromanager's
@@ -383,19 +383,6 @@ class SmartHook(ImageHandling):
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _check_budget(self, index: int, req: FrameRequest, latency_ms: float) -> bool | None:
-        """Whether the image went over the latency budget (None without one); logged if so."""
-        budget = self.latency_budget_ms
-        if budget is None:
-            return None
-        if latency_ms <= budget:
-            return False
-        self._over_budget += 1
-        log.warning("image %d (%s, %s): the hook took %.0f ms, over its latency budget of %g ms "
-                    "(%d image(s) over so far)", index, req.mode, req.objective, latency_ms,
-                    budget, self._over_budget)
-        return True
-
     def _register(self, step: Step) -> list[AcquisitionEvent]:
         for r in step.requests:  # the last check before anything reaches the microscope
             why = check_target(self.planner.s.limits, r.x_um, r.y_um, r.z_um)
@@ -411,25 +398,3 @@ class SmartHook(ImageHandling):
                 self._pending[r.key()] = (r, self.layout.place(r))
             events.append(ev)
         return events
-
-    def _error_record(self, e: BaseException, time_s: float, where: str) -> Decision:
-        self._errors += 1
-        log.error("hook failure in %s at t=%.2f s (on_error=%s): %s\n%s", where, time_s,
-                  self.on_error, e, "".join(traceback.format_exception(e)))
-        return Decision("error", time_s=time_s, where=where, error=f"{type(e).__name__}: {e}",
-                        on_error=self.on_error)
-
-    def _failed(self, e: BaseException, time_s: float, records: list[Decision],
-                where: str) -> Step:
-        records.append(self._error_record(e, time_s, where))
-        if self.on_error == "stop" or self._stop_requested:
-            return Step(done=True)
-        try:
-            with self._lock:
-                # images of an abandoned group are saved where they belong, not decided on
-                self._stored_only.update(self._pending)
-                self._pending.clear()
-            return self.planner.abandon(time_s, f"{type(e).__name__}: {e}")
-        except Exception as e2:  # the planner cannot go on: end cleanly rather than hang
-            records.append(self._error_record(e2, time_s, "recover"))
-            return Step(done=True)
