@@ -19,6 +19,7 @@ from smartscope.train import data as d
 from smartscope.train import runs
 from smartscope.train import splits as sp
 from smartscope.train.export import export_run
+from smartscope.train.kfold import kfold_report
 from smartscope.train.models import (
     DEFAULT_CROP_UM,
     DEFAULT_SIZE,
@@ -26,7 +27,7 @@ from smartscope.train.models import (
     SIZES,
     classifier_head,
 )
-from smartscope.train.reports import classification_scores, mean_sd, plot_curves, plot_grid
+from smartscope.train.reports import classification_scores, plot_curves, plot_grid
 from smartscope.train.sgan import (
     INTERRUPTED,
     LR_FLOOR,
@@ -281,37 +282,6 @@ def timing_summary(result: LoopResult) -> dict:
             "stop_reason": result.stop_reason, "batch_size": result.batch_size,
             "steps_per_epoch": result.steps_per_epoch, "step_s": round(result.step_s, 3),
             "training_s": round(result.elapsed_s, 1)}
-
-
-def kfold_report(
-    x: np.ndarray, y: np.ndarray, classes: Sequence[str], folds: int, seed: int,
-    fit: Callable[[d.CropSet, d.CropSet, int], keras.Model], folder: Path | None = None,
-    groups: Sequence[str] = (),
-) -> dict:
-    """Stratified k-fold: fit on k-1 folds (own 80/20 early-stopping split), score the k-th.
-
-    ``fit(train, val, fold_seed)`` returns a model whose softmax head is scored.
-    """
-    scores = []
-    data = d.CropSet(x, y, tuple(str(i) for i in range(len(y))), tuple(classes),
-                     groups=tuple(groups))
-    for i, (tr, held) in enumerate(sp.stratified_folds(y, folds, seed, classes, folder, groups)):
-        part = data.subset(tr)
-        inner_tr, inner_val = sp.stratified_split(part.y, 0.2, seed + i, part.groups)
-        model = fit(part.subset(inner_tr), part.subset(inner_val), seed + 1000 * (i + 1))
-        pred = predict_probs(classifier_head(model), x[held]).argmax(1)
-        s = classification_scores(y[held], pred, classes)
-        log.info("fold %d/%d: accuracy %.3f", i + 1, folds, s["accuracy"])
-        scores.append(s)
-        keras.backend.clear_session()
-    return {
-        "folds": folds,
-        "accuracy": mean_sd([s["accuracy"] for s in scores]),
-        "balanced_accuracy": mean_sd([s["balanced_accuracy"] for s in scores]),
-        "macro_f1": mean_sd([s["macro_f1"] for s in scores]),
-        "note": "float Keras model per fold, early stopping on a split of the training folds; "
-                "folds and splits keep a cell's crops together where groups.csv says",
-    }
 
 
 def train_run(req: TrainRequest, on_epoch: Callable[[dict], None] | None = None, *,

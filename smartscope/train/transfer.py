@@ -35,13 +35,14 @@ from smartscope.train import data as d
 from smartscope.train import runs
 from smartscope.train import splits as sp
 from smartscope.train.export import export_run
+from smartscope.train.kfold import kfold_report
 from smartscope.train.models import (
     ModelSize,
     build_discriminator,
     classifier_head,
     conv_block_names,
 )
-from smartscope.train.pipeline import class_weights, kfold_report
+from smartscope.train.pipeline import class_weights
 from smartscope.train.reports import classification_scores, plot_curves
 from smartscope.train.sgan import (
     INTERRUPTED,
