@@ -145,6 +145,7 @@ class SmartHook(ImageHandling, FaultHandling):
         self.planner = planner
         self.nucleus_diameter_um = nucleus_diameter_um
         self._scale_checked: set[str] = set()
+        self._scale_checks: list[threading.Thread] = []
         self._empty_channels: set[str] = set()
         self.latency_budget_ms = latency_budget_ms
         self._over_budget = 0
