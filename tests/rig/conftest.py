@@ -8,6 +8,7 @@ or point ``SMARTSCOPE_MM_DEMO`` at a folder holding ``libmmgr_dal_DemoCamera`` a
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,8 @@ def mm_demo() -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def demo_core(mm_demo):
-    """A real MMCore with the demo configuration loaded (the demo camera)."""
+def loaded_demo_core(mm_demo: Path) -> Iterator:
+    """A real MMCore with the demo configuration loaded; its devices unloaded afterwards."""
     import pymmcore
 
     core = pymmcore.CMMCore()
@@ -45,3 +45,15 @@ def demo_core(mm_demo):
     core.loadSystemConfiguration(str(mm_demo / "MMConfig_demo.cfg"))
     yield core
     core.unloadAllDevices()
+
+
+@pytest.fixture(scope="module")
+def demo_core(mm_demo):
+    """A real MMCore with the demo configuration loaded (the demo camera), shared by a module."""
+    yield from loaded_demo_core(mm_demo)
+
+
+@pytest.fixture
+def own_demo_core(mm_demo):
+    """The same, for one test that changes the core's settings."""
+    yield from loaded_demo_core(mm_demo)

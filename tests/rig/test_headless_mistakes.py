@@ -34,17 +34,6 @@ def test_a_configuration_that_does_not_load_is_one_line(mm_demo, tmp_path):
         "check that the configuration loads in the Micro-Manager app")
 
 
-@pytest.fixture
-def own_demo_core(mm_demo):
-    import pymmcore
-
-    core = pymmcore.CMMCore()
-    core.setDeviceAdapterSearchPaths([str(mm_demo)])
-    core.loadSystemConfiguration(str(mm_demo / "MMConfig_demo.cfg"))
-    yield core
-    core.unloadAllDevices()
-
-
 @pytest.mark.parametrize(("prop", "item", "what"), [("XYStage", "XY stage", "XY stage"),
                                                     ("Focus", "focus device", "focus device")])
 def test_a_microscope_without_a_stage_is_named_not_a_traceback(own_demo_core, prop, item, what):
