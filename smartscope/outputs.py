@@ -43,6 +43,11 @@ def same_path(a: Path, b: Path) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
+def overlaps(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` are the same folder or one holds the other (links resolved)."""
+    return _inside(a, b) or _inside(b, a)
+
+
 def _inside(child: Path, parent: Path) -> bool:
     child, parent = Path(child).resolve(), Path(parent).resolve()
     return child == parent or parent in child.parents
@@ -123,7 +128,7 @@ def check_dir_target(path: Path, *, option: str, inputs: Iterable[Path] = ()) ->
         src = Path(src)
         if not src.exists():
             continue
-        if _inside(path, src) or _inside(src, path):
+        if overlaps(path, src):
             raise OutputError(f"{option} {path}: overlaps the input {src} (one holds the other); "
                               "choose an output folder outside the inputs")
     if path.exists() and not path.is_dir():

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from smartscope.errors import ImageError, TrainingDataError
+from smartscope.outputs import overlaps
 from smartscope.phases import ALL_PHASES
 from smartscope.train.cropfiles import CROP_SUFFIXES as CROP_SUFFIXES  # re-exported
 from smartscope.train.cropfiles import Geometry as Geometry  # re-exported
@@ -224,8 +225,7 @@ def check_held_out(tests: Sequence[Path], labelled: Sequence[Path]) -> None:
     """
     for t in tests:
         for lab in labelled:
-            a, b = Path(t).resolve(), Path(lab).resolve()
-            if a == b or b in a.parents or a in b.parents:
+            if overlaps(Path(t), Path(lab)):
                 raise TrainingDataError(
                     f"--test {t}: overlaps the labelled folder {lab} (the same folder, or one "
                     "holds the other): its crops would be trained on and its scores would not "
