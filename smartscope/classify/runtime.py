@@ -48,6 +48,13 @@ def default_threads() -> int:
     return max(1, min(MAX_AUTO_THREADS, n))
 
 
+def bundle_folder(path: str | Path) -> Path:
+    """The bundle folder a path names: the folder itself, or the folder of its ``model.tflite``
+    (any ``.tflite``) or ``model_card.json``."""
+    path = Path(path)
+    return path.parent if path.suffix == ".tflite" or path.name == CARD_FILE else path
+
+
 MAX_THREADS = 64
 """The most inference threads asked for (the protocol's ``model.num_threads`` has the same)."""
 
@@ -120,7 +127,7 @@ class Classifier:
 
     def __init__(self, bundle_path: str | Path, num_threads: int | str | None = "auto") -> None:
         path = Path(bundle_path)
-        folder = path.parent if path.suffix == ".tflite" or path.name == CARD_FILE else path
+        folder = bundle_folder(path)
         if path.is_file() and folder == path:
             raise ModelBundleError(
                 f"{path}: is a file, not a model bundle; give the folder holding {MODEL_FILE} "

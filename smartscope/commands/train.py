@@ -88,10 +88,11 @@ def _protocol_marks(path: Path, bundle: Path) -> dict[str, float]:
     """Phase -> the lowest min_confidence of the protocol's triggers on it. A trigger phase the
     bundle lacks is refused as ``validate`` refuses it (it was left out without a word)."""
     from smartscope.classify.card import CARD_FILE, ModelCard
+    from smartscope.classify.runtime import bundle_folder
     from smartscope.protocol import check_phases, load_protocol
 
     protocol = load_protocol(path)
-    folder = Path(bundle).parent if Path(bundle).suffix == ".tflite" else Path(bundle)
+    folder = bundle_folder(bundle)
     if (folder / CARD_FILE).is_file():  # else the bundle's own error comes when it is loaded
         check_phases(protocol, ModelCard.load(folder).classes, str(path))
     marks: dict[str, float] = {}
