@@ -251,7 +251,9 @@ class Run:
         screening_in_place(protocol, scope.core)  # the data set's summary: its pixel size
 
         def process(image: Any, metadata: Any, event_queue: Any) -> Any:
-            watchdog.arrived()  # a follow-up image is not saved by pycromanager: no notification
+            # a follow-up image is not saved by pycromanager: no notification; its axes say
+            # which announced frame arrived
+            watchdog.arrived(metadata.get("Axes") if isinstance(metadata, dict) else None)
             return hook(image, metadata, event_queue)
 
         acq = Acquisition(directory=str(self.out_dir), name=DATASET_NAME,

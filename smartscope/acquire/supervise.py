@@ -6,6 +6,7 @@ never delivers (``Watchdog``), and turning Ctrl-C / SIGTERM into one clean endin
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -58,48 +59,97 @@ class DeviceFailure(Exception):
 
 class Watchdog:
     """pycromanager ``notification_callback_fn`` that notices a frame the microscope never
-    delivers: a hardware or camera step started and no image followed within ``timeout_s``.
+    delivers: a hardware or camera step of an event started and its image did not follow within
+    ``timeout_s``.
 
     Waiting for an event's start time is not a stall (no notification is posted then).
+
+    The engine's notifications and the images reach the watchdog from two different threads
+    (the notification dispatcher and the image processor), each running behind the engine by
+    its own amount: the image of frame N can reach the hook after frame N+1's camera step was
+    announced. So each event is followed by its axes (unique over a run): an image clears its
+    own event and every event announced before it (the engine runs events in order, and an
+    event without an image, such as a stage move, has finished when a later image exists), never
+    a later one. An event announced after its image already arrived (the notification came
+    late) is not waited for. A hardware sequence clears on any image, since its images carry the
+    axes of their own sub-events.
     """
+
+    _BUSY = ("pre_hardware", "pre_z_drive", "post_hardware", "pre_snap", "post_snap",
+             "pre_sequence_started")
 
     def __init__(self, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.timeout_s = timeout_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._busy_since: float | None = None
-        self._step = ""
-        self._axes: Any = None
+        # axes key -> [first busy time, last step, axes, is a sequence], in announcement order
+        self._pending: dict[tuple[Any, ...], list[Any]] = {}
+        self._delivered: set[tuple[Any, ...]] = set()
 
     def __call__(self, notification: Any) -> None:
         milestone = str(getattr(notification, "milestone", ""))
+        payload = getattr(notification, "payload", None)
         with self._lock:
-            if milestone in ("image_saved", "acq_events_finished", "data_sink_finished"):
-                self._busy_since = None
-            elif milestone in ("pre_hardware", "pre_z_drive", "post_hardware", "pre_snap",
-                               "post_snap", "pre_sequence_started"):
-                if self._busy_since is None:
-                    self._busy_since = self._clock()
-                self._step = milestone
-                payload = getattr(notification, "payload", None)
-                self._axes = payload if payload else self._axes
+            if milestone in ("acq_events_finished", "data_sink_finished"):
+                self._pending.clear()
+            elif milestone == "image_saved":
+                self._deliver(payload)
+            elif milestone in self._BUSY:
+                key = _key(payload)
+                if key in self._delivered:
+                    return  # announced after its image arrived: nothing to wait for
+                entry = self._pending.setdefault(key, [self._clock(), milestone, payload, False])
+                entry[1] = milestone
+                entry[3] = entry[3] or milestone == "pre_sequence_started"
 
-    def arrived(self) -> None:
-        """An image reached the hook: the microscope delivered (whether or not pycromanager
-        saves it)."""
+    def arrived(self, axes: Any = None) -> None:
+        """An image reached the hook (``axes``: its metadata's ``Axes``; None clears every
+        waiting event): the microscope delivered, whether or not pycromanager saves it."""
         with self._lock:
-            self._busy_since = None
+            self._deliver(axes)
+
+    def _deliver(self, axes: Any) -> None:
+        key = _key(axes)
+        if key is None:
+            self._pending.clear()
+            return
+        self._delivered.add(key)
+        keys = list(self._pending)
+        if key in self._pending:
+            upto = keys.index(key)
+        else:  # an image of a hardware sequence, or one whose event was already cleared
+            sequences = [i for i, k in enumerate(keys) if self._pending[k][3]]
+            if not sequences:
+                return
+            upto = sequences[0]
+        for k in keys[:upto + 1]:
+            del self._pending[k]
 
     def stalled(self) -> str | None:
         """Why the acquisition is stuck, or None."""
         with self._lock:
-            if self._busy_since is None or self._clock() - self._busy_since < self.timeout_s:
+            if not self._pending:
                 return None
-            what = ("the camera did not deliver the image" if "snap" in self._step
-                    or "sequence" in self._step else
+            since, step, axes, _ = next(iter(self._pending.values()))
+            if self._clock() - since < self.timeout_s:
+                return None
+            what = ("the camera did not deliver the image" if "snap" in step
+                    or "sequence" in step else
                     "a device (objective, channel, stage or focus) did not reach its position")
-            return (f"{what} for the frame {self._axes} within {self.timeout_s:g} s (last step: "
-                    f"{self._step}); pycromanager's log above names the device error")
+            return (f"{what} for the frame {axes} within {self.timeout_s:g} s (last step: "
+                    f"{step}); pycromanager's log above names the device error")
+
+
+def _key(axes: Any) -> tuple[Any, ...] | None:
+    """Hashable identity of an event's or image's axes (None when there are none)."""
+    if isinstance(axes, str):
+        try:
+            axes = json.loads(axes)
+        except ValueError:
+            return None
+    if not isinstance(axes, dict) or not axes:
+        return None
+    return tuple(sorted((str(k), str(v)) for k, v in axes.items()))
 
 
 def _root_message(e: BaseException) -> str:
