@@ -82,7 +82,8 @@ class Watchdog:
         self.timeout_s = timeout_s
         self._clock = clock
         self._lock = threading.Lock()
-        # axes key -> [first busy time, last step, axes, is a sequence], in announcement order
+        # axes key -> [first busy time, last step, axes, cleared by any image], in announcement
+        # order
         self._pending: dict[tuple[Any, ...], list[Any]] = {}
         self._delivered: set[tuple[Any, ...]] = set()
 
@@ -96,11 +97,13 @@ class Watchdog:
                 self._deliver(payload)
             elif milestone in self._BUSY:
                 key = _key(payload)
-                if key in self._delivered:
+                if key is not None and key in self._delivered:
                     return  # announced after its image arrived: nothing to wait for
-                entry = self._pending.setdefault(key, [self._clock(), milestone, payload, False])
+                entry = self._pending.setdefault(key if key is not None else _UNKNOWN,
+                                                 [self._clock(), milestone, payload, False])
                 entry[1] = milestone
-                entry[3] = entry[3] or milestone == "pre_sequence_started"
+                # a sequence's images, and any image after a step without axes, clear it
+                entry[3] = entry[3] or key is None or milestone == "pre_sequence_started"
 
     def arrived(self, axes: Any = None) -> None:
         """An image reached the hook (``axes``: its metadata's ``Axes``; None clears every
@@ -118,10 +121,10 @@ class Watchdog:
         if key in self._pending:
             upto = keys.index(key)
         else:  # an image of a hardware sequence, or one whose event was already cleared
-            sequences = [i for i, k in enumerate(keys) if self._pending[k][3]]
-            if not sequences:
+            anyimage = [i for i, k in enumerate(keys) if self._pending[k][3]]
+            if not anyimage:
                 return
-            upto = sequences[0]
+            upto = anyimage[0]
         for k in keys[:upto + 1]:
             del self._pending[k]
 
@@ -138,6 +141,9 @@ class Watchdog:
                     "a device (objective, channel, stage or focus) did not reach its position")
             return (f"{what} for the frame {axes} within {self.timeout_s:g} s (last step: "
                     f"{step}); pycromanager's log above names the device error")
+
+
+_UNKNOWN: tuple[Any, ...] = ("(no axes)",)
 
 
 def _key(axes: Any) -> tuple[Any, ...] | None:

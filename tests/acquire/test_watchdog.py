@@ -137,3 +137,12 @@ def test_an_image_without_axes_clears_everything():
     dog.arrived(None)
     clock.t = 100.0
     assert dog.stalled() is None
+
+
+def test_a_step_announced_without_axes_is_cleared_by_the_next_image():
+    dog, clock = watchdog()
+    dog(AcqNotification(AcqNotification.Camera, None, AcqNotification.Camera.PRE_SNAP))
+    clock.t = TIMEOUT_S + 1
+    assert dog.stalled() is not None
+    dog.arrived(frame(0))
+    assert dog.stalled() is None
