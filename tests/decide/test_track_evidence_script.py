@@ -1,4 +1,5 @@
-"""The track-evidence analysis (scripts/track_evidence.py): rules replayed on known tracks."""
+"""The track-evidence analysis (scripts/track_evidence_rules.py): rules replayed on known
+tracks."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 @pytest.fixture(scope="module")
 def te():
-    spec = importlib.util.spec_from_file_location("track_evidence", SCRIPTS / "track_evidence.py")
+    spec = importlib.util.spec_from_file_location("track_evidence_rules",
+                                                  SCRIPTS / "track_evidence_rules.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["track_evidence"] = module
+    sys.modules["track_evidence_rules"] = module  # dataclasses look their module up
     try:
         spec.loader.exec_module(module)
         yield module
     finally:
-        sys.modules.pop("track_evidence", None)
+        sys.modules.pop("track_evidence_rules", None)
 
 
 def row(frame: int, track: int, p_meta: float, called: str, cell: str, truth: str,
