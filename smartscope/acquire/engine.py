@@ -9,8 +9,14 @@ for; everything else uses its public API (``Acquisition``, ``start_headless``, `
    (``mmpycorex.launcher._PYMMCORES`` and the ``Engine`` singleton) and gives the core the
    tagged-image methods that mmpycorex's core shim adds.
 2. Undo that (``detach_python_core``), so a later start in the same process works.
-3. Read the device error the Python engine aborted an acquisition with (``engine_failure``):
-   the engine swallows it and ``await_completion`` would wait for ever.
+3. Read the device error the Python engine ended an acquisition's events with
+   (``engine_failure``): the engine swallows it and ``await_completion`` would wait for ever.
+   It records the error as the acquisition's abort reason only when an event fails inside a
+   batch; the last event of a batch (every event, when the hook submits them one at a time)
+   is run by the batch's closing step, whose error stays in the future that
+   ``submit_event_iterator`` returns and nobody reads. ``watch_event_submissions`` keeps those
+   futures, so that error is seen at once, with the device's own message, instead of after
+   ``microscope.stall_timeout_s`` through the watchdog.
 
 These fit pycromanager==1.0.2 and mmpycorex==0.3.16, pinned in the ``[mm]`` extra; check them
 when either version moves (``tests/sim/test_pycromanager.py`` runs them end to end).
@@ -18,8 +24,11 @@ when either version moves (``tests/sim/test_pycromanager.py`` runs them end to e
 
 from __future__ import annotations
 
+import threading
 import types
 from typing import Any
+
+_SUBMISSIONS = "_smartscope_submissions"
 
 
 def python_core_running() -> bool:
@@ -58,8 +67,49 @@ def detach_python_core(core: Any) -> None:
         launcher._PYMMCORES.remove(core)
 
 
+def watch_event_submissions(acq: Any) -> bool:
+    """Keep the futures of ``acq``'s event submissions for ``engine_failure`` (call before the
+    first ``acq.acquire``). False when this pycromanager has no such step (nothing changed)."""
+    engine_acq = getattr(acq, "_acq", None)
+    submit = getattr(engine_acq, "submit_event_iterator", None)
+    if engine_acq is None or submit is None or hasattr(engine_acq, _SUBMISSIONS):
+        return False
+    futures: list[Any] = []
+    lock = threading.Lock()
+
+    def submit_and_keep(event_iterator: Any) -> Any:
+        future = submit(event_iterator)
+        with lock:  # forget the ones that ended well: a long run submits thousands
+            futures[:] = [f for f in futures if not f.done() or _failed(f) is not None]
+            futures.append(future)
+        return future
+
+    setattr(engine_acq, _SUBMISSIONS, (futures, lock))
+    engine_acq.submit_event_iterator = submit_and_keep
+    return True
+
+
 def engine_failure(acq: Any) -> BaseException | None:
-    """The device error pycromanager's Python engine aborted ``acq`` with, if any (read only)."""
+    """The device error pycromanager's Python engine ended ``acq``'s events with, if any: its
+    abort reason, else the error of a kept submission (``watch_event_submissions``)."""
     engine_acq = getattr(acq, "_acq", None)
     failure = getattr(engine_acq, "abort_exception_", None)
-    return failure if isinstance(failure, BaseException) else None
+    if isinstance(failure, BaseException):
+        return failure
+    futures, lock = getattr(engine_acq, _SUBMISSIONS, ((), None))
+    if lock is None:
+        return None
+    with lock:
+        kept = list(futures)
+    for future in kept:
+        failed = _failed(future) if future.done() else None
+        if failed is not None:
+            return failed
+    return None
+
+
+def _failed(future: Any) -> BaseException | None:
+    if future.cancelled():
+        return None
+    error = future.exception()
+    return error if isinstance(error, BaseException) else None

@@ -22,6 +22,7 @@ from smartscope.acquire import corecalls
 from smartscope.acquire.capture import SimCapture
 from smartscope.acquire.connect import ScopeHandle, connect
 from smartscope.acquire.datasets import SCREENING_NAME
+from smartscope.acquire.engine import watch_event_submissions
 from smartscope.acquire.hook import Progress, SmartHook, write_report_quietly
 from smartscope.acquire.prepare import screening_in_place
 from smartscope.acquire.runrecord import RunStatus, RunSummary, fill_summary, write_run_json
@@ -259,6 +260,7 @@ class Run:
         acq = Acquisition(directory=str(self.out_dir), name=DATASET_NAME,
                           image_process_fn=process, notification_callback_fn=watchdog, **port)
         self._acq = acq
+        watch_event_submissions(acq)  # a device error is seen at once, with its own message
         ds = _dataset_dir(self.out_dir)
         if ds is not None:  # every image row names the data set it lies in
             hook.set_screening_dataset(ds)

@@ -37,7 +37,7 @@ def await_acquisition(acq: Any, watchdog: Watchdog | None = None) -> None:
     threading.Thread(target=wait, name="smartscope-await", daemon=True).start()
     while not done.wait(0.2):
         failure = engine_failure(acq)
-        why = _root_message(failure) if failure is not None else None
+        why = _failure_message(failure, watchdog) if failure is not None else None
         if why is None and watchdog is not None:
             why = watchdog.stalled()
         if why is not None:
@@ -50,7 +50,7 @@ def await_acquisition(acq: Any, watchdog: Watchdog | None = None) -> None:
             raise DeviceFailure(why) from failure
     if error:
         failure = engine_failure(acq) or error[0]
-        raise DeviceFailure(_root_message(failure)) from failure
+        raise DeviceFailure(_failure_message(failure, watchdog)) from failure
 
 
 class DeviceFailure(Exception):
@@ -136,11 +136,32 @@ class Watchdog:
             since, step, axes, _ = next(iter(self._pending.values()))
             if self._clock() - since < self.timeout_s:
                 return None
-            what = ("the camera did not deliver the image" if "snap" in step
-                    or "sequence" in step else
-                    "a device (objective, channel, stage or focus) did not reach its position")
-            return (f"{what} for the frame {axes} within {self.timeout_s:g} s (last step: "
-                    f"{step}); pycromanager's log above names the device error")
+            return (f"{_what_failed(step)} for the frame {axes} within {self.timeout_s:g} s "
+                    f"(last step: {step}); pycromanager's log above names the device error")
+
+    def explain(self, detail: str) -> str:
+        """``detail`` (pycromanager's own words for a failed event, which drop the device's)
+        with the step and frame the engine was at."""
+        with self._lock:
+            if not self._pending:
+                return f"{detail}; pycromanager's log above names the device error"
+            _, step, axes, _ = next(iter(self._pending.values()))
+        return (f"{_what_failed(step)} for the frame {axes} (pycromanager: {detail}; its log "
+                "above names the device error)")
+
+
+def _what_failed(step: str) -> str:
+    return ("the camera did not deliver the image" if "snap" in step or "sequence" in step else
+            "a device (objective, channel, stage or focus) did not reach its position")
+
+
+def _failure_message(failure: BaseException, watchdog: Watchdog | None) -> str:
+    """The device's own message; when pycromanager replaced it by its own ("Changing channels
+    unsuccessful": its retry loop drops the device error), the step and frame beside it."""
+    why = _root_message(failure)
+    if watchdog is not None and type(_root(failure)).__name__ == "HardwareControlException":
+        return watchdog.explain(why)
+    return why
 
 
 _UNKNOWN: tuple[Any, ...] = ("(no axes)",)
@@ -158,14 +179,19 @@ def _key(axes: Any) -> tuple[Any, ...] | None:
     return tuple(sorted((str(k), str(v)) for k, v in axes.items()))
 
 
-def _root_message(e: BaseException) -> str:
-    """The innermost cause's message: the device error behind the engine's wrapper."""
+def _root(e: BaseException) -> BaseException:
+    """The innermost cause: the device error behind the engine's wrapper."""
     seen: list[BaseException] = []
     cur: BaseException | None = e
     while cur is not None and cur not in seen:
         seen.append(cur)
         cur = cur.__cause__ or cur.__context__
-    root = seen[-1]
+    return seen[-1]
+
+
+def _root_message(e: BaseException) -> str:
+    """The innermost cause's message: the device error behind the engine's wrapper."""
+    root = _root(e)
     return str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
 
 

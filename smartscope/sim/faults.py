@@ -9,6 +9,7 @@ Examples
 >>> with smartscope.sim.start(SimConfig()) as scope:          # doctest: +SKIP
 ...     scope.faults.camera_timeout(count=2)   # the next two snaps raise
 ...     scope.faults.xy_stage_refuses()       # every XY move raises until cleared
+...     scope.faults.camera_hangs(seconds=10)  # the next snap blocks for 10 s, then delivers
 ...     scope.faults.clear()
 """
 
@@ -29,6 +30,8 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._camera_timeouts: int | None = 0
+        self._camera_hang_s = 0.0
+        self._released = threading.Event()
         self._wrong_shape: tuple[int, int] | None = None
         self._wrong_shape_count: int | None = 0
         self._objective_stuck = False
@@ -42,6 +45,15 @@ class Faults:
         """The next ``count`` snaps raise a camera timeout (``None``: every snap)."""
         with self._lock:
             self._camera_timeouts = count
+
+    def camera_hangs(self, seconds: float = 3600.0) -> None:
+        """The next snap blocks for ``seconds`` (or until ``clear()``), then delivers: a
+        camera or driver that stops answering without an error."""
+        if not seconds > 0:
+            raise ValueError(f"seconds={seconds}: give a time > 0")
+        with self._lock:
+            self._camera_hang_s = float(seconds)
+            self._released.clear()
 
     def wrong_image_size(self, shape: tuple[int, int] = (512, 512), count: int | None = 1) -> None:
         """The next ``count`` images have ``shape`` (rows, cols) instead of the sensor's."""
@@ -73,6 +85,8 @@ class Faults:
         """Disarm every fault."""
         with self._lock:
             self._camera_timeouts = 0
+            self._camera_hang_s = 0.0
+            self._released.set()
             self._wrong_shape, self._wrong_shape_count = None, 0
             self._objective_stuck = self._objective_silent = False
             self._xy_refuses = self._z_refuses = False
@@ -83,6 +97,8 @@ class Faults:
             names = []
             if self._camera_timeouts is None or self._camera_timeouts > 0:
                 names.append("camera_timeout")
+            if self._camera_hang_s > 0:
+                names.append("camera_hangs")
             if self._wrong_shape is not None:
                 names.append("wrong_image_size")
             if self._objective_stuck:
@@ -96,7 +112,11 @@ class Faults:
     # -- used by the devices ----------------------------------------------------------------
 
     def check_snap(self) -> None:
-        """Raise if a camera timeout is armed (and count it)."""
+        """Block if a hang is armed (once); raise if a camera timeout is armed (and count it)."""
+        with self._lock:
+            hang_s, self._camera_hang_s = self._camera_hang_s, 0.0
+        if hang_s > 0:
+            self._released.wait(hang_s)
         with self._lock:
             n = self._camera_timeouts
             if n is None or n > 0:

@@ -184,7 +184,8 @@ def test_classifier_raises_on_error_stop(tmp_path):
 
 DEVICE_FAULTS = {
     # name: (arm(faults), classifier call before which it is armed, words of the message)
-    "camera_timeout": (lambda f: f.camera_timeout(count=None), 3, "camera did not deliver"),
+    # the device's own words, read from the engine at once (not after the stall timeout)
+    "camera_timeout": (lambda f: f.camera_timeout(count=None), 3, "timed out waiting for the"),
     "objective_stuck": (lambda f: f.objective_stuck(), 1, "did not reach its position"),
     "xy_stage_refuses": (lambda f: f.xy_stage_refuses(), 1, "did not reach its position"),
     "z_stage_refuses": (lambda f: f.z_stage_refuses(), 1, "did not reach its position"),
@@ -212,6 +213,23 @@ def test_device_fault_ends_the_run_cleanly(tmp_path, fault, on_error):
     assert result["summary"]["error"].startswith("MicroscopeError")
     last = _decisions(out)[-1]
     assert last["event"] == "error" and last["where"] == "microscope" and words in last["error"]
+
+
+def test_a_camera_that_stops_answering_ends_the_run_after_the_stall_timeout(tmp_path):
+    """A snap that blocks without an error (a hung driver): no engine error to read, so the
+    watchdog ends the run STALL_S after the camera step, naming the frame."""
+    holder: dict = {}
+    fake = FakeClassifierWithFaults(before={3: lambda: holder["faults"].camera_hangs(STALL_S * 2)})
+    summary, err, run = _run(_protocol("continue"), tmp_path / "run", fake,
+                             arm=lambda f: holder.setdefault("faults", f))
+    assert summary is None and err is not None
+    msg = str(err)
+    assert "camera did not deliver the image" in msg and f"within {STALL_S:g} s" in msg
+    assert "saved in" in msg and "\n" not in msg
+    result = check_outputs(tmp_path / "run", fake, "failed")
+    assert result["summary"]["frames"] >= 3 * (3 - 1) + 1  # everything before the hang is kept
+    last = _decisions(tmp_path / "run")[-1]
+    assert last["event"] == "error" and last["where"] == "microscope"
 
 
 def test_wrong_sized_image_is_saved_and_classified_as_it_is(tmp_path, tiny_bundle):
