@@ -21,7 +21,7 @@ from smartscope.errors import SmartscopeError
 #: command modules, in help order
 COMMAND_MODULES = (
     "run", "check", "calibrate", "report", "validate", "simulate", "classify", "crops", "label",
-    "train", "repair",
+    "train", "refit", "repair",
 )
 
 app = typer.Typer(

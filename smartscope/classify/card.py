@@ -93,6 +93,9 @@ class ModelCard(FrozenModel):
     calibration: Calibration | None = Field(None, description="temperature scaling, if fitted")
     thresholds: ThresholdTable | None = Field(
         None, description="per-class precision/recall at confidence thresholds (int8 model)")
+    refit: dict[str, Any] | None = Field(
+        None, description="a refit on all labels (`smartscope refit`): the held-out run it "
+        "repeats, epochs, label counts; its calibration and thresholds come from that run")
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

@@ -55,8 +55,13 @@ def _summary(out: Path, metrics: dict) -> None:
     if "training_s" in timing:
         lines.append(f"training:   {timing['epochs']} epochs, best {timing['best_epoch']}, "
                      f"{timing['training_s']:.0f} s ({timing['stop_reason']})")
-    val = metrics.get("validation_int8", {})
-    lines.append(f"validation: int8 accuracy {val.get('accuracy')} (n={val.get('n')})")
+    if "training_int8" in metrics:  # a refit: nothing held out
+        fit = metrics["training_int8"]
+        lines.append(f"training:   int8 accuracy {fit.get('accuracy')} on the training crops "
+                     f"(n={fit.get('n')}; not held out)")
+    else:
+        val = metrics.get("validation_int8", {})
+        lines.append(f"validation: int8 accuracy {val.get('accuracy')} (n={val.get('n')})")
     if "test_int8" in metrics:
         t = metrics["test_int8"]
         lines.append(f"test:       int8 accuracy {t['accuracy']}, balanced {t['balanced_accuracy']}"

@@ -20,6 +20,7 @@ import tensorflow as tf
 from smartscope.classify import MODEL_FILE, Classifier, InputSpec, ModelCard, Quantisation
 from smartscope.classify.card import Calibration
 from smartscope.classify.thresholds import (
+    ThresholdTable,
     expected_calibration_error,
     fit_temperature,
     nll,
@@ -91,8 +92,7 @@ def calibrate(d_model: keras.Model, val_x: np.ndarray, val_y: np.ndarray) -> Cal
     logp = np.log(np.clip(predict_probs(c_model, val_x), 1e-12, 1.0))
     t = fit_temperature(logp, val_y)
     before, after = softmax_t(logp, 1.0), softmax_t(logp, t)
-    layer = d_model.get_layer("logits")
-    layer.set_weights([w / np.float32(t) for w in layer.get_weights()])
+    apply_temperature(d_model, t)
     cal = Calibration(temperature=round(t, 4), fitted_on=f"validation (n={len(val_y)})",
                       nll_before=round(nll(before, val_y), 4),
                       nll_after=round(nll(after, val_y), 4),
@@ -101,6 +101,12 @@ def calibrate(d_model: keras.Model, val_x: np.ndarray, val_y: np.ndarray) -> Cal
     log.info("temperature %.3f: NLL %.3f -> %.3f, ECE %.3f -> %.3f", t, cal.nll_before,
              cal.nll_after, cal.ece_before, cal.ece_after)
     return cal
+
+
+def apply_temperature(d_model: keras.Model, temperature: float) -> None:
+    """Fold a softmax temperature into the logits layer (kernel and bias divided by it)."""
+    layer = d_model.get_layer("logits")
+    layer.set_weights([w / np.float32(temperature) for w in layer.get_weights()])
 
 
 def export_run(run_dir: Path) -> Path:
@@ -132,8 +138,16 @@ def _export_into(run_dir: Path, bundle: Path) -> None:
     d_model = runs.load_checkpoint(run_dir)
     data = runs.load_export_data(run_dir)
     classes = tuple(info["classes"])
-    cal = None
-    if info.get("calibrate", False) and len(np.unique(data["val_y"])) >= 2:
+    refit = info.get("refit")  # trained on every label: nothing to calibrate on, see refit.py
+    cal = table = None
+    fit_key = "training_int8" if refit else "validation_int8"
+    if refit:
+        if refit.get("calibration") is not None:
+            cal = Calibration.model_validate(refit["calibration"])
+            apply_temperature(d_model, cal.temperature)
+        if refit.get("thresholds") is not None:
+            table = ThresholdTable.model_validate(refit["thresholds"])
+    elif info.get("calibrate", False) and len(np.unique(data["val_y"])) >= 2:
         cal = calibrate(d_model, data["val_x"], data["val_y"])
     c_model = classifier_head(d_model)
     seed = int(info.get("seed", 0))
@@ -147,6 +161,8 @@ def _export_into(run_dir: Path, bundle: Path) -> None:
         method=info["method"], seed=seed, training=info.get("training") or {},
         notes=info.get("notes", []),
         calibration=cal, thresholds=None,
+        refit=None if not refit else {k: v for k, v in refit.items()
+                                      if k not in ("calibration", "thresholds")},
     )
     card.save(bundle)
     classifier = Classifier(bundle)
@@ -161,7 +177,7 @@ def _export_into(run_dir: Path, bundle: Path) -> None:
     float_accuracy = round(float(np.mean(p_float.argmax(1) == check_y)), 4)
     int8_accuracy = round(float(np.mean(p_int8.argmax(1) == check_y)), 4)
     agreement = {
-        "set": "validation + test" if "test_x" in data else "validation",
+        "set": ("training" if refit else "validation") + (" + test" if "test_x" in data else ""),
         "n": int(len(check_y)),
         "top1_agreement": round(float(np.mean(p_float.argmax(1) == p_int8.argmax(1))), 4),
         "float_accuracy": float_accuracy,
@@ -171,10 +187,11 @@ def _export_into(run_dir: Path, bundle: Path) -> None:
     metrics["int8_vs_float"] = agreement
     val_probs = classifier.predict(data["val_x"])
     val_pred = val_probs.argmax(1)
-    table = threshold_table(val_probs, data["val_y"], classes, "validation, int8")
-    metrics["validation_int8"] = classification_scores(data["val_y"], val_pred, classes)
-    metrics["validation_int8"]["mitotic_vs_not"] = mitotic_scores(data["val_y"], val_pred, classes)
-    shown, shown_name = metrics["validation_int8"], "validation"
+    if not refit:
+        table = threshold_table(val_probs, data["val_y"], classes, "validation, int8")
+    metrics[fit_key] = classification_scores(data["val_y"], val_pred, classes)
+    metrics[fit_key]["mitotic_vs_not"] = mitotic_scores(data["val_y"], val_pred, classes)
+    shown, shown_name = metrics[fit_key], "training (not held out)" if refit else "validation"
     if "test_x" in data:
         test_pred = classifier.predict(data["test_x"]).argmax(1)
         metrics["test_int8"] = classification_scores(data["test_y"], test_pred, classes)

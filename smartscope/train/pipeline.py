@@ -124,6 +124,8 @@ class Inputs:
     unlabelled: d.CropSet | None
     test: d.CropSet | None
     tests: dict[str, d.CropSet] = field(default_factory=dict)
+    folder_sha256: dict[str, str] = field(default_factory=dict)
+    """per labelled folder (its label), the hash of its crops before any subsampling"""
 
 
 def load_inputs(req: TrainRequest) -> Inputs:
@@ -167,7 +169,8 @@ def load_inputs(req: TrainRequest) -> Inputs:
     tests = {folder_label(t): d.load_test(t, labelled.classes, **geo)
              for t in as_paths(req.test)}
     test = d.merge_sets(list(tests.values()), list(tests)) if tests else None
-    return Inputs(labelled, unlabelled, test, tests)
+    folder_hashes = {folder_label(f): s.sha256 for f, s in zip(folders, sets, strict=True)}
+    return Inputs(labelled, unlabelled, test, tests, folder_hashes)
 
 
 def check_init(req: TrainRequest, classes: Sequence[str]) -> None:
@@ -368,6 +371,9 @@ def _train_into(req: TrainRequest, out: Path, on_epoch: Callable[[dict], None] |
                                         req.folds, req.seed, fit, as_paths(req.labelled)[0],
                                         inp.labelled.groups)
     info["metrics"] = metrics
+    from smartscope.train.recipe import RECIPE, recipe_of  # it imports this module
+
+    info[RECIPE] = recipe_of(req, inp.folder_sha256)
     info["crop_um"] = req.crop_um
     info["calibrate"] = req.calibrate
     info["test_sets"] = list(inp.tests)

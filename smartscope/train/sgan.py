@@ -84,6 +84,11 @@ class LoopConfig:
     monitor : validation score for early stopping and the best checkpoint, ``"accuracy"`` or
         ``"balanced_accuracy"`` (the mean per-class recall; use it with a class-weighted loss,
         which trades plain accuracy for the rare classes)
+    keep_last : keep (and export) the weights of the last epoch instead of the best-validated
+        one, and never stop early (a refit on all labels: no crop is left to choose an epoch
+        by; the per-epoch scores are then those of the crops given as validation)
+    stop_after_epochs : end after this many epochs while the learning-rate schedule still runs
+        over ``max_epochs`` (None: at ``max_epochs``)
     """
 
     learning_rate: float = 6e-4
@@ -107,6 +112,8 @@ class LoopConfig:
     dropout: float = 0.25
     lr_decay: bool = False
     ema_half_life_epochs: float = 0.0
+    keep_last: bool = False
+    stop_after_epochs: int | None = None
 
     def ema_decay(self, steps_per_epoch: int) -> float:
         """Per-step decay of the weight average (0: no average)."""
@@ -299,7 +306,8 @@ def run_loop(
     start = time.perf_counter()
     step_times: list[float] = []
     with EpochStop() as stop:
-        for epoch in range(1, cfg.max_epochs + 1):
+        last = min(cfg.max_epochs, cfg.stop_after_epochs or cfg.max_epochs)
+        for epoch in range(1, last + 1):
             t0 = time.perf_counter()
             sums = np.zeros(4)
             for _ in range(steps):
@@ -329,7 +337,8 @@ def run_loop(
                 v.assign(s)
             val_acc, val_bal, val_loss = _val_scores(c_model, x_val, y_val)
             score = val_bal if cfg.monitor == "balanced_accuracy" else val_acc
-            improved = score > best_acc or (score == best_acc and val_loss < best_loss)
+            improved = (cfg.keep_last or score > best_acc
+                        or (score == best_acc and val_loss < best_loss))
             if improved:
                 best_acc, best_loss, best_epoch, waited = score, val_loss, epoch, 0
                 best_weights = d_model.get_weights()
@@ -364,7 +373,9 @@ def run_loop(
                                       "the best epoch so far is kept")
                 break
         else:
-            result.stop_reason = f"reached max_epochs {cfg.max_epochs}"
+            result.stop_reason = (f"reached max_epochs {cfg.max_epochs}" if last == cfg.max_epochs
+                                  else f"reached epoch {last} of the {cfg.max_epochs}-epoch "
+                                  "schedule")
     d_model.set_weights(best_weights)
     if g_model is not None and best_g is not None:
         g_model.set_weights(best_g)
