@@ -53,8 +53,8 @@ class Recipe:
 def read_recipe(info: dict, run_dir: Path, data_root: Path | None = None) -> Recipe:
     """The recipe recorded in a run's ``run.json`` (``info``).
 
-    ``data_root``: look the recorded folders up as ``DATA_ROOT/<parent>/<name>`` (data moved,
-    or an older run that recorded folder names only).
+    ``data_root``: look the recorded folders up as ``DATA_ROOT/<parent>/<name>`` first (data
+    moved, or an older run that recorded folder names only), then at their recorded paths.
 
     Raises
     ------
@@ -73,7 +73,7 @@ def _folders(paths: list[str], names: list[str], what: str, where: str,
     found = []
     for i, name in enumerate(names):
         recorded = Path(paths[i]) if i < len(paths) else None
-        if data_root is not None:
+        if data_root is not None and ((Path(data_root) / name).is_dir() or recorded is None):
             path = Path(data_root) / name
         elif recorded is not None:
             path = recorded

@@ -1,0 +1,175 @@
+"""``smartscope refit``: a held-out run's recipe trained again on all its labels (tiny model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from smartscope.classify import Classifier, ModelCard
+from smartscope.cli import main
+from smartscope.train.recipe import RECIPE, read_recipe
+from smartscope.train.refit import default_epochs
+
+HELD_OUT = ["--supervised-only", "--balanced", "--lr-decay", "--size", "tiny", "--max-epochs", "3",
+            "--min-epochs", "3", "--steps-per-epoch", "2", "--seed", "4", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def data(synth_data, tmp_path_factory):
+    """A copy of the labelled folder (some tests change it) and the held-out run trained on it."""
+    root = tmp_path_factory.mktemp("refit")
+    labelled = root / "data" / "labelled"
+    shutil.copytree(synth_data["labelled"], labelled)
+    run = root / "held_out"
+    assert main(["train", "--labelled", str(labelled), "--test", str(synth_data["test"]),
+                 "--out", str(run), *HELD_OUT]) == 0
+    return {"root": root, "labelled": labelled, "test": synth_data["test"], "run": run}
+
+
+@pytest.fixture(scope="module")
+def refit(data):
+    out = data["root"] / "refit"
+    assert main(["refit", str(data["run"]), "--out", str(out), "--seed", "1", "--epochs", "2",
+                 "--quiet"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_refit_trains_on_every_label_and_keeps_the_held_out_calibration(data, refit, tmp_path,
+                                                                        capsys):
+    held = ModelCard.load(data["run"] / "bundle")
+    card = ModelCard.load(refit / "bundle")
+    assert held.training["label_counts"]["validation"] != {}  # the run held crops out
+    assert card.training["label_counts"]["total"] == {"round": 30, "plate": 30, "pair": 30}
+    assert card.refit is not None and card.refit["source_run"] == "held_out"
+    assert card.refit["epochs"] == 2 and card.refit["schedule_epochs"] == 3
+    assert card.refit["label_counts"] == {"round": 30, "plate": 30, "pair": 30}
+    assert card.refit["source_seed"] == 4 and card.seed == 1
+    # the same schedule: steps, batch size; the last epoch kept, stopped inside the schedule
+    assert card.training["steps_per_epoch"] == 2
+    assert card.training["batch_size"] == held.training["batch_size"]
+    assert card.training["best_epoch"] == 2
+    assert card.training["stop_reason"] == "reached epoch 2 of the 3-epoch schedule"
+    # calibration and thresholds are the held-out run's, named as such
+    assert held.calibration is not None and card.calibration is not None
+    assert card.calibration.temperature == held.calibration.temperature
+    assert "held-out run held_out" in card.calibration.fitted_on
+    assert card.thresholds is not None and held.thresholds is not None
+    assert card.thresholds.classes == held.thresholds.classes
+    assert "held_out" in card.thresholds.set
+    assert any(n.startswith("Refit:") for n in card.notes)
+    metrics = json.loads((refit / "metrics.json").read_text())
+    assert "validation_int8" not in metrics and metrics["training_int8"]["n"] == 90
+    assert metrics["test_int8"]["n"] == 45
+    assert len(json.loads((refit / "run.json").read_text())["history"]) == 2
+    # the bundle runs in LiteRT and `evaluate` scores it as any bundle
+    assert Classifier(refit / "bundle").classes == card.classes
+    assert main(["evaluate", str(refit / "bundle"), "--test", str(data["test"]),
+                 "--out", str(tmp_path / "eval")]) == 0
+    assert "precision / recall at confidence" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_refit_records_its_recipe_and_refuses_to_refit_a_refit(data, refit, capsys):
+    info = json.loads((data["run"] / "run.json").read_text())
+    recipe = read_recipe(info, data["run"])
+    assert recipe.request.labelled == (data["labelled"].resolve(),)
+    assert recipe.request.loop.lr_decay and recipe.request.loop.max_epochs == 3
+    assert main(["refit", str(refit), "--out", str(data["root"] / "again"), "--quiet"]) == 2
+    assert "itself a refit" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_refit_refuses_changed_moved_or_overlapping_data(data, tmp_path, capsys):
+    run = data["run"]
+    assert main(["refit", str(run), "--out", str(run / "inside"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --out") and "overlaps" in err and "\n" not in err
+    assert main(["refit", str(run), "--out", str(tmp_path / "r"), "--epochs", "9"]) == 2
+    assert "--epochs 9" in capsys.readouterr().err
+    # a changed crop: refused, naming the folder
+    crop = next(p for p in sorted((data["labelled"] / "plate").iterdir()) if p.is_file())
+    saved = crop.read_bytes()
+    try:
+        crop.write_bytes(saved + b"\0")
+        assert main(["refit", str(run), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert str(data["labelled"]) in err and "changed" in err and "\n" not in err
+    finally:
+        crop.write_bytes(saved)
+    # moved data: the recorded folder is missing; --data-root finds it
+    moved = tmp_path / "moved" / "data"
+    shutil.copytree(data["labelled"], moved / "labelled")
+    info = json.loads((run / "run.json").read_text())
+    info[RECIPE]["labelled"] = [str(tmp_path / "gone" / "data" / "labelled")]
+    edited = tmp_path / "edited"
+    shutil.copytree(run, edited)
+    (edited / "run.json").write_text(json.dumps(info))
+    assert main(["refit", str(edited), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "--data-root" in capsys.readouterr().err
+    recipe = read_recipe(info, edited, moved.parent)
+    assert recipe.request.labelled == (moved.parent / "data" / "labelled",)
+
+
+def _run_json(folder, **training) -> None:
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({
+        "classes": ["a", "b"], "method": "supervised-only", "seed": 0,
+        "training": {"stop_reason": "reached max_epochs 5", **training}}))
+
+
+def test_refit_refuses_what_is_not_a_finished_run(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["refit", str(empty), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "run.json missing" in err and "\n" not in err
+    # being written (this process is alive) / left by a killed training (its process ended)
+    (tmp_path / f".run.partial-{os.getpid()}").mkdir()
+    assert main(["refit", str(tmp_path / f".run.partial-{os.getpid()}"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "still writing" in capsys.readouterr().err
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = tmp_path / f".run.partial-{done.stdout.strip()}"
+    dead.mkdir()
+    assert main(["refit", str(dead), "--out", str(tmp_path / "o")]) == 2
+    assert "killed" in capsys.readouterr().err
+    _run_json(tmp_path / "stopped",
+              stop_reason="interrupted (SIGINT) after epoch 2; the best epoch so far is kept")
+    assert main(["refit", str(tmp_path / "stopped"), "--out", str(tmp_path / "o")]) == 2
+    assert "interrupted (SIGINT) after epoch 2" in capsys.readouterr().err
+    _run_json(tmp_path / "unexported")
+    assert main(["refit", str(tmp_path / "unexported"), "--out", str(tmp_path / "o")]) == 2
+    assert "smartscope export" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_older_run_needs_its_data_root(tmp_path):
+    from smartscope.errors import TrainingDataError
+
+    info = {"classes": ["a", "b"], "method": "supervised-only", "seed": 2, "training": {
+        "labelled_folder": "sets/train", "test_folder": "sets/test", "optimizer":
+        "Adam lr 0.0006 beta_1 0.5, cosine decay to 0.05 x over 90 epochs", "epochs": 90,
+        "best_epoch": 82, "steps_per_epoch": 40, "augmentation": True, "max_gamma": 1.6,
+        "augmentation_settings": {"rotation_deg": 180.0, "zoom": 0.2, "flips": True},
+        "model_size": {"name": "tiny"}, "crop_um": 20.64, "balanced_sampling": True}}
+    with pytest.raises(TrainingDataError, match="--data-root"):
+        read_recipe(info, tmp_path)
+    (tmp_path / "sets" / "train").mkdir(parents=True)
+    (tmp_path / "sets" / "test").mkdir()
+    recipe = read_recipe(info, tmp_path, tmp_path)
+    loop = recipe.request.loop
+    assert (loop.learning_rate, loop.max_epochs, loop.lr_decay) == (6e-4, 90, True)
+    assert (loop.rotation_deg, loop.zoom, loop.max_gamma) == (180.0, 0.2, 1.6)
+    assert recipe.request.balanced and recipe.request.seed == 2
+    assert recipe.request.test == (tmp_path / "sets" / "test",)
+    assert default_epochs(info, 90, lr_decay=True) == 90
+    assert default_epochs(info, 90, lr_decay=False) == 82
+    with pytest.raises(TrainingDataError, match="SGAN"):
+        read_recipe({**info, "method": "sgan"}, tmp_path, tmp_path)
