@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +18,11 @@ from smartscope.cli import main
 from smartscope.train.recipe import RECIPE, read_recipe
 from smartscope.train.refit import default_epochs
 
-HELD_OUT = ["--supervised-only", "--balanced", "--lr-decay", "--size", "tiny", "--max-epochs", "3",
-            "--min-epochs", "3", "--steps-per-epoch", "2", "--seed", "4", "--quiet"]
+HELD_OUT = ["--supervised-only", "--balanced", "--lr-decay", "--size", "tiny", "--max-epochs",
+            "1000", "--min-epochs", "1", "--patience", "1", "--steps-per-epoch", "2", "--seed", "4",
+            "--quiet"]
+"""A long decaying schedule that stops early: a refit of all of it can be interrupted."""
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +53,14 @@ def test_refit_trains_on_every_label_and_keeps_the_held_out_calibration(data, re
     assert held.training["label_counts"]["validation"] != {}  # the run held crops out
     assert card.training["label_counts"]["total"] == {"round": 30, "plate": 30, "pair": 30}
     assert card.refit is not None and card.refit["source_run"] == "held_out"
-    assert card.refit["epochs"] == 2 and card.refit["schedule_epochs"] == 3
+    assert card.refit["epochs"] == 2 and card.refit["schedule_epochs"] == 1000
     assert card.refit["label_counts"] == {"round": 30, "plate": 30, "pair": 30}
     assert card.refit["source_seed"] == 4 and card.seed == 1
     # the same schedule: steps, batch size; the last epoch kept, stopped inside the schedule
     assert card.training["steps_per_epoch"] == 2
     assert card.training["batch_size"] == held.training["batch_size"]
     assert card.training["best_epoch"] == 2
-    assert card.training["stop_reason"] == "reached epoch 2 of the 3-epoch schedule"
+    assert card.training["stop_reason"] == "reached epoch 2 of the 1000-epoch schedule"
     # calibration and thresholds are the held-out run's, named as such
     assert held.calibration is not None and card.calibration is not None
     assert card.calibration.temperature == held.calibration.temperature
@@ -79,7 +85,7 @@ def test_refit_records_its_recipe_and_refuses_to_refit_a_refit(data, refit, caps
     info = json.loads((data["run"] / "run.json").read_text())
     recipe = read_recipe(info, data["run"])
     assert recipe.request.labelled == (data["labelled"].resolve(),)
-    assert recipe.request.loop.lr_decay and recipe.request.loop.max_epochs == 3
+    assert recipe.request.loop.lr_decay and recipe.request.loop.max_epochs == 1000
     assert main(["refit", str(refit), "--out", str(data["root"] / "again"), "--quiet"]) == 2
     assert "itself a refit" in capsys.readouterr().err
 
@@ -90,8 +96,8 @@ def test_refit_refuses_changed_moved_or_overlapping_data(data, tmp_path, capsys)
     assert main(["refit", str(run), "--out", str(run / "inside"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --out") and "overlaps" in err and "\n" not in err
-    assert main(["refit", str(run), "--out", str(tmp_path / "r"), "--epochs", "9"]) == 2
-    assert "--epochs 9" in capsys.readouterr().err
+    assert main(["refit", str(run), "--out", str(tmp_path / "r"), "--epochs", "1001"]) == 2
+    assert "--epochs 1001" in capsys.readouterr().err
     # a changed crop: refused, naming the folder
     crop = next(p for p in sorted((data["labelled"] / "plate").iterdir()) if p.is_file())
     saved = crop.read_bytes()
@@ -114,6 +120,27 @@ def test_refit_refuses_changed_moved_or_overlapping_data(data, tmp_path, capsys)
     assert "--data-root" in capsys.readouterr().err
     recipe = read_recipe(info, edited, moved.parent)
     assert recipe.request.labelled == (moved.parent / "data" / "labelled",)
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_refit_after_the_epoch_and_keeps_it(data, tmp_path):
+    out, log = tmp_path / "refit", tmp_path / "refit.log"
+    proc = subprocess.Popen([sys.executable, "-m", "smartscope", "refit", str(data["run"]),
+                             "--out", str(out)], env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while "epoch   2" not in log.read_text():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the refit did not start in time"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(120) == 130, log.read_text()
+    text = log.read_text()
+    assert "interrupted (SIGINT) after epoch" in text and "Traceback" not in text, text
+    card = ModelCard.load(out / "bundle")
+    assert card.training["stop_reason"].startswith("interrupted (SIGINT)")
+    assert 2 <= card.training["epochs"] == card.refit["epochs"] < 1000
+    assert any(n.startswith("interrupted (SIGINT)") for n in card.notes)
 
 
 def _run_json(folder, **training) -> None:
