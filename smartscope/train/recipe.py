@@ -8,9 +8,11 @@ then found under a data root the user names.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from smartscope.errors import TrainingDataError
 from smartscope.train.pipeline import TrainRequest, as_paths, folder_label
@@ -98,7 +100,25 @@ def _loop(values: dict, where: str) -> LoopConfig:
     return LoopConfig(**values)
 
 
+def _names(rec: dict, key: str, where: str, nullable: bool = False) -> None:
+    value = rec.get(key)
+    if value is None and nullable:
+        return
+    if not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+            and (value or key != "labelled")):
+        raise TrainingDataError(
+            f"{where}: recipe field {key}: {value!r} is not a list of "
+            f"{'class names' if key == 'classes' else 'folder paths'}"
+            f"{' (or null)' if nullable else ''}; restore the file or train the run again")
+
+
 def _from_recipe(rec: dict, where: str, data_root: Path | None) -> Recipe:
+    _names(rec, "labelled", where)
+    for key in ("test", "unlabelled", "classes"):
+        _names(rec, key, where, nullable=True)
+    if not isinstance(rec.get("init"), str | None):
+        raise TrainingDataError(f"{where}: recipe field init: {rec['init']!r} is not a path (or "
+                                "null); restore the file or train the run again")
     try:
         labelled_paths, test_paths = list(rec["labelled"]), list(rec.get("test") or [])
         names = [folder_label(Path(p)) for p in labelled_paths]
@@ -111,16 +131,17 @@ def _from_recipe(rec: dict, where: str, data_root: Path | None) -> Recipe:
                                 data_root) or None,
             out=Path(), classes=None if rec["classes"] is None else tuple(rec["classes"]),
             labels_per_class=rec["labels_per_class"], unlabelled_count=rec["unlabelled_count"],
-            seed=int(rec["seed"]), method=rec["method"], size=rec["size"],
-            val_fraction=float(rec["val_fraction"]), class_weighted=bool(rec["class_weighted"]),
-            balanced=bool(rec["balanced"]), crop_um=float(rec["crop_um"]),
-            pixel_size_um=rec["pixel_size_um"], calibrate=bool(rec["calibrate"]),
+            seed=rec["seed"], method=rec["method"], size=rec["size"],
+            val_fraction=rec["val_fraction"], class_weighted=rec["class_weighted"],
+            balanced=rec["balanced"], crop_um=rec["crop_um"],
+            pixel_size_um=rec["pixel_size_um"], calibrate=rec["calibrate"],
             init=None if rec["init"] is None else Path(rec["init"]),
             loop=_loop(dict(rec["loop"]), where),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise TrainingDataError(f"{where}: its recipe section is incomplete or edited ({e}); "
                                 "restore the file or train the run again") from e
+    check_values(req, f"{where}: recipe field")
     return Recipe(req, tuple(names), tuple(tests), dict(rec.get("folder_sha256") or {}))
 
 
@@ -169,4 +190,75 @@ def _from_summary(info: dict, where: str, data_root: Path | None) -> Recipe:
     except (KeyError, TypeError, ValueError) as e:
         raise TrainingDataError(f"{where}: does not record the run's recipe (field {e} missing "
                                 "or edited); restore the file or train the run again") from e
+    check_values(req, f"{where}: setting, read from its training section,")
     return Recipe(req, tuple(names), tuple(tests), {})
+
+
+SEED_MAX = 2**32 - 1
+"""The largest seed numpy's and Keras' generators take."""
+
+_INT, _NUM, _FLAG = "a whole number", "a number", "true or false"
+_RULES: dict[str, tuple[str, float | None, float | None, bool]] = {
+    # field: (kind, lowest, highest, may be null); the values `smartscope train` can write
+    "seed": (_INT, 0, SEED_MAX, False), "labels_per_class": (_INT, 1, None, True),
+    "unlabelled_count": (_INT, 1, None, True), "val_fraction": (_NUM, 0, 1, False),
+    "class_weighted": (_FLAG, None, None, False), "balanced": (_FLAG, None, None, False),
+    "crop_um": (_NUM, 0, None, False), "pixel_size_um": (_NUM, 0, None, True),
+    "calibrate": (_FLAG, None, None, False),
+    "loop.learning_rate": (_NUM, 0, None, False), "loop.beta_1": (_NUM, 0, 1, False),
+    "loop.max_epochs": (_INT, 1, None, False), "loop.patience": (_INT, 0, None, False),
+    "loop.min_epochs": (_INT, 0, None, False), "loop.steps_per_epoch": (_INT, 1, None, True),
+    "loop.max_minutes": (_NUM, 0, None, True), "loop.augment": (_FLAG, None, None, False),
+    "loop.batch_cap": (_INT, 2, None, False), "loop.max_gamma": (_NUM, 1, None, False),
+    "loop.rotation_deg": (_NUM, 0, None, False), "loop.translation": (_NUM, 0, 1, False),
+    "loop.zoom": (_NUM, 0, 1, False), "loop.flips": (_FLAG, None, None, True),
+    "loop.max_downsample": (_NUM, 1, None, False), "loop.noise_sd": (_NUM, 0, None, False),
+    "loop.label_smoothing": (_NUM, 0, 1, False), "loop.dropout": (_NUM, 0, 1, False),
+    "loop.lr_decay": (_FLAG, None, None, False),
+    "loop.ema_half_life_epochs": (_NUM, 0, None, False),
+    "loop.keep_last": (_FLAG, None, None, False),
+    "loop.stop_after_epochs": (_INT, 1, None, True),
+}
+
+
+def check_value(value: Any, name: str, kind: str, lowest: float | None = None,
+                highest: float | None = None, nullable: bool = False, where: str = "") -> None:
+    """Refuse a value read back from a file that is not of ``kind`` (:data:`_INT`, :data:`_NUM`
+    or :data:`_FLAG`; no ``true`` for a number, no ``"yes"`` for a flag, no NaN) or lies outside
+    ``lowest`` .. ``highest``.
+
+    Raises
+    ------
+    TrainingDataError
+        Naming ``where``, the field and its value.
+    """
+    if value is None and nullable:
+        return
+    if kind == _FLAG:
+        ok = isinstance(value, bool)
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        ok = False
+    elif kind == _INT:
+        ok = isinstance(value, int)
+    else:
+        ok = math.isfinite(value)
+    if ok and kind != _FLAG:
+        ok = (lowest is None or value >= lowest) and (highest is None or value <= highest)
+    if not ok:
+        span = ("" if kind == _FLAG else f" from {lowest:.12g}" if highest is None
+                else f" from {lowest:.12g} to {highest:.12g}")
+        raise TrainingDataError(
+            f"{where} {name}: {value!r} is not {kind}{span}{' (or null)' if nullable else ''}; "
+            "restore the file or train the run again")
+
+
+def check_values(req: TrainRequest, where: str) -> None:
+    """Refuse a recipe whose settings ``smartscope train`` cannot have written (an edited
+    ``run.json``): wrong types, NaN, values out of range (see :func:`check_value`)."""
+    for name, (kind, lowest, highest, nullable) in _RULES.items():
+        obj: Any = req.loop if name.startswith("loop.") else req
+        check_value(getattr(obj, name.split(".")[-1]), name, kind, lowest, highest, nullable,
+                    where)
+    if req.loop.monitor not in ("accuracy", "balanced_accuracy"):
+        raise TrainingDataError(f"{where} loop.monitor: {req.loop.monitor!r} is not 'accuracy' "
+                                "or 'balanced_accuracy'; restore the file or train the run again")

@@ -41,7 +41,15 @@ from smartscope.train.pipeline import (
     load_inputs,
     timing_summary,
 )
-from smartscope.train.recipe import RECIPE, Recipe, read_recipe, recipe_of
+from smartscope.train.recipe import (
+    _INT,
+    RECIPE,
+    SEED_MAX,
+    Recipe,
+    check_value,
+    read_recipe,
+    recipe_of,
+)
 from smartscope.train.reports import plot_curves
 from smartscope.train.sgan import INTERRUPTED
 
@@ -139,12 +147,19 @@ def check_source(run: Path) -> tuple[dict, ModelCard]:
         card = ModelCard.load(bundle)
     except ModelBundleError as e:
         raise TrainingDataError(f"RUN_DIR: {e}") from e
+    where = f"{run / runs.INFO_JSON}: field"
+    for name, lowest in (("steps_per_epoch", 1), ("batch_size", 2), ("best_epoch", 1)):
+        if name not in t and name != "best_epoch":
+            raise TrainingDataError(f"{where} training.{name} missing; restore the file or "
+                                    "train the run again")
+        check_value(t.get(name), f"training.{name}", _INT, lowest, nullable=name == "best_epoch",
+                    where=where)
     return info, card
 
 
 def default_epochs(info: dict, loop_max_epochs: int, lr_decay: bool) -> int:
     """The schedule's end with a decaying learning rate, else the held-out run's kept epoch."""
-    best = int(info["training"].get("best_epoch") or loop_max_epochs)
+    best = info["training"].get("best_epoch") or loop_max_epochs
     return loop_max_epochs if lr_decay else max(1, best)
 
 
@@ -194,12 +209,18 @@ def refit_run(req: RefitRequest, on_epoch: Callable[[dict], None] | None = None,
         For an ``out`` that overlaps the run or its data, or holds other files.
     """
     run = Path(req.run)
+    if req.seed is not None and (isinstance(req.seed, bool) or not 0 <= req.seed <= SEED_MAX):
+        raise TrainingDataError(f"--seed {req.seed}: give a whole number from 0 to {SEED_MAX}")
     info, card = check_source(run)
     recipe = read_recipe(info, run, req.data_root)
     t = info["training"]
     loop = recipe.request.loop
     epochs = req.epochs if req.epochs is not None else default_epochs(
         info, loop.max_epochs, loop.lr_decay)
+    if req.epochs is None and epochs > loop.max_epochs:
+        raise TrainingDataError(
+            f"{run / runs.INFO_JSON}: field training.best_epoch: {epochs} is beyond the "
+            f"{loop.max_epochs}-epoch schedule of its recipe; restore the file, or give --epochs")
     if not 1 <= epochs <= loop.max_epochs:
         raise TrainingDataError(f"--epochs {epochs}: the run's schedule has {loop.max_epochs} "
                                 f"epochs; give 1 to {loop.max_epochs}")
@@ -207,8 +228,8 @@ def refit_run(req: RefitRequest, on_epoch: Callable[[dict], None] | None = None,
     seed = src.seed if req.seed is None else req.seed
     fit_req = replace(
         src, out=Path(req.out), seed=seed, name=req.name, overwrite=req.overwrite, folds=0,
-        baseline=False, loop=replace(loop, steps_per_epoch=int(t["steps_per_epoch"]),
-                                     batch_cap=int(t["batch_size"]), keep_last=True,
+        baseline=False, loop=replace(loop, steps_per_epoch=t["steps_per_epoch"],
+                                     batch_cap=t["batch_size"], keep_last=True,
                                      stop_after_epochs=epochs, max_minutes=None))
     inputs = (*as_paths(src.labelled), *as_paths(src.unlabelled), *as_paths(src.test), run)
     with runs.staged_out(req.out, req.overwrite, inputs, out_option, overwrite_option) as out:

@@ -15,7 +15,9 @@ import pytest
 
 from smartscope.classify import Classifier, ModelCard
 from smartscope.cli import main
-from smartscope.train.recipe import RECIPE, read_recipe
+from smartscope.errors import TrainingDataError
+from smartscope.train.pipeline import TrainRequest
+from smartscope.train.recipe import RECIPE, read_recipe, recipe_of
 from smartscope.train.refit import default_epochs
 
 HELD_OUT = ["--supervised-only", "--balanced", "--lr-decay", "--size", "tiny", "--max-epochs",
@@ -123,6 +125,55 @@ def test_refit_refuses_changed_moved_or_overlapping_data(data, tmp_path, capsys)
 
 
 @pytest.mark.slow
+def test_refit_refuses_an_edited_training_summary_or_seed_by_name(data, tmp_path, capsys):
+    info = json.loads((data["run"] / "run.json").read_text())
+    edited = tmp_path / "edited"
+    shutil.copytree(data["run"], edited)
+    for field, value, says in (("batch_size", "yes", "training.batch_size: 'yes' is not a whole"),
+                               ("batch_size", 0, "training.batch_size: 0 is not a whole"),
+                               ("steps_per_epoch", -1, "training.steps_per_epoch: -1 is not"),
+                               ("steps_per_epoch", None, "training.steps_per_epoch missing")):
+        training = {k: v for k, v in info["training"].items() if k != field}
+        if value is not None:
+            training[field] = value
+        (edited / "run.json").write_text(json.dumps({**info, "training": training}))
+        assert main(["refit", str(edited), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert says in err and str(edited / "run.json") in err and "\n" not in err, err
+    for seed in ("-1", str(2**40)):
+        assert main(["refit", str(data["run"]), "--out", str(tmp_path / "r"), "--seed", seed]) == 2
+        assert f"--seed {seed}: give a whole number from 0 to 4294967295" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("seed", True, "seed: True is not a whole number from 0 to 4294967295"),
+    ("seed", -1, "seed: -1 is not a whole number"),
+    ("crop_um", float("nan"), "crop_um: nan is not a number from 0"),
+    ("balanced", "no", "balanced: 'no' is not true or false"),
+    ("loop.learning_rate", -1, "loop.learning_rate: -1 is not a number from 0"),
+    ("loop.learning_rate", "yes", "loop.learning_rate: 'yes' is not a number"),
+    ("loop.max_epochs", 0, "loop.max_epochs: 0 is not a whole number from 1"),
+    ("loop.max_epochs", True, "loop.max_epochs: True is not a whole number"),
+    ("loop.steps_per_epoch", 2.5, "loop.steps_per_epoch: 2.5 is not a whole number"),
+    ("loop.dropout", 7, "loop.dropout: 7 is not a number from 0 to 1"),
+    ("loop.monitor", "loss", "loop.monitor: 'loss' is not"),
+    ("labelled", "/etc", "labelled: '/etc' is not a list of folder paths"),
+    ("labelled", [], "labelled: [] is not a list of folder paths"),
+    ("classes", [1, 2], "classes: [1, 2] is not a list of class names"),
+    ("init", 5, "init: 5 is not a path"),
+])
+def test_an_edited_recipe_is_refused_naming_its_field_and_value(tmp_path, field, value, says):
+    (tmp_path / "labelled").mkdir()
+    rec = recipe_of(TrainRequest(labelled=tmp_path / "labelled", out=tmp_path / "o"), {})
+    section, _, key = field.rpartition(".")
+    (rec[section] if section else rec)[key] = value
+    with pytest.raises(TrainingDataError) as e:
+        read_recipe({"classes": ["a", "b"], "method": "sgan", RECIPE: rec}, tmp_path)
+    assert str(e.value).startswith(f"{tmp_path / 'run.json'}: recipe field {says}"), e.value
+
+
+@pytest.mark.slow
 def test_ctrl_c_ends_the_refit_after_the_epoch_and_keeps_it(data, tmp_path):
     out, log = tmp_path / "refit", tmp_path / "refit.log"
     proc = subprocess.Popen([sys.executable, "-m", "smartscope", "refit", str(data["run"]),
@@ -178,8 +229,6 @@ def test_refit_refuses_what_is_not_a_finished_run(tmp_path, capsys):
 
 
 def test_an_older_run_needs_its_data_root(tmp_path):
-    from smartscope.errors import TrainingDataError
-
     info = {"classes": ["a", "b"], "method": "supervised-only", "seed": 2, "training": {
         "labelled_folder": "sets/train", "test_folder": "sets/test", "optimizer":
         "Adam lr 0.0006 beta_1 0.5, cosine decay to 0.05 x over 90 epochs", "epochs": 90,
