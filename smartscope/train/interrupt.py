@@ -14,10 +14,12 @@ log = logging.getLogger(__name__)
 class EpochStop:
     """While training (main thread only; elsewhere it does nothing): the first Ctrl-C or SIGTERM
     sets :attr:`requested` (the signal's name) and the loop ends after the epoch it is in, keeping
-    the best epoch so far; a second one raises ``KeyboardInterrupt`` (the run is abandoned and
-    its staging folder removed). The previous handlers come back on exit."""
+    ``kept`` (the best epoch so far; a refit keeps the last); a second one raises
+    ``KeyboardInterrupt`` (the run is abandoned and its staging folder removed). The previous
+    handlers come back on exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, kept: str = "the best epoch so far") -> None:
+        self.kept = kept
         self.requested: str | None = None
         self._old: list[tuple[int, object]] = []
 
@@ -29,8 +31,8 @@ class EpochStop:
 
     def _first(self, signum: int, frame: FrameType | None) -> None:
         self.requested = signal.Signals(signum).name
-        log.warning("%s: training stops after this epoch and keeps the best epoch so far "
-                    "(once more to abandon the run)", self.requested)
+        log.warning("%s: training stops after this epoch and keeps %s (once more to abandon "
+                    "the run)", self.requested, self.kept)
         for sig, _ in self._old:
             signal.signal(sig, _abandon)
 

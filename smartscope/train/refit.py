@@ -188,6 +188,13 @@ def _load_checked(recipe: Recipe, info: dict, run: Path) -> tuple[TrainRequest, 
             f"labelled folders {', '.join(map(str, as_paths(req.labelled)))}: their crops differ "
             f"from those {run} was trained on (sha256 {inp.labelled.sha256[:12]}... now, "
             f"{hashes['labelled_used'][:12]}... recorded); restore them, or train and refit anew")
+    if inp.unlabelled is not None and hashes.get("unlabelled_used") not in (
+            None, inp.unlabelled.sha256):
+        raise TrainingDataError(
+            f"unlabelled folders {', '.join(map(str, as_paths(req.unlabelled)))}: their crops "
+            f"differ from those {run} was trained on (sha256 {inp.unlabelled.sha256[:12]}... "
+            f"now, {hashes['unlabelled_used'][:12]}... recorded); restore them, or train and "
+            "refit anew")
     if inp.test is not None and hashes.get("test") not in (None, inp.test.sha256):
         raise TrainingDataError(
             f"test folders {', '.join(map(str, as_paths(req.test)))}: their crops differ from "
@@ -266,6 +273,8 @@ def _refit_into(req: TrainRequest, inp: Inputs, src_info: dict, card: ModelCard,
                                                    f"{run.name} (same recipe, 80 % of the labels)"},
     }
     hashes = {"labelled_used": every.sha256, "train": every.sha256}
+    if inp.unlabelled is not None:
+        hashes["unlabelled_used"] = inp.unlabelled.sha256
     if inp.test is not None:
         hashes["test"] = inp.test.sha256
     stop = result.stop_reason

@@ -305,7 +305,7 @@ def run_loop(
     best_acc, best_loss, best_epoch, waited = -1.0, math.inf, 0, 0
     start = time.perf_counter()
     step_times: list[float] = []
-    with EpochStop() as stop:
+    with EpochStop("the last epoch" if cfg.keep_last else "the best epoch so far") as stop:
         last = min(cfg.max_epochs, cfg.stop_after_epochs or cfg.max_epochs)
         for epoch in range(1, last + 1):
             t0 = time.perf_counter()
@@ -369,8 +369,9 @@ def run_loop(
                 result.stop_reason = f"time budget of {cfg.max_minutes} min reached"
                 break
             if stop.requested is not None:
+                kept = "the last epoch" if cfg.keep_last else "the best epoch so far"
                 result.stop_reason = (f"{INTERRUPTED} ({stop.requested}) after epoch {epoch}; "
-                                      "the best epoch so far is kept")
+                                      f"{kept} is kept")
                 break
         else:
             result.stop_reason = (f"reached max_epochs {cfg.max_epochs}" if last == cfg.max_epochs

@@ -16,9 +16,9 @@ import pytest
 from smartscope.classify import Classifier, ModelCard
 from smartscope.cli import main
 from smartscope.errors import TrainingDataError
-from smartscope.train.pipeline import TrainRequest
-from smartscope.train.recipe import RECIPE, read_recipe, recipe_of
-from smartscope.train.refit import default_epochs
+from smartscope.train.pipeline import TrainRequest, folder_label
+from smartscope.train.recipe import RECIPE, Recipe, read_recipe, recipe_of
+from smartscope.train.refit import _load_checked, default_epochs
 
 HELD_OUT = ["--supervised-only", "--balanced", "--lr-decay", "--size", "tiny", "--max-epochs",
             "1000", "--min-epochs", "1", "--patience", "1", "--steps-per-epoch", "2", "--seed", "4",
@@ -188,6 +188,8 @@ def test_ctrl_c_ends_the_refit_after_the_epoch_and_keeps_it(data, tmp_path):
     assert proc.wait(120) == 130, log.read_text()
     text = log.read_text()
     assert "interrupted (SIGINT) after epoch" in text and "Traceback" not in text, text
+    assert "keeps the last epoch" in text and "the last epoch is kept" in text, text
+    assert "best epoch" not in text, text
     card = ModelCard.load(out / "bundle")
     assert card.training["stop_reason"].startswith("interrupted (SIGINT)")
     assert 2 <= card.training["epochs"] == card.refit["epochs"] < 1000
@@ -249,3 +251,17 @@ def test_an_older_run_needs_its_data_root(tmp_path):
     assert default_epochs(info, 90, lr_decay=False) == 82
     with pytest.raises(TrainingDataError, match="SGAN"):
         read_recipe({**info, "method": "sgan"}, tmp_path, tmp_path)
+
+
+def test_a_changed_unlabelled_pool_is_refused(synth_data, tmp_path):
+    req = TrainRequest(labelled=synth_data["labelled"], unlabelled=synth_data["unlabelled"],
+                       out=tmp_path / "o", unlabelled_count=60)
+    recipe = Recipe(req, (folder_label(synth_data["labelled"]),), (), {})
+    info = {"classes": ["round", "plate", "pair"], "training": {}}
+    used = _load_checked(recipe, info, tmp_path)[1].unlabelled.sha256
+    info["training"]["data_sha256"] = {"unlabelled_used": used}
+    _load_checked(recipe, info, tmp_path)  # the same 60 crops: accepted
+    info["training"]["data_sha256"] = {"unlabelled_used": "0" * 64}
+    with pytest.raises(TrainingDataError, match="unlabelled folders .*unlabelled: their crops "
+                                                "differ from those .* was trained on"):
+        _load_checked(recipe, info, tmp_path)
