@@ -20,8 +20,6 @@ and says so in its ``refit`` section; the test folders recorded by the run are s
 from __future__ import annotations
 
 import logging
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,9 +53,6 @@ from smartscope.train.sgan import INTERRUPTED
 
 log = logging.getLogger(__name__)
 
-_PARTIAL = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
-
-
 @dataclass(frozen=True)
 class RefitRequest:
     """Everything ``smartscope refit`` needs.
@@ -84,16 +79,6 @@ class RefitRequest:
     overwrite: bool = False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def check_source(run: Path) -> tuple[dict, ModelCard]:
     """The held-out run's ``run.json`` and card, refusing what cannot be refitted.
 
@@ -104,14 +89,19 @@ def check_source(run: Path) -> tuple[dict, ModelCard]:
         a killed training, interrupted, a transfer or itself a refit).
     """
     run = Path(run)
-    staged = _PARTIAL.match(run.name)
+    staged = runs.STAGED.match(run.name)
     if staged and run.is_dir():
         pid = int(staged["pid"])
         final = run.with_name(staged["name"])
-        if _alive(pid):
+        if runs.pid_alive(pid):
             raise TrainingDataError(
                 f"RUN_DIR {run}: a training is still writing it (process {pid}); wait until it "
                 f"ends and give the folder it becomes, {final}")
+        if runs.killed_with_checkpoint(run):
+            raise TrainingDataError(
+                f"RUN_DIR {run}: left by a run that was killed (process {pid} has ended) after "
+                f"its training; it holds the checkpoint: rename it (to {final.name}) and run "
+                "`smartscope export` on it")
         raise TrainingDataError(
             f"RUN_DIR {run}: left by a training that was killed (process {pid} has ended); it "
             "holds no finished run: train again")

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,6 +32,8 @@ from smartscope.outputs import check_dir_target, staged_dir
 from smartscope.train.augment import RandomIntensityScale  # noqa: F401  (registers the layer)
 from smartscope.train.models import SalimansActivation  # noqa: F401  (registers the layer)
 from smartscope.train.reports import write_json
+
+log = logging.getLogger(__name__)
 
 BUNDLE_DIR = "bundle"
 CHECKPOINT = "discriminator.keras"
@@ -104,6 +109,37 @@ def prepare_out(out: Path, overwrite: bool, inputs: Iterable[Path | None] = (),
     return out
 
 
+STAGED = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
+"""The staging folder a run is built in (``.NAME.partial-PID``) until it becomes ``NAME``."""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def killed_with_checkpoint(stage: Path) -> bool:
+    """Whether a staging folder was left by a killed process after its training ended: it
+    holds the run's ``run.json`` and checkpoint, and ``export`` can finish it."""
+    m = STAGED.match(stage.name)
+    return bool(m and stage.is_dir() and not pid_alive(int(m["pid"]))
+                and (stage / INFO_JSON).is_file() and (stage / CHECKPOINT).is_file())
+
+
+def _warn_killed_stages(out: Path) -> None:
+    for stage in sorted(out.parent.glob(f".{out.name}.partial-*")):
+        if killed_with_checkpoint(stage):
+            log.warning("%s: left by a run into %s that was killed after its training; it holds "
+                        "the trained checkpoint: to keep it, rename it and run `smartscope "
+                        "export` on it, else delete it", stage, out.name)
+
+
 @contextlib.contextmanager
 def staged_out(out: Path, overwrite: bool, inputs: Iterable[Path | None] = (),
                option: str = "out", overwrite_option: str = "overwrite=True") -> Iterator[Path]:
@@ -111,6 +147,7 @@ def staged_out(out: Path, overwrite: bool, inputs: Iterable[Path | None] = (),
     (an earlier run replaced as a whole with ``overwrite``); nothing of it remains if the
     command fails. See :func:`prepare_out` for what is refused."""
     out = prepare_out(out, overwrite, inputs, option, overwrite_option)
+    _warn_killed_stages(out)
     with staged_dir(out, replace=overwrite) as stage:
         yield stage
 

@@ -220,6 +220,11 @@ def test_refit_refuses_what_is_not_a_finished_run(tmp_path, capsys):
     dead.mkdir()
     assert main(["refit", str(dead), "--out", str(tmp_path / "o")]) == 2
     assert "killed" in capsys.readouterr().err
+    # killed after its training (in export): run.json and the checkpoint are there
+    (dead / "run.json").write_text("{}")
+    (dead / "discriminator.keras").write_bytes(b"")
+    assert main(["refit", str(dead), "--out", str(tmp_path / "o")]) == 2
+    assert "rename it (to run) and run `smartscope export` on it" in capsys.readouterr().err
     _run_json(tmp_path / "stopped",
               stop_reason="interrupted (SIGINT) after epoch 2; the best epoch so far is kept")
     assert main(["refit", str(tmp_path / "stopped"), "--out", str(tmp_path / "o")]) == 2
@@ -265,3 +270,18 @@ def test_a_changed_unlabelled_pool_is_refused(synth_data, tmp_path):
     with pytest.raises(TrainingDataError, match="unlabelled folders .*unlabelled: their crops "
                                                 "differ from those .* was trained on"):
         _load_checked(recipe, info, tmp_path)
+
+
+def test_a_new_run_names_the_staging_folder_a_killed_one_left(tmp_path, caplog):
+    from smartscope.train import runs
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    left = tmp_path / f".new.partial-{done.stdout.strip()}"
+    left.mkdir()
+    (left / "run.json").write_text("{}")
+    (left / "discriminator.keras").write_bytes(b"")
+    with runs.staged_out(tmp_path / "new", False) as stage:
+        (stage / "run.json").write_text("{}")
+    assert f"{left}: left by a run into new that was killed after its training" in caplog.text
+    assert "`smartscope export`" in caplog.text and left.is_dir()  # named, never deleted
