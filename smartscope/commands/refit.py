@@ -25,8 +25,13 @@ def _progress(quiet: bool):
         # crops, named fit_ so that they are not read as validation scores
         line = format_record(record).replace("val_", "fit_")
         line = line.split("  best ")[0] + "  " + line.rsplit("  ", 1)[-1]
-        typer.echo(f"epoch {record['epoch']:3d} ({record['steps']} steps)  {line}", err=True)
+        of = f" of {record['epochs_planned']}" if "epochs_planned" in record else ""
+        typer.echo(f"epoch {record['epoch']:3d}{of} ({record['steps']} steps)  {line}", err=True)
     return show
+
+
+def _echo(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,4 +61,5 @@ def register(app: typer.Typer) -> None:
 
         req = RefitRequest(run=run_dir, out=out, seed=seed, epochs=epochs, data_root=data_root,
                            name=name, overwrite=overwrite)
-        _summary(out, refit_run(req, on_epoch=_progress(quiet), **FLAGS))
+        _summary(out, refit_run(req, on_epoch=_progress(quiet),
+                                on_start=None if quiet else _echo, **FLAGS))

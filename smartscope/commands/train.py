@@ -53,7 +53,9 @@ def _summary(out: Path, metrics: dict) -> None:
     lines = [f"run folder: {out}", f"bundle:     {out / 'bundle'}"]
     timing = metrics.get("timing", {})
     if "training_s" in timing:
-        lines.append(f"training:   {timing['epochs']} epochs, best {timing['best_epoch']}, "
+        kept = ("the last kept" if "refit" in metrics  # nothing held out to choose by
+                else f"best {timing['best_epoch']}")
+        lines.append(f"training:   {timing['epochs']} epochs, {kept}, "
                      f"{timing['training_s']:.0f} s ({timing['stop_reason']})")
     if "training_int8" in metrics:  # a refit: nothing held out
         fit = metrics["training_int8"]

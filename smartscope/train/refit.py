@@ -106,8 +106,15 @@ def check_source(run: Path) -> tuple[dict, ModelCard]:
             f"RUN_DIR {run}: left by a training that was killed (process {pid} has ended); it "
             "holds no finished run: train again")
     if not run.is_dir():
-        raise TrainingDataError(f"RUN_DIR {run}: not found; give the --out folder of a finished "
+        what = "is a file, not a run folder" if run.exists() else "not found"
+        raise TrainingDataError(f"RUN_DIR {run}: {what}; give the --out folder of a finished "
                                 "`smartscope train`")
+    if (run / CARD_FILE).is_file() and not (run / runs.INFO_JSON).is_file():
+        where = (f"give the run folder that holds it, {run.resolve().parent}"
+                 if (run.resolve().parent / runs.INFO_JSON).is_file() else
+                 "a bundle records no recipe; give the run folder of the `smartscope train` "
+                 "that made it")
+        raise TrainingDataError(f"RUN_DIR {run}: a model bundle, not a run folder; {where}")
     try:
         info = runs.load_info(run, require=("classes", "method", "training"))
     except ModelBundleError as e:
@@ -193,9 +200,12 @@ def _load_checked(recipe: Recipe, info: dict, run: Path) -> tuple[TrainRequest, 
 
 
 def refit_run(req: RefitRequest, on_epoch: Callable[[dict], None] | None = None, *,
-              out_option: str = "out", overwrite_option: str = "overwrite=True") -> dict:
+              on_start: Callable[[str], None] | None = None, out_option: str = "out",
+              overwrite_option: str = "overwrite=True") -> dict:
     """Train a held-out run's recipe on all its labels, export the int8 bundle, score the
-    run's test folders; returns ``metrics.json``.
+    run's test folders; returns ``metrics.json``. ``on_start`` is given one line saying what
+    is trained (crops, epochs, seed) before the first epoch; each record given to ``on_epoch``
+    carries ``epochs_planned``.
 
     Raises
     ------
@@ -230,18 +240,29 @@ def refit_run(req: RefitRequest, on_epoch: Callable[[dict], None] | None = None,
                                      stop_after_epochs=epochs, max_minutes=None))
     inputs = (*as_paths(src.labelled), *as_paths(src.unlabelled), *as_paths(src.test), run)
     with runs.staged_out(req.out, req.overwrite, inputs, out_option, overwrite_option) as out:
-        _refit_into(fit_req, inp, info, card, run, out, on_epoch)
+        _refit_into(fit_req, inp, info, card, run, out, on_epoch, on_start)
         return runs.load_metrics(out)
 
 
 def _refit_into(req: TrainRequest, inp: Inputs, src_info: dict, card: ModelCard, run: Path,
-                out: Path, on_epoch: Callable[[dict], None] | None) -> None:
+                out: Path, on_epoch: Callable[[dict], None] | None,
+                on_start: Callable[[str], None] | None = None) -> None:
     every = inp.labelled
     t = src_info["training"]
-    log.info("refit of %s: %s on all %d labelled crops (%s), %d of %d epochs, seed %d", run.name,
-             req.method, len(every), every.counts(), req.loop.stop_after_epochs,
-             req.loop.max_epochs, req.seed)
-    result = _fit(req, every, every, inp.unlabelled, req.seed, on_epoch)
+    planned = req.loop.stop_after_epochs or req.loop.max_epochs
+    counts = ", ".join(f"{k} {v}" for k, v in every.counts().items())
+    start = (f"refit of {run.name}: {req.method} on all {len(every)} labelled crops ({counts}), "
+             f"{planned} of its {req.loop.max_epochs}-epoch schedule, {req.loop.steps_per_epoch} "
+             f"steps each, last epoch kept, seed {req.seed}")
+    log.info("%s", start)
+    if on_start is not None:
+        on_start(start)
+
+    def each(record: dict) -> None:
+        if on_epoch is not None:
+            on_epoch({**record, "epochs_planned": planned})
+
+    result = _fit(req, every, every, inp.unlabelled, req.seed, each)
     runs.save_checkpoint(out, result.discriminator, result.generator)
     plot_curves(result.history, out / runs.CURVES_PNG,
                 f"refit of {run.name}, seed {req.seed} (scores on the training crops)")

@@ -90,6 +90,16 @@ def test_refit_records_its_recipe_and_refuses_to_refit_a_refit(data, refit, caps
     assert recipe.request.loop.lr_decay and recipe.request.loop.max_epochs == 1000
     assert main(["refit", str(refit), "--out", str(data["root"] / "again"), "--quiet"]) == 2
     assert "itself a refit" in capsys.readouterr().err
+    # a bundle, the run's or a copy; a file
+    assert main(["refit", str(data["run"] / "bundle"), "--out", str(data["root"] / "b")]) == 2
+    assert f"a model bundle, not a run folder; give the run folder that holds it, " \
+           f"{data['run'].resolve()}" in capsys.readouterr().err
+    copy = data["root"] / "copied_bundle"
+    shutil.copytree(data["run"] / "bundle", copy)
+    assert main(["refit", str(copy), "--out", str(data["root"] / "b")]) == 2
+    assert "a bundle records no recipe" in capsys.readouterr().err
+    assert main(["refit", str(data["run"] / "run.json"), "--out", str(data["root"] / "b")]) == 2
+    assert "run.json: is a file, not a run folder" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -189,7 +199,12 @@ def test_ctrl_c_ends_the_refit_after_the_epoch_and_keeps_it(data, tmp_path):
     text = log.read_text()
     assert "interrupted (SIGINT) after epoch" in text and "Traceback" not in text, text
     assert "keeps the last epoch" in text and "the last epoch is kept" in text, text
-    assert "best epoch" not in text, text
+    assert "best epoch" not in text and "epochs, the last kept" in text, text
+    # what is trained is said before the first epoch; each epoch line says how many are planned
+    assert ("refit of held_out: supervised-only on all 90 labelled crops (pair 30, plate 30, "
+            "round 30), 1000 of its 1000-epoch schedule, 2 steps each, last epoch kept, seed 4"
+            in text), text
+    assert "epoch   1 of 1000 (2 steps)" in text, text
     card = ModelCard.load(out / "bundle")
     assert card.training["stop_reason"].startswith("interrupted (SIGINT)")
     assert 2 <= card.training["epochs"] == card.refit["epochs"] < 1000
