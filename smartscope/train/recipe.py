@@ -8,6 +8,7 @@ then found under a data root the user names.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import asdict, dataclass, fields
@@ -17,6 +18,8 @@ from typing import Any
 from smartscope.errors import TrainingDataError
 from smartscope.train.pipeline import TrainRequest, as_paths, folder_label
 from smartscope.train.sgan import SGAN, LoopConfig
+
+log = logging.getLogger(__name__)
 
 RECIPE = "recipe"
 """The ``run.json`` section holding the recipe."""
@@ -64,6 +67,10 @@ def read_recipe(info: dict, run_dir: Path, data_root: Path | None = None) -> Rec
         If the run records too little to train it again, or a folder is not found.
     """
     where = f"{Path(run_dir) / 'run.json'}"
+    if data_root is not None and not Path(data_root).is_dir():
+        raise TrainingDataError(f"--data-root {data_root}: "
+                                f"{'not a folder' if Path(data_root).exists() else 'not found'}; "
+                                "give the folder that holds the run's data folders")
     rec = info.get(RECIPE)
     if isinstance(rec, dict):
         return _from_recipe(rec, where, data_root)
@@ -79,6 +86,9 @@ def _folders(paths: list[str], names: list[str], what: str, where: str,
             path = Path(data_root) / name
         elif recorded is not None:
             path = recorded
+            if data_root is not None:
+                log.warning("%s folder %s is not under --data-root %s; using the path %s "
+                            "records, %s", what, name, data_root, where, path)
         else:
             raise TrainingDataError(
                 f"{where}: records the {what} folders by name only ({', '.join(names)}; an older "

@@ -103,7 +103,7 @@ def test_refit_records_its_recipe_and_refuses_to_refit_a_refit(data, refit, caps
 
 
 @pytest.mark.slow
-def test_refit_refuses_changed_moved_or_overlapping_data(data, tmp_path, capsys):
+def test_refit_refuses_changed_moved_or_overlapping_data(data, tmp_path, capsys, caplog):
     run = data["run"]
     assert main(["refit", str(run), "--out", str(run / "inside"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
@@ -132,6 +132,15 @@ def test_refit_refuses_changed_moved_or_overlapping_data(data, tmp_path, capsys)
     assert "--data-root" in capsys.readouterr().err
     recipe = read_recipe(info, edited, moved.parent)
     assert recipe.request.labelled == (moved.parent / "data" / "labelled",)
+    # a --data-root that is no folder is refused; one that lacks a folder says so
+    for root in (tmp_path / "nowhere", edited / "run.json"):
+        assert main(["refit", str(run), "--out", str(tmp_path / "r"), "--data-root", str(root),
+                     "--quiet"]) == 2
+        assert f"--data-root {root}: not " in capsys.readouterr().err
+    with caplog.at_level("WARNING"):
+        assert read_recipe(json.loads((run / "run.json").read_text()), run,
+                           tmp_path).request.labelled == (data["labelled"].resolve(),)
+    assert f"labelled folder data/labelled is not under --data-root {tmp_path}" in caplog.text
 
 
 @pytest.mark.slow
