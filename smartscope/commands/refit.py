@@ -10,7 +10,12 @@ from typing import Annotated
 
 import typer
 
-from smartscope.commands.train import FLAGS, _setup_tensorflow, _summary
+from smartscope.commands.train import (
+    FLAGS,
+    _setup_tensorflow,
+    _summary,
+    abandoned_on_interrupt,
+)
 
 Opt = typer.Option
 
@@ -61,5 +66,7 @@ def register(app: typer.Typer) -> None:
 
         req = RefitRequest(run=run_dir, out=out, seed=seed, epochs=epochs, data_root=data_root,
                            name=name, overwrite=overwrite)
-        _summary(out, refit_run(req, on_epoch=_progress(quiet),
-                                on_start=None if quiet else _echo, **FLAGS))
+        with abandoned_on_interrupt(out):
+            metrics = refit_run(req, on_epoch=_progress(quiet),
+                                on_start=None if quiet else _echo, **FLAGS)
+        _summary(out, metrics)

@@ -5,6 +5,8 @@ TensorFlow is imported inside the command bodies only (``evaluate`` never import
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +32,21 @@ def _setup_tensorflow(threads: int | None) -> None:
     from smartscope.train.tfsetup import setup_tensorflow
 
     setup_tensorflow(threads)
+
+
+@contextlib.contextmanager
+def abandoned_on_interrupt(out: Path) -> Iterator[None]:
+    """Around a training command: SIGTERM outside the epochs abandons the run as a second
+    Ctrl-C does (its staging folder removed, not left by a killed process), and an abandoned
+    run says so in one line (exit code 130)."""
+    from smartscope.train.interrupt import sigterm_as_ctrl_c
+
+    try:
+        with sigterm_as_ctrl_c():
+            yield
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: the run was abandoned; nothing was written to {out}", err=True)
+        raise typer.Exit(130) from None
 
 
 def _progress(quiet: bool):
@@ -246,7 +263,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
                             label_smoothing=label_smoothing, dropout=dropout,
                             lr_decay=lr_decay, ema_half_life_epochs=ema_half_life_epochs),
         )
-        _summary(out, train_run(req, on_epoch=_progress(quiet), **FLAGS))
+        with abandoned_on_interrupt(out):
+            metrics = train_run(req, on_epoch=_progress(quiet), **FLAGS)
+        _summary(out, metrics)
 
     @app.command("transfer")
     def transfer(
@@ -289,7 +308,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
                             pixel_size_um=pixel_size_um, labels_per_class=labels_per_class,
                             name=name, overwrite=overwrite, head=head),  # type: ignore[arg-type]
             max_epochs=max_epochs, patience=patience)
-        _summary(out, transfer_run(req, on_epoch=_progress(quiet), **FLAGS))
+        with abandoned_on_interrupt(out):
+            metrics = transfer_run(req, on_epoch=_progress(quiet), **FLAGS)
+        _summary(out, metrics)
 
     @app.command("export")
     def export(

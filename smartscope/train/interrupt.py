@@ -3,9 +3,11 @@ as ``--max-minutes`` does, instead of throwing the run away; a second one abando
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType, TracebackType
 
 log = logging.getLogger(__name__)
@@ -45,3 +47,18 @@ class EpochStop:
 
 def _abandon(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """While a training command runs (main thread only): SIGTERM outside the epochs (reading
+    the data, export) abandons the run as a second Ctrl-C does, its staging folder removed,
+    instead of killing the process and leaving the folder behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _abandon)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
