@@ -180,22 +180,19 @@ def _load_checked(recipe: Recipe, info: dict, run: Path) -> tuple[TrainRequest, 
                 f"{str(now)[:12]}... now, {recorded[:12]}... recorded); restore them, or train "
                 "and refit anew")
     hashes = info["training"].get("data_sha256") or {}
-    if hashes.get("labelled_used") not in (None, inp.labelled.sha256):
+    for what, key, crops, folders in (("labelled", "labelled_used", inp.labelled, req.labelled),
+                                      ("unlabelled", "unlabelled_used", inp.unlabelled,
+                                       req.unlabelled),
+                                      ("test", "test", inp.test, req.test)):
+        recorded = hashes.get(key)
+        if crops is None or recorded in (None, crops.sha256):
+            continue
+        done, fix = (("scored", "restore them, so that the scores compare") if what == "test"
+                     else ("trained", "restore them, or train and refit anew"))
         raise TrainingDataError(
-            f"labelled folders {', '.join(map(str, as_paths(req.labelled)))}: their crops differ "
-            f"from those {run} was trained on (sha256 {inp.labelled.sha256[:12]}... now, "
-            f"{hashes['labelled_used'][:12]}... recorded); restore them, or train and refit anew")
-    if inp.unlabelled is not None and hashes.get("unlabelled_used") not in (
-            None, inp.unlabelled.sha256):
-        raise TrainingDataError(
-            f"unlabelled folders {', '.join(map(str, as_paths(req.unlabelled)))}: their crops "
-            f"differ from those {run} was trained on (sha256 {inp.unlabelled.sha256[:12]}... "
-            f"now, {hashes['unlabelled_used'][:12]}... recorded); restore them, or train and "
-            "refit anew")
-    if inp.test is not None and hashes.get("test") not in (None, inp.test.sha256):
-        raise TrainingDataError(
-            f"test folders {', '.join(map(str, as_paths(req.test)))}: their crops differ from "
-            f"those {run} was scored on; restore them, so that the scores compare")
+            f"{what} folders {', '.join(map(str, as_paths(folders)))}: their crops differ from "
+            f"those {run} was {done} on (sha256 {crops.sha256[:12]}... now, {recorded[:12]}... "
+            f"recorded); {fix}")
     return req, inp
 
 

@@ -369,9 +369,8 @@ def run_loop(
                 result.stop_reason = f"time budget of {cfg.max_minutes} min reached"
                 break
             if stop.requested is not None:
-                kept = "the last epoch" if cfg.keep_last else "the best epoch so far"
                 result.stop_reason = (f"{INTERRUPTED} ({stop.requested}) after epoch {epoch}; "
-                                      f"{kept} is kept")
+                                      f"{stop.kept} is kept")
                 break
         else:
             result.stop_reason = (f"reached max_epochs {cfg.max_epochs}" if last == cfg.max_epochs
