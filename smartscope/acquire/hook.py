@@ -60,9 +60,7 @@ from smartscope.decide import (
     Planner,
     Step,
     axes_key,
-    check_target,
 )
-from smartscope.errors import StageLimitError
 from smartscope.protocol import (
     Detection,
     ObjectiveSpec,
@@ -381,21 +379,3 @@ class SmartHook(ImageHandling, FaultHandling):
         self._say_what_was_not_done()
         if report and self.recorder.folder is not None:
             write_report_quietly(self.recorder.folder)
-
-    # --- internals ------------------------------------------------------------------------------
-
-    def _register(self, step: Step) -> list[AcquisitionEvent]:
-        for r in step.requests:  # the last check before anything reaches the microscope
-            why = check_target(self.planner.s.limits, r.x_um, r.y_um, r.z_um)
-            if why is not None:
-                raise StageLimitError(
-                    f"refused to queue the {r.mode} frame at {r.position_name} ({r.objective}, "
-                    f"{r.channel}): {why}; nothing was sent to the stage"
-                )
-        events = []
-        for r in step.requests:
-            ev = self._events.event(r)
-            with self._lock:
-                self._pending[r.key()] = (r, self.layout.place(r))
-            events.append(ev)
-        return events

@@ -1,6 +1,7 @@
 """The hook's work on each image: its pixel size, its cells found, classified and placed on
 the stage, its metadata completed (pixel size, pixel -> stage affine, frame number) and, for a
-follow-up, its writing into the follow-up's own data set (``smartscope.acquire.datasets``).
+follow-up, its writing into the follow-up's own data set (``smartscope.acquire.datasets``); and
+before that, each requested image placed and turned into its event (``_register``).
 
 ``ImageHandling`` is a part of ``smartscope.acquire.hook.SmartHook``, kept apart so the hook's
 module holds the acquisition logic (queueing, deciding, recording, recovering).
@@ -17,9 +18,20 @@ import numpy as np
 
 from smartscope.acquire.corecalls import PixelSizeReader
 from smartscope.acquire.datasets import ImageLayout, Placement, affine_string, stage_affine
+from smartscope.acquire.events import AcquisitionEvent, EventBuilder
 from smartscope.acquire.records import Recorder
 from smartscope.classify.cells import Cell, FrameClassifier
-from smartscope.decide import SCREEN, Decision, Frame, FrameRequest, Planner, place_cells
+from smartscope.decide import (
+    SCREEN,
+    Decision,
+    Frame,
+    FrameRequest,
+    Planner,
+    Step,
+    check_target,
+    place_cells,
+)
+from smartscope.errors import StageLimitError
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +62,29 @@ class ImageHandling:
     _scale_checked: set[str]
     _scale_checks: list[threading.Thread]
     _empty_channels: set[str]
+    _events: EventBuilder
+    _lock: threading.Lock
 
     if TYPE_CHECKING:
         def _error_record(self, e: BaseException, time_s: float, where: str) -> Decision: ...
+
+    def _register(self, step: Step) -> list[AcquisitionEvent]:
+        """The step's requested images as events, each placed in its data set and kept
+        pending until it arrives; refused whole if one target lies outside the stage limits."""
+        for r in step.requests:  # the last check before anything reaches the microscope
+            why = check_target(self.planner.s.limits, r.x_um, r.y_um, r.z_um)
+            if why is not None:
+                raise StageLimitError(
+                    f"refused to queue the {r.mode} frame at {r.position_name} ({r.objective}, "
+                    f"{r.channel}): {why}; nothing was sent to the stage"
+                )
+        events = []
+        for r in step.requests:
+            ev = self._events.event(r)
+            with self._lock:
+                self._pending[r.key()] = (r, self.layout.place(r))
+            events.append(ev)
+        return events
 
     def _unrequested(self, metadata: Mapping[str, Any]) -> None:
         """Count an image the hook did not queue; warn at the first one."""
